@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what building and testing membroker needs on Debian 12, and only
+# what is missing, so that a second run touches nothing.  Resolves the
+# kernel ABI the VM will boot from the linux-image-amd64 metapackage and
+# records it in build/vm/abi for the other scripts.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+PKGS="gcc make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
+libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
+python3"
+
+updated=0
+apt_update() {
+	if [ "$updated" = 0 ]; then
+		say "deps: apt-get update"
+		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+		updated=1
+	fi
+}
+
+missing() {
+	local p
+
+	for p in "$@"; do
+		dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' ||
+			echo "$p"
+	done
+}
+
+install() {
+	local todo
+
+	todo=$(missing "$@")
+	[ -n "$todo" ] || return 0
+	apt_update
+	say "deps: installing" $todo
+	quiet as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $todo
+}
+
+resolve_abi() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: linux-image-\(.*\)-amd64$/\1/p' | head -n1
+}
+
+# shellcheck disable=SC2086
+install $PKGS
+
+abi=$(resolve_abi)
+if [ -z "$abi" ]; then
+	# A fresh container has no package lists yet.
+	apt_update
+	abi=$(resolve_abi)
+fi
+[ -n "$abi" ] || die "cannot resolve the ABI of linux-image-amd64"
+install "linux-headers-$abi-amd64"
+
+mkdir -p "$VMDIR"
+if [ "$(cat "$VMDIR/abi" 2>/dev/null)" != "$abi" ]; then
+	echo "$abi" >"$VMDIR/abi"
+fi
+say "deps: kernel ABI $abi"

@@ -1,0 +1,74 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# PID 1 of the test VM.  Brings up a minimal system, loads the virtio
+# drivers and membroker.ko, then does what MB_MODE (from the kernel command
+# line) asks: "check" runs every selftest, "demo" runs the demo, "shell"
+# drops to a shell.  Everything the host parses is framed by MB-* marker
+# lines; the kernel log is printed last so the host can scan it.
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+# Keep kernel messages off the console so they cannot split TAP lines;
+# the whole log is printed at the end (a panic still reaches the console).
+dmesg -n 1
+
+MB_MODE=${MB_MODE:-check}
+MB_TIMEOUT=${MB_TIMEOUT:-120}
+export MB_MODULE=/lib/modules/membroker.ko
+
+for m in $(cat /lib/modules/virtio/order); do
+	insmod "/lib/modules/virtio/$m.ko" || echo "MB-ERROR insmod $m failed"
+done
+
+if [ -e "$MB_MODULE" ]; then
+	insmod "$MB_MODULE" || echo "MB-ERROR insmod membroker failed"
+else
+	echo "MB-NOTICE no membroker.ko in the initramfs"
+	unset MB_MODULE
+fi
+
+run_tests() {
+	local t rc
+
+	for t in $(cat /tests/order); do
+		case " $MB_TESTS " in
+		"  ") ;;
+		*" $t "*) ;;
+		*) continue ;;
+		esac
+		echo "MB-TEST-BEGIN $t"
+		timeout "$MB_TIMEOUT" "/tests/$t"
+		rc=$?
+		echo "MB-TEST-END $t rc=$rc"
+	done
+}
+
+case "$MB_MODE" in
+check)
+	run_tests
+	;;
+demo)
+	/bin/mb-demo.sh
+	;;
+shell)
+	setsid cttyhack sh
+	;;
+*)
+	echo "MB-ERROR unknown MB_MODE=$MB_MODE"
+	;;
+esac
+
+echo "MB-DMESG-BEGIN"
+dmesg
+echo "MB-DMESG-END"
+echo "MB-END"
+sync
+poweroff -f

@@ -1,0 +1,60 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the test VM once and wait for it to power off.
+#
+#   scripts/vm/run.sh [MODE] [key=value ...]
+#
+# MODE is check (default), demo or shell; key=value words are appended to
+# the kernel command line and reach the guest's init as environment
+# variables (MB_TESTS="a b", MB_TIMEOUT=secs).  The console goes to
+# build/vm/console.log (and to the terminal with V=1 or in shell mode).
+# The guest has a virtio-balloon (bal0) and a virtio-mem device (vm0)
+# that tests drive through the QMP socket build/vm/qmp.sock (qmp.py).
+# VM_TIMEOUT (seconds, default 540) bounds the whole run: qemu is killed
+# after it and the run fails.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+mode=${1:-check}
+[ $# -gt 0 ] && shift
+VM_TIMEOUT=${VM_TIMEOUT:-540}
+kernel=$VMDIR/kernel/vmlinuz
+initrd=${INITRD:-$VMDIR/initramfs.cpio.gz}
+log=$VMDIR/console.log
+qmp=$VMDIR/qmp.sock
+
+[ -s "$kernel" ] || die "no kernel: run scripts/vm/kernel.sh"
+[ -s "$initrd" ] || die "no initramfs: run scripts/vm/initramfs.sh"
+rm -f "$qmp"
+
+append="console=ttyS0 panic=-1 quiet memhp_default_state=online_movable"
+append="$append MB_MODE=$mode $*"
+
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
+	-m 512,maxmem=2G,slots=2
+	-object memory-backend-ram,id=vmem0,size=1G
+	-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0
+	-device virtio-balloon-pci,id=bal0
+	-qmp "unix:$qmp,server=on,wait=off"
+	-nographic -no-reboot
+	-kernel "$kernel" -initrd "$initrd" -append "$append")
+
+say "run: ${qemu[*]}"
+rc=0
+if [ "$mode" = shell ]; then
+	"${qemu[@]}" 2>&1 | tee "$log" || rc=$?
+elif [ "$V" = 1 ]; then
+	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
+		tr -d '\r' | tee "$log" || rc=$?
+else
+	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
+		tr -d '\r' >"$log" || rc=$?
+fi
+rm -f "$qmp"
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "run: the VM did not finish within ${VM_TIMEOUT}s; killed" >&2
+	echo "MB-HOST-TIMEOUT" >>"$log"
+	exit 1
+fi
+[ "$rc" = 0 ] || die "qemu failed (rc=$rc), see $log"
