@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private declarations of libmembroker.  Nothing here is exported from the
+ * shared library; unit tests link the static archive and may use it.
+ *
+ * Helpers for every source file (util.c), usable by the sources engineer:
+ *
+ *   int mb_read_file(root, path, buf, len)    read a small file under root
+ *   int mb_meminfo_read(root, &mi)            MemTotal, MemAvailable,
+ *                                             Committed_AS, CommitLimit
+ *   uint64_t mb_now_ns(void)                  CLOCK_MONOTONIC in ns
+ *   uint64_t mb_self_rss(void)                own RSS in bytes (statm)
+ *   void mb_auto_thresholds(total, &lo, &hi)  the kernel's automatic rule
+ *   uint32_t mb_classify(avail, lo, hi, prev) LOW/STEADY/HIGH + hysteresis
+ *   uint32_t mb_virtual_flags(committed, limit)  MB_FLAG_VIRTUAL_LOW or 0
+ *   int mb_poll_interval_ms(avail, lo)        adaptive poll, 5..1000 ms
+ *   int mb_path_join(root, path, buf, len)    root + path into buf
+ *
+ * Sources get the monitor's options through s->opts (root, thresholds)
+ * and say which poll events their fd raises in s->events (see source.h).
+ */
+#ifndef MB_INTERNAL_H
+#define MB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "membroker.h"
+
+struct nlmsghdr;
+struct mb_source;
+
+#define MB_KIB			1024ULL
+#define MB_MIB			(1024ULL * MB_KIB)
+#define MB_GIB			(1024ULL * MB_MIB)
+#define MB_NSEC_PER_MSEC	1000000ULL
+#define MB_NSEC_PER_SEC		1000000000ULL
+
+/* Adaptive polling bounds, the same as the module's defaults */
+#define MB_POLL_MIN_MS		5
+#define MB_POLL_MAX_MS		1000
+/* Committed_AS at or above this percentage of CommitLimit: VIRTUAL_LOW */
+#define MB_VIRTUAL_LOW_PERCENT	90
+
+#define MB_MIN(a, b)		((a) < (b) ? (a) : (b))
+#define MB_MAX(a, b)		((a) > (b) ? (a) : (b))
+#define MB_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* ---------------------------------------------------------------- */
+/* util.c                                                            */
+/* ---------------------------------------------------------------- */
+
+/** struct mb_meminfo - the /proc/meminfo fields we use, in bytes */
+struct mb_meminfo {
+	uint64_t total;
+	uint64_t available;
+	uint64_t committed;
+	uint64_t commit_limit;
+};
+
+int mb_path_join(const char *root, const char *path, char *buf, size_t len);
+int mb_read_file(const char *root, const char *path, char *buf, size_t len);
+int mb_meminfo_parse(const char *text, struct mb_meminfo *out);
+int mb_meminfo_read(const char *root, struct mb_meminfo *out);
+uint64_t mb_now_ns(void);
+uint64_t mb_self_rss(void);
+void mb_auto_thresholds(uint64_t total, uint64_t *low, uint64_t *high);
+uint32_t mb_classify(uint64_t avail, uint64_t low, uint64_t high,
+		     uint32_t prev_state);
+uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit);
+int mb_poll_interval_ms(uint64_t avail, uint64_t low);
+int mb_opts_copy(void *dst, size_t dst_sz, const void *src);
+int mb_name_copy(char *dst, size_t len, const char *name);
+
+/* ---------------------------------------------------------------- */
+/* lock.c: every library mutex, so that fork() can take them all     */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Outer locks are held while user callbacks run (the monitor's dispatch
+ * lock); inner locks are never held across a callback or while taking
+ * another library lock.  The fork handler takes outer before inner.
+ */
+enum mb_lock_level {
+	MB_LOCK_OUTER,
+	MB_LOCK_INNER,
+};
+
+struct mb_lock {
+	pthread_mutex_t m;
+	enum mb_lock_level level;
+	struct mb_lock *prev, *next;
+};
+
+void mb_lock_init(struct mb_lock *l, enum mb_lock_level level);
+void mb_lock_destroy(struct mb_lock *l);
+void mb_lock(struct mb_lock *l);
+bool mb_trylock(struct mb_lock *l);
+void mb_unlock(struct mb_lock *l);
+void mb_cond_wait(pthread_cond_t *c, struct mb_lock *l);
+/* called by the fork child handler, with every lock held */
+void mb_clerk_after_fork_child(void);
+
+/* ---------------------------------------------------------------- */
+/* clerk.c / broker.c                                                */
+/* ---------------------------------------------------------------- */
+
+struct mb_clerk *mb_clerk_get(struct mb_clerk *clerk);
+void mb_clerk_put(struct mb_clerk *clerk);
+uint32_t mb_clerk_priority(const struct mb_clerk *clerk);
+mb_shrink_fn mb_clerk_shrinker(const struct mb_clerk *clerk, void **arg);
+void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target);
+void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret);
+/* the broker a clerk belongs to, or NULL (set under the broker's lock) */
+struct mb_broker *mb_clerk_broker(const struct mb_clerk *clerk);
+void mb_clerk_set_broker(struct mb_clerk *clerk, struct mb_broker *broker);
+
+/* ---------------------------------------------------------------- */
+/* sources                                                           */
+/* ---------------------------------------------------------------- */
+
+int mb_source_fake_push(struct mb_source *s, const struct mb_notification *n);
+
+/* monitor.c: make every source due now (tests) */
+void mb_monitor_force_poll(struct mb_monitor *mon);
+
+/* kmod.c and source_kmod.c (the sources engineer's), for their tests */
+int mb_kmod_nlerr(int nlerr);
+int mb_kmod_parse_state(struct nlmsghdr *nlh, struct mb_notification *out);
+int mb_kmod_parse_config(struct nlmsghdr *nlh, struct mb_kmod_config *out);
+size_t mb_kmod_extack_msg(const struct nlmsghdr *nlh, char *buf, size_t len);
+int mb_src_kmod_feed(struct mb_notification *cur, bool *have, int r,
+		     const struct mb_notification *n);
+
+#endif /* MB_INTERNAL_H */
