@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the membroker selftests share: a small generic netlink client that
+ * speaks the uapi directly (so the tests check the kernel, not a library),
+ * and readers for /proc/meminfo and /sys/kernel/membroker/.
+ *
+ * The client builds messages with libnl but receives and parses them
+ * itself, because the tests need what libnl hides: the errno of every
+ * request, the extended ack text, and the raw attribute set of a reply.
+ */
+#ifndef MB_NL_H
+#define MB_NL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <netlink/msg.h>
+
+#include <linux/membroker.h>
+
+/* Size of the receive buffer: a whole GET_HISTORY dump batch fits. */
+#define MB_RECV_BUF	(64 * 1024)
+
+/**
+ * struct mb_nl - one generic netlink socket talking to membroker
+ * @sk:		libnl socket (connected)
+ * @fd:		its file descriptor, for poll()
+ * @family:	resolved family id
+ * @group:	resolved id of the "notify" multicast group
+ * @extack:	message text of the last NLMSG_ERROR, "" if none
+ * @buf:	receive buffer
+ */
+struct mb_nl {
+	struct nl_sock *sk;
+	int fd;
+	int family;
+	int group;
+	char extack[256];
+	unsigned char *buf;
+};
+
+/**
+ * struct mb_state - a parsed state message (GET_STATE, NOTIFY, history)
+ * @have:	bit (1ULL << MEMBROKER_A_*) set for every attribute present
+ * @cmd:	the generic netlink command of the message
+ */
+struct mb_state {
+	uint64_t have;
+	uint8_t cmd;
+	uint32_t state;
+	uint32_t flags;
+	uint32_t reason;
+	uint64_t seq;
+	uint64_t timestamp_ns;
+	uint64_t available;
+	uint64_t total;
+	uint64_t low;
+	uint64_t high;
+	uint64_t committed;
+	uint64_t commit_limit;
+};
+
+/**
+ * struct mb_config - a parsed GET_CONFIG reply
+ * @have:	bit (1ULL << MEMBROKER_A_*) set for every attribute present
+ */
+struct mb_config {
+	uint64_t have;
+	uint64_t low;
+	uint64_t high;
+	uint64_t hysteresis;
+	uint32_t poll_min_ms;
+	uint32_t poll_max_ms;
+	uint32_t ratelimit_ms;
+	uint32_t virtual_low_percent;
+	uint32_t history_size;
+};
+
+#define MB_HAS(s, attr)	(((s)->have >> (attr)) & 1)
+
+/* Every attribute a state message must carry. */
+#define MB_STATE_ATTRS ((1ULL << MEMBROKER_A_STATE) |			\
+			(1ULL << MEMBROKER_A_FLAGS) |			\
+			(1ULL << MEMBROKER_A_SEQ) |			\
+			(1ULL << MEMBROKER_A_TIMESTAMP_NS) |		\
+			(1ULL << MEMBROKER_A_AVAILABLE_BYTES) |		\
+			(1ULL << MEMBROKER_A_TOTAL_BYTES) |		\
+			(1ULL << MEMBROKER_A_LOW_BYTES) |		\
+			(1ULL << MEMBROKER_A_HIGH_BYTES) |		\
+			(1ULL << MEMBROKER_A_COMMITTED_BYTES) |		\
+			(1ULL << MEMBROKER_A_COMMIT_LIMIT_BYTES) |	\
+			(1ULL << MEMBROKER_A_REASON))
+
+/* Every attribute a GET_CONFIG reply must carry. */
+#define MB_CONFIG_ATTRS ((1ULL << MEMBROKER_A_LOW_BYTES) |		\
+			 (1ULL << MEMBROKER_A_HIGH_BYTES) |		\
+			 (1ULL << MEMBROKER_A_HYSTERESIS_BYTES) |	\
+			 (1ULL << MEMBROKER_A_POLL_MIN_MS) |		\
+			 (1ULL << MEMBROKER_A_POLL_MAX_MS) |		\
+			 (1ULL << MEMBROKER_A_RATELIMIT_MS) |		\
+			 (1ULL << MEMBROKER_A_VIRTUAL_LOW_PERCENT) |	\
+			 (1ULL << MEMBROKER_A_HISTORY_SIZE))
+
+/* mb_nl.c: the netlink client.  int functions return >= 0 or -errno. */
+int mb_nl_open(struct mb_nl *nl);
+void mb_nl_close(struct mb_nl *nl);
+int mb_nl_resolve(struct mb_nl *nl);
+int mb_nl_subscribe(struct mb_nl *nl);
+struct nl_msg *mb_nl_msg(struct mb_nl *nl, uint8_t cmd, int flags);
+int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
+	     int (*parse)(const struct nlmsghdr *nlh, void *reply));
+int mb_nl_dump_history(struct mb_nl *nl, struct mb_state *out, size_t max);
+int mb_nl_get_state(struct mb_nl *nl, struct mb_state *st);
+int mb_nl_get_config(struct mb_nl *nl, struct mb_config *cfg);
+int mb_nl_set_config(struct mb_nl *nl, const struct mb_config *cfg);
+int mb_nl_recv_notify(struct mb_nl *nl, struct mb_state *st, int timeout_ms);
+int mb_parse_state(const struct nlmsghdr *nlh, void *st);
+int mb_parse_config(const struct nlmsghdr *nlh, void *cfg);
+bool mb_config_equal(const struct mb_config *a, const struct mb_config *b);
+
+/* mb_sys.c: /proc/meminfo, /sys/kernel/membroker/ and module loading */
+#define MB_SYSFS_DIR	"/sys/kernel/membroker"
+
+struct mb_meminfo {
+	uint64_t total;
+	uint64_t available;
+	uint64_t committed;
+	uint64_t commit_limit;
+};
+
+int mb_meminfo_read(struct mb_meminfo *mi);
+int mb_sysfs_read_u64(const char *name, uint64_t *val);
+int mb_sysfs_read_state(uint32_t *state);
+int mb_module_unload(void);
+int mb_module_load(void);
+const char *mb_state_name(uint32_t state);
+
+#endif /* MB_NL_H */

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The other side of each check: what /proc/meminfo and sysfs say, and
+ * loading/unloading the module with busybox's insmod/rmmod.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mb_nl.h"
+
+int mb_meminfo_read(struct mb_meminfo *mi)
+{
+	unsigned long long kb;
+	char name[64], line[256];
+	int found = 0;
+	FILE *f;
+
+	f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return -errno;
+	memset(mi, 0, sizeof(*mi));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63[^:]: %llu kB", name, &kb) != 2)
+			continue;
+		if (!strcmp(name, "MemTotal"))
+			mi->total = kb * 1024;
+		else if (!strcmp(name, "MemAvailable"))
+			mi->available = kb * 1024;
+		else if (!strcmp(name, "Committed_AS"))
+			mi->committed = kb * 1024;
+		else if (!strcmp(name, "CommitLimit"))
+			mi->commit_limit = kb * 1024;
+		else
+			continue;
+		found++;
+	}
+	fclose(f);
+	return found == 4 ? 0 : -ENODATA;
+}
+
+static int sysfs_read(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), MB_SYSFS_DIR "/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int mb_sysfs_read_u64(const char *name, uint64_t *val)
+{
+	unsigned long long v;
+	char buf[64], *end;
+	int err;
+
+	err = sysfs_read(name, buf, sizeof(buf));
+	if (err)
+		return err;
+	errno = 0;
+	v = strtoull(buf, &end, 0);
+	if (errno || end == buf || *end)
+		return -EBADMSG;
+	*val = v;
+	return 0;
+}
+
+/*
+ * The uapi does not say whether the "state" file holds the number or the
+ * name of the state; accept both, so that either reading a user could
+ * reasonably rely on is checked.
+ */
+int mb_sysfs_read_state(uint32_t *state)
+{
+	static const char * const names[] = { "low", "steady", "high" };
+	unsigned long v;
+	char buf[64], *end;
+	unsigned int i;
+	int err;
+
+	err = sysfs_read("state", buf, sizeof(buf));
+	if (err)
+		return err;
+	for (i = 0; i < 3; i++) {
+		if (!strcasecmp(buf, names[i])) {
+			*state = MEMBROKER_STATE_LOW + i;
+			return 0;
+		}
+	}
+	v = strtoul(buf, &end, 0);
+	if (end == buf || *end)
+		return -EBADMSG;
+	*state = v;
+	return 0;
+}
+
+const char *mb_state_name(uint32_t state)
+{
+	switch (state) {
+	case MEMBROKER_STATE_LOW:
+		return "LOW";
+	case MEMBROKER_STATE_STEADY:
+		return "STEADY";
+	case MEMBROKER_STATE_HIGH:
+		return "HIGH";
+	default:
+		return "?";
+	}
+}
+
+/* Run a busybox applet; 0 if it exited 0, else -EIO. */
+static int run(const char *prog, const char *arg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp(prog, prog, arg, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int mb_module_unload(void)
+{
+	return run("rmmod", "membroker");
+}
+
+/* Load the module from $MB_MODULE, which the VM's init sets. */
+int mb_module_load(void)
+{
+	const char *path = getenv("MB_MODULE");
+
+	if (!path || !*path)
+		return -ENOENT;
+	return run("insmod", path);
+}

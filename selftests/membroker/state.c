@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * GET_STATE tells the truth: it carries every attribute of a state
+ * message, its numbers agree with /proc/meminfo read around it, its state
+ * follows from its numbers, and sysfs shows the same state.
+ */
+#include <errno.h>
+
+#include "mb_test.h"
+
+/*
+ * Memory moves a little between reading /proc/meminfo and the module's
+ * evaluation even in an idle VM (per-cpu counters, page cache of the
+ * test itself): allow this much on top of the before/after range.
+ */
+#define SLACK	(4 * MIB)
+
+FIXTURE(state) {
+	struct mb_nl nl;
+};
+
+FIXTURE_SETUP(state)
+{
+	MB_OPEN_OR_SKIP(&self->nl);
+}
+
+FIXTURE_TEARDOWN(state)
+{
+	mb_nl_close(&self->nl);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+static bool within(uint64_t v, uint64_t a, uint64_t b)
+{
+	uint64_t lo = min_u64(a, b), hi = max_u64(a, b);
+
+	return v + SLACK >= lo && v <= hi + SLACK;
+}
+
+TEST_F(state, carries_every_attribute)
+{
+	struct mb_state st;
+
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
+	EXPECT_EQ(MB_STATE_ATTRS, st.have & MB_STATE_ATTRS);
+	EXPECT_EQ(MEMBROKER_REASON_QUERY, st.reason);
+	EXPECT_NE(0, st.timestamp_ns);
+	EXPECT_EQ(0, st.flags & ~MEMBROKER_FLAG_VIRTUAL_LOW);
+}
+
+TEST_F(state, agrees_with_meminfo)
+{
+	struct mb_meminfo before, after;
+	struct mb_state st;
+
+	ASSERT_EQ(0, mb_meminfo_read(&before));
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
+	ASSERT_EQ(0, mb_meminfo_read(&after));
+
+	EXPECT_EQ(before.total, st.total);
+	EXPECT_EQ(after.total, st.total);
+	EXPECT_TRUE(within(st.available, before.available, after.available))
+		TH_LOG("available %llu, meminfo %llu..%llu",
+		       (unsigned long long)st.available,
+		       (unsigned long long)before.available,
+		       (unsigned long long)after.available);
+	EXPECT_TRUE(within(st.committed, before.committed, after.committed))
+		TH_LOG("committed %llu, meminfo %llu..%llu",
+		       (unsigned long long)st.committed,
+		       (unsigned long long)before.committed,
+		       (unsigned long long)after.committed);
+	EXPECT_TRUE(within(st.commit_limit, before.commit_limit,
+			   after.commit_limit))
+		TH_LOG("commit limit %llu, meminfo %llu..%llu",
+		       (unsigned long long)st.commit_limit,
+		       (unsigned long long)before.commit_limit,
+		       (unsigned long long)after.commit_limit);
+}
+
+TEST_F(state, follows_from_thresholds)
+{
+	struct mb_config cfg;
+	struct mb_state st;
+	uint64_t half_gap;
+	bool vlow;
+
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
+	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &cfg));
+
+	ASSERT_LT(0, st.low);
+	ASSERT_LT(st.low, st.high);
+	EXPECT_LE(st.high, st.total);
+	EXPECT_LE(st.available, st.total);
+
+	/*
+	 * Hysteresis lets a state outlive its condition, but never by more
+	 * than half the gap between the thresholds (the uapi's bound).
+	 */
+	half_gap = (st.high - st.low) / 2;
+	EXPECT_LE(MEMBROKER_STATE_LOW, st.state);
+	EXPECT_GE(MEMBROKER_STATE_HIGH, st.state);
+	switch (st.state) {
+	case MEMBROKER_STATE_LOW:
+		EXPECT_LT(st.available, st.low + half_gap);
+		break;
+	case MEMBROKER_STATE_STEADY:
+		EXPECT_LE(st.low, st.available);
+		EXPECT_LE(st.available, st.high);
+		break;
+	case MEMBROKER_STATE_HIGH:
+		EXPECT_GT(st.available, st.high - half_gap);
+		break;
+	}
+	/* An available figure beyond both bands decides the state alone. */
+	if (st.available < st.low)
+		EXPECT_EQ(MEMBROKER_STATE_LOW, st.state);
+	if (st.available > st.high)
+		EXPECT_EQ(MEMBROKER_STATE_HIGH, st.state);
+
+	ASSERT_LE(1, cfg.virtual_low_percent);
+	ASSERT_GE(100, cfg.virtual_low_percent);
+	vlow = st.committed * 100 >=
+	       (uint64_t)cfg.virtual_low_percent * st.commit_limit;
+	EXPECT_EQ(vlow, !!(st.flags & MEMBROKER_FLAG_VIRTUAL_LOW))
+		TH_LOG("committed %llu of %llu, threshold %u%%",
+		       (unsigned long long)st.committed,
+		       (unsigned long long)st.commit_limit,
+		       cfg.virtual_low_percent);
+}
+
+/* The reply's seq is that of the latest notification: it never runs ahead */
+TEST_F(state, seq_is_stable_while_idle)
+{
+	struct mb_state a, b;
+
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &a));
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &b));
+	EXPECT_LE(a.seq, b.seq);
+	EXPECT_LE(a.timestamp_ns, b.timestamp_ns);
+	if (a.state == b.state && a.flags == b.flags)
+		EXPECT_EQ(a.seq, b.seq);
+}
+
+TEST_F(state, sysfs_agrees)
+{
+	uint64_t seq0, seq1, total, low, high, flags, avail;
+	struct mb_state st;
+	uint32_t state;
+	int tries;
+
+	/* Retry until no notification slipped in between the two views. */
+	for (tries = 0; tries < 10; tries++) {
+		ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
+		ASSERT_EQ(0, mb_sysfs_read_u64("seq", &seq0));
+		ASSERT_EQ(0, mb_sysfs_read_state(&state));
+		ASSERT_EQ(0, mb_sysfs_read_u64("flags", &flags));
+		ASSERT_EQ(0, mb_sysfs_read_u64("total_bytes", &total));
+		ASSERT_EQ(0, mb_sysfs_read_u64("low_bytes", &low));
+		ASSERT_EQ(0, mb_sysfs_read_u64("high_bytes", &high));
+		ASSERT_EQ(0, mb_sysfs_read_u64("available_bytes", &avail));
+		ASSERT_EQ(0, mb_sysfs_read_u64("seq", &seq1));
+		if (seq0 == seq1 && seq0 == st.seq)
+			break;
+	}
+	ASSERT_LT(tries, 10);
+	EXPECT_EQ(st.state, state);
+	EXPECT_EQ(st.flags, flags);
+	EXPECT_EQ(st.total, total);
+	EXPECT_EQ(st.low, low);
+	EXPECT_EQ(st.high, high);
+	EXPECT_LT(0, avail);
+	EXPECT_LE(avail, total);
+}
+
+TEST_HARNESS_MAIN
