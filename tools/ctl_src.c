@@ -171,9 +171,10 @@ int ctl_events_fd(const struct ctl *c)
 }
 
 /*
- * The module numbers its notifications: a gap, or ENOBUFS on the socket,
- * means some were lost, and the only honest answer is to fetch the
- * current state and flag it as a resynchronisation.
+ * The module numbers its notifications: a gap, ENOBUFS on the socket, or
+ * a datagram that could not be read whole means some were lost, and the
+ * only honest answer is to fetch the current state and flag it as a
+ * resynchronisation.
  */
 static int ctl_kmod_resync(struct ctl *c)
 {
@@ -196,7 +197,8 @@ static int ctl_kmod_dispatch(struct ctl *c)
 
 	for (;;) {
 		err = mb_kmod_recv(c->kmod, &n);
-		if (err == -ENOBUFS) {
+		/* lost, cut short or unreadable: all mean "resynchronise" */
+		if (err == -ENOBUFS || err == -EMSGSIZE || err == -EBADMSG) {
 			err = ctl_kmod_resync(c);
 			if (err < 0)
 				return err;

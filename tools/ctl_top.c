@@ -254,7 +254,8 @@ static int top_draw(const struct top *t)
 	if (!f)
 		return -errno;
 	top_header(f, t, cols);
-	top_list(f, t, list_rows, cols);
+	/* a pipe or a file gets whole lines: nothing there wraps */
+	top_list(f, t, list_rows, ansi ? cols : 0);
 	if (fclose(f)) {
 		free(frame);
 		return -ENOMEM;

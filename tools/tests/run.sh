@@ -89,7 +89,7 @@ json_get() {
 	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
-memtotal=$(awk '/^MemTotal:/ { print $2 * 1024 }' /proc/meminfo)
+memtotal=$(awk '/^MemTotal:/ { printf "%.0f\n", $2 * 1024 }' /proc/meminfo)
 
 echo "TAP version 13"
 
