@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Source "psi": a PSI memory trigger plus MemAvailable thresholds.
+ *
+ * The trigger ("some 150ms per 1s window") reports reclaim stalls, but in
+ * a machine without reclaimable cache memory can run out before anything
+ * stalls (Documentation, VM-NOTES: the trigger never fired before the OOM
+ * kill), so the trigger alone gives no warning.  This source therefore
+ * classifies MemAvailable against the low/high thresholds on an adaptive
+ * poll like the meminfo source, and lets the trigger force LOW at once:
+ * a stall is the strongest sign there is.
+ *
+ * After a trigger LOW is held until a later evaluation finds both a full
+ * trigger window without another firing and MemAvailable back above the
+ * low threshold plus hysteresis (mb_classify() keeps LOW until then), so a
+ * stall that ends for a moment does not flap the state.
+ *
+ * The trigger goes on the process's cgroup v2 memory.pressure when there
+ * is one (pressure the process actually feels), else on the system-wide
+ * /proc/pressure/memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "membroker.h"
+#include "internal.h"
+#include "source.h"
+
+/* 150 ms of stall in a 1 s window, in microseconds as PSI wants them */
+#define MB_PSI_TRIGGER		"some 150000 1000000"
+#define MB_PSI_WINDOW_NS	(1000ULL * MB_NSEC_PER_MSEC)
+
+struct mb_src_psi {
+	int fd;			/* the trigger */
+	uint64_t fired_ns;	/* when it last fired, 0: never */
+	uint64_t fires;		/* how often it fired */
+	uint64_t seq;
+	struct mb_notification cur;
+};
+
+/* Also used by the tests, which inject firings and time (see report). */
+int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
+		    struct mb_notification *out);
+int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
+
+/*
+ * The trigger file: the own cgroup's memory.pressure if it has one,
+ * else the system's.  Written into @buf relative to the root.
+ */
+static int mb_src_psi_path(const char *root, char *buf, size_t len)
+{
+	char cg[PATH_MAX], abs[PATH_MAX];
+	int n;
+
+	if (mb_cgroup_self_dir(root, cg, sizeof(cg)) >= 0) {
+		n = snprintf(buf, len, "%s/memory.pressure", cg);
+		if (n > 0 && (size_t)n < len &&
+		    mb_path_join(root, buf, abs, sizeof(abs)) >= 0 &&
+		    access(abs, F_OK) == 0)
+			return 0;
+	}
+	n = snprintf(buf, len, "/proc/pressure/memory");
+	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+static int mb_src_psi_open(struct mb_source *s)
+{
+	static const char trig[] = MB_PSI_TRIGGER;
+	char rel[PATH_MAX], abs[PATH_MAX];
+	struct mb_src_psi *p;
+	ssize_t n;
+	int err;
+
+	err = mb_src_psi_path(s->opts->root, rel, sizeof(rel));
+	if (err < 0)
+		return err;
+	err = mb_path_join(s->opts->root, rel, abs, sizeof(abs));
+	if (err < 0)
+		return err;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->fd = open(abs, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (p->fd < 0) {
+		/* 6.1 wants CAP_SYS_RESOURCE to open a trigger for writing */
+		err = errno == EPERM || errno == EACCES ? -EACCES :
+		      errno == ENOENT || errno == ENOTDIR ? -ENOENT : -errno;
+		goto err_free;
+	}
+	/* PSI overwrites the last byte written with NUL: send ours. */
+	n = write(p->fd, trig, sizeof(trig));
+	if (n != (ssize_t)sizeof(trig)) {
+		if (n < 0 && (errno == EPERM || errno == EACCES))
+			err = -EACCES;
+		else if (n < 0 && errno == ENOMEM)
+			err = -ENOMEM;
+		else
+			err = -EOPNOTSUPP;	/* refused: no usable trigger */
+		goto err_close;
+	}
+
+	s->fd = p->fd;
+	s->events = POLLPRI;
+	s->priv = p;
+	return 0;
+
+err_close:
+	close(p->fd);
+err_free:
+	free(p);
+	return err;
+}
+
+/**
+ * mb_src_psi_eval() - one evaluation of the psi source
+ * @fired:	the trigger fired since the previous evaluation
+ * @now_ns:	CLOCK_MONOTONIC now
+ * Return: as &mb_source_ops.dispatch.
+ */
+int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
+		    struct mb_notification *out)
+{
+	struct mb_src_psi *p = s->priv;
+	struct mb_notification n = { 0 };
+	struct mb_meminfo mi;
+	uint64_t low, high;
+	int err;
+
+	err = mb_meminfo_read(s->opts->root, &mi);
+	if (err < 0)
+		return err;
+	if (fired) {
+		p->fired_ns = now_ns;
+		p->fires++;
+	}
+
+	mb_auto_thresholds(mi.total, &low, &high);
+	if (s->opts->low_bytes)
+		low = s->opts->low_bytes;
+	if (s->opts->high_bytes)
+		high = s->opts->high_bytes;
+
+	n.time_ns = now_ns;
+	n.source = MB_SOURCE_PSI;
+	n.available = mi.available;
+	n.total = mi.total;
+	n.low = low;
+	n.high = high;
+	n.committed = mi.committed;
+	n.commit_limit = mi.commit_limit;
+	n.flags = mb_virtual_flags(mi.committed, mi.commit_limit);
+	n.state = mb_classify(mi.available, low, high, p->cur.state);
+	if (p->fires && now_ns - p->fired_ns < MB_PSI_WINDOW_NS)
+		n.state = MB_STATE_LOW;
+
+	if (n.state == s->last.state && n.flags == s->last.flags &&
+	    n.low == s->last.low && n.high == s->last.high &&
+	    n.total == s->last.total) {
+		n.seq = p->seq;
+		p->cur = n;
+		*out = n;
+		return 0;
+	}
+	n.seq = ++p->seq;
+	p->cur = n;
+	*out = n;
+	return 1;
+}
+
+static int mb_src_psi_dispatch(struct mb_source *s,
+			       struct mb_notification *out)
+{
+	struct mb_src_psi *p = s->priv;
+	struct pollfd pfd = { .fd = p->fd, .events = POLLPRI };
+	int r;
+
+	/* Called on timeouts too: ask the trigger whether it fired. */
+	do {
+		r = poll(&pfd, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	/* The cgroup holding the trigger went away. */
+	if (pfd.revents & (POLLERR | POLLNVAL))
+		return -ENODEV;
+	return mb_src_psi_eval(s, pfd.revents & POLLPRI, mb_now_ns(), out);
+}
+
+static int mb_src_psi_timeout(struct mb_source *s)
+{
+	struct mb_src_psi *p = s->priv;
+	uint64_t now, left_ms;
+	int ms;
+
+	ms = mb_poll_interval_ms(p->cur.available, p->cur.low);
+	if (!p->fires)
+		return ms;
+	/* Re-evaluate when the trigger window that holds LOW ends. */
+	now = mb_now_ns();
+	if (now - p->fired_ns >= MB_PSI_WINDOW_NS)
+		return ms;
+	left_ms = (MB_PSI_WINDOW_NS - (now - p->fired_ns) +
+		   MB_NSEC_PER_MSEC - 1) / MB_NSEC_PER_MSEC;
+	return (int)MB_MIN((uint64_t)ms, left_ms);
+}
+
+static void mb_src_psi_close(struct mb_source *s)
+{
+	struct mb_src_psi *p = s->priv;
+
+	if (!p)
+		return;
+	close(p->fd);
+	free(p);
+	s->priv = NULL;
+	s->fd = -1;
+}
+
+const struct mb_source_ops mb_source_psi_ops = {
+	.type = MB_SOURCE_PSI,
+	.name = "psi",
+	.open = mb_src_psi_open,
+	.dispatch = mb_src_psi_dispatch,
+	.timeout_ms = mb_src_psi_timeout,
+	.close = mb_src_psi_close,
+};
