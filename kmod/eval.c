@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * membroker: the evaluator.
+ *
+ * Holds the configuration and the current state, turns a measurement into
+ * a state message with the rules of state.c, and publishes it: next
+ * sequence number, history entry, netlink multicast, sysfs_notify.  It is
+ * only ever run from the evaluation work item (trigger.c), so there is a
+ * single publisher and sequence numbers, history and events stay in order.
+ */
+#include <linux/kernel.h>
+#include <linux/mutex.h>
+#include <linux/string.h>
+#include <linux/time64.h>
+#include <linux/ktime.h>
+
+#include "membroker.h"
+
+static struct {
+	struct mutex lock;	/* protects everything below */
+	struct mb_config cfg;
+	u32 state;		/* evaluated state, 0 before the first run */
+	u64 tracked_total;	/* MemTotal the thresholds are based on */
+	bool fallback;		/* configured thresholds did not fit */
+	bool published;		/* @last is valid */
+	struct mb_msg last;	/* the latest notification */
+	struct mb_msg cur;	/* the latest evaluation */
+} mb_ev;
+
+static void mb_eval_publish(struct mb_msg *msg)
+{
+	msg->seq = mb_ev.published ? mb_ev.last.seq + 1 : 1;
+	mb_history_add(msg);
+	mb_ev.last = *msg;
+	mb_ev.published = true;
+	mb_netlink_notify(msg);
+	mb_sysfs_notify();
+}
+
+/**
+ * mb_eval_run - measure, classify, publish if due
+ * @reason:	enum membroker_reason, why this evaluation runs
+ * @force:	publish even if nothing changed (after SET_CONFIG)
+ * @next:	when the caller should run the evaluation again
+ *
+ * Called from the evaluation work item only.
+ */
+void mb_eval_run(u32 reason, bool force, struct mb_next *next)
+{
+	struct mb_thresholds t;
+	struct mb_sample s;
+	struct mb_msg cur;
+	enum mb_publish what;
+	u64 wait_ns;
+
+	mb_meminfo_sample(&s);
+
+	mutex_lock(&mb_ev.lock);
+	if (!mb_ev.tracked_total ||
+	    mb_state_total_changed(mb_ev.tracked_total, s.total))
+		mb_ev.tracked_total = s.total;
+
+	mb_state_thresholds(&mb_ev.cfg, mb_ev.tracked_total, s.wmark_high, &t);
+	if (t.fallback != mb_ev.fallback) {
+		if (t.fallback)
+			pr_warn("configured thresholds do not fit %llu bytes of memory, using automatic ones\n",
+				mb_ev.tracked_total);
+		else
+			pr_info("configured thresholds in force again\n");
+		mb_ev.fallback = t.fallback;
+	}
+	mb_ev.state = mb_state_next(mb_ev.state, s.available, &t);
+
+	memset(&cur, 0, sizeof(cur));
+	cur.seq = mb_ev.published ? mb_ev.last.seq : 0;
+	cur.timestamp_ns = ktime_get_ns();
+	cur.available = s.available;
+	cur.total = s.total;
+	cur.low = t.low;
+	cur.high = t.high;
+	cur.committed = s.committed;
+	cur.commit_limit = s.commit_limit;
+	cur.state = mb_ev.state;
+	cur.flags = mb_state_flags(&s, mb_ev.cfg.virtual_low_percent);
+	cur.reason = reason;
+
+	if (force) {
+		what = MB_PUBLISH_NOW;
+		wait_ns = 0;
+	} else {
+		what = mb_state_decide(mb_ev.published ? &mb_ev.last : NULL,
+				       &cur,
+				       (u64)mb_ev.cfg.ratelimit_ms * NSEC_PER_MSEC,
+				       &wait_ns);
+	}
+	if (what == MB_PUBLISH_NOW)
+		mb_eval_publish(&cur);
+	mb_ev.cur = cur;
+
+	next->poll_ms = mb_state_poll_ms(cur.state, cur.available, &t,
+					 &mb_ev.cfg);
+	next->far = next->poll_ms >= mb_ev.cfg.poll_max_ms;
+	next->deferred_ns = what == MB_PUBLISH_LATER ? wait_ns : 0;
+	mutex_unlock(&mb_ev.lock);
+}
+
+/**
+ * mb_eval_query - a fresh evaluation, as GET_STATE wants it
+ * @msg:	the evaluation; its seq is the latest notification's
+ *
+ * Runs an evaluation (which publishes if something changed) and copies
+ * out its result, or that of an even later evaluation.
+ */
+void mb_eval_query(struct mb_msg *msg)
+{
+	mb_trigger_sync(MEMBROKER_REASON_QUERY);
+
+	mutex_lock(&mb_ev.lock);
+	*msg = mb_ev.cur;
+	mutex_unlock(&mb_ev.lock);
+	msg->reason = MEMBROKER_REASON_QUERY;
+}
+
+/**
+ * mb_eval_get_config - the configuration as set
+ * @cfg:	where to copy it
+ */
+void mb_eval_get_config(struct mb_config *cfg)
+{
+	mutex_lock(&mb_ev.lock);
+	*cfg = mb_ev.cfg;
+	mutex_unlock(&mb_ev.lock);
+}
+
+/**
+ * mb_eval_set_config - check and apply a whole configuration
+ * @cfg:	the new configuration
+ *
+ * On success, evaluates at once and publishes with reason CONFIG, whether
+ * or not anything changed, so the caller sees the thresholds in force.
+ *
+ * Return: MB_CFG_OK, or why @cfg was refused (nothing changed then).
+ */
+enum mb_cfg_err mb_eval_set_config(const struct mb_config *cfg)
+{
+	enum mb_cfg_err err;
+
+	mutex_lock(&mb_ev.lock);
+	err = mb_state_check_config(cfg, mb_meminfo_total(),
+				    mb_meminfo_wmark_high());
+	if (err == MB_CFG_OK)
+		mb_ev.cfg = *cfg;
+	mutex_unlock(&mb_ev.lock);
+
+	if (err == MB_CFG_OK)
+		mb_trigger_sync(MEMBROKER_REASON_CONFIG);
+	return err;
+}
+
+/**
+ * mb_eval_init - set the initial configuration
+ * @cfg:	from the module parameters
+ *
+ * Return: 0, or -EINVAL (with a message in the kernel log) if @cfg is
+ * not acceptable.
+ */
+int mb_eval_init(const struct mb_config *cfg)
+{
+	enum mb_cfg_err err;
+
+	err = mb_state_check_config(cfg, mb_meminfo_total(),
+				    mb_meminfo_wmark_high());
+	if (err != MB_CFG_OK) {
+		pr_err("invalid module parameters: %s\n",
+		       mb_state_cfg_strerror(err));
+		return -EINVAL;
+	}
+
+	memset(&mb_ev, 0, sizeof(mb_ev));
+	mutex_init(&mb_ev.lock);
+	mb_ev.cfg = *cfg;
+	return 0;
+}

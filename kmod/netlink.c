@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * membroker: the generic netlink family.
+ *
+ * Translates between attributes and the module's structures; knows nothing
+ * of how memory is measured or classified.  The protocol is described in
+ * include/uapi/linux/membroker.h.
+ */
+#include <linux/kernel.h>
+#include <linux/rcupdate.h>
+#include <linux/skbuff.h>
+#include <net/genetlink.h>
+#include <net/net_namespace.h>
+#include <net/netlink.h>
+
+#include "membroker.h"
+
+enum mb_nl_mcgrp {
+	MB_NL_MCGRP_NOTIFY,
+};
+
+/*
+ * Anyone may listen: the notifications say no more than /proc/meminfo
+ * does, and every process is meant to react to them.  So there are no
+ * GENL_MCAST_CAP_* flags here.
+ */
+static const struct genl_multicast_group mb_nl_mcgrps[] = {
+	[MB_NL_MCGRP_NOTIFY] = { .name = MEMBROKER_MCGRP_NOTIFY },
+};
+
+/* 60000 does not fit the s16 limits of NLA_POLICY_RANGE() */
+static struct netlink_range_validation mb_nl_poll_max_range = {
+	.min = MB_POLL_MAX_MS_MIN,
+	.max = MB_POLL_MAX_MS_MAX,
+};
+
+/*
+ * SET_CONFIG takes exactly the configuration attributes; everything else,
+ * including HISTORY_SIZE and the state attributes, is rejected by strict
+ * validation.  Byte values are checked against total memory in state.c.
+ */
+static const struct nla_policy mb_nl_set_config_policy[MEMBROKER_A_MAX + 1] = {
+	[MEMBROKER_A_LOW_BYTES]		= { .type = NLA_U64 },
+	[MEMBROKER_A_HIGH_BYTES]	= { .type = NLA_U64 },
+	[MEMBROKER_A_HYSTERESIS_BYTES]	= { .type = NLA_U64 },
+	[MEMBROKER_A_POLL_MIN_MS]	=
+		NLA_POLICY_RANGE(NLA_U32, MB_POLL_MIN_MS_MIN,
+				 MB_POLL_MIN_MS_MAX),
+	[MEMBROKER_A_POLL_MAX_MS]	=
+		NLA_POLICY_FULL_RANGE(NLA_U32, &mb_nl_poll_max_range),
+	[MEMBROKER_A_RATELIMIT_MS]	=
+		NLA_POLICY_MAX(NLA_U32, MB_RATELIMIT_MS_MAX),
+	[MEMBROKER_A_VIRTUAL_LOW_PERCENT] =
+		NLA_POLICY_RANGE(NLA_U32, MB_VIRTUAL_LOW_PERCENT_MIN,
+				 MB_VIRTUAL_LOW_PERCENT_MAX),
+};
+
+static struct genl_family mb_nl_family;
+
+/*
+ * Set while the family is registered.  Events are built and sent under
+ * rcu_read_lock() after checking it, so clearing it and waiting for an RCU
+ * grace period guarantees no event uses the family's multicast group
+ * numbers after genl_unregister_family() hands them back.
+ */
+static bool mb_nl_live;
+
+static size_t mb_nl_state_size(void)
+{
+	return 3 * nla_total_size(sizeof(u32)) +	/* state, flags, reason */
+	       8 * nla_total_size_64bit(sizeof(u64));
+}
+
+static int mb_nl_put_state(struct sk_buff *skb, const struct mb_msg *m)
+{
+	if (nla_put_u32(skb, MEMBROKER_A_STATE, m->state) ||
+	    nla_put_u32(skb, MEMBROKER_A_FLAGS, m->flags) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_SEQ, m->seq, MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_TIMESTAMP_NS, m->timestamp_ns,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_AVAILABLE_BYTES, m->available,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_TOTAL_BYTES, m->total,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_LOW_BYTES, m->low,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_HIGH_BYTES, m->high,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_COMMITTED_BYTES, m->committed,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_COMMIT_LIMIT_BYTES,
+			      m->commit_limit, MEMBROKER_A_PAD) ||
+	    nla_put_u32(skb, MEMBROKER_A_REASON, m->reason))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* One complete state message, or nothing (and -EMSGSIZE) */
+static int mb_nl_fill_state(struct sk_buff *skb, const struct mb_msg *m,
+			    u32 portid, u32 seq, int flags, u8 cmd)
+{
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &mb_nl_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (mb_nl_put_state(skb, m)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/* Called under rcu_read_lock() */
+static bool mb_nl_has_listeners(void)
+{
+	struct net *net;
+
+	for_each_net_rcu(net)
+		if (genl_has_listeners(&mb_nl_family, net, MB_NL_MCGRP_NOTIFY))
+			return true;
+	return false;
+}
+
+/**
+ * mb_netlink_notify - multicast a NOTIFY to every network namespace
+ * @msg:	the published state message
+ *
+ * Does nothing when nobody listens.  A listener whose socket overflows
+ * sees ENOBUFS, and one that misses an event for lack of memory here sees
+ * a gap in the sequence numbers; both resynchronise with GET_STATE.
+ */
+void mb_netlink_notify(const struct mb_msg *msg)
+{
+	struct sk_buff *skb;
+
+	rcu_read_lock();
+	if (!READ_ONCE(mb_nl_live) || !mb_nl_has_listeners())
+		goto out;
+
+	/*
+	 * Atomic, as we are in an RCU read section; and a few hundred bytes
+	 * from the reserves are well spent on the message that tells
+	 * applications to free memory.
+	 */
+	skb = genlmsg_new(mb_nl_state_size(), GFP_ATOMIC);
+	if (!skb)
+		goto out;
+	if (mb_nl_fill_state(skb, msg, 0, 0, 0, MEMBROKER_CMD_NOTIFY)) {
+		nlmsg_free(skb);
+		goto out;
+	}
+	/* Consumes @skb; -ESRCH (listeners just left) is not an error */
+#ifdef MB_ALLNS_HAS_GFP
+	genlmsg_multicast_allns(&mb_nl_family, skb, 0, MB_NL_MCGRP_NOTIFY,
+				GFP_ATOMIC);
+#else
+	genlmsg_multicast_allns(&mb_nl_family, skb, 0, MB_NL_MCGRP_NOTIFY);
+#endif
+out:
+	rcu_read_unlock();
+}
+
+static int mb_nl_get_state(struct sk_buff *skb, struct genl_info *info)
+{
+	struct sk_buff *reply;
+	struct mb_msg msg;
+	int ret;
+
+	mb_eval_query(&msg);
+
+	reply = genlmsg_new(mb_nl_state_size(), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	ret = mb_nl_fill_state(reply, &msg, info->snd_portid, info->snd_seq,
+			       0, MEMBROKER_CMD_GET_STATE);
+	if (ret) {
+		nlmsg_free(reply);
+		return ret;
+	}
+	return genlmsg_reply(reply, info);
+}
+
+static size_t mb_nl_config_size(void)
+{
+	return 3 * nla_total_size_64bit(sizeof(u64)) +	/* byte values */
+	       5 * nla_total_size(sizeof(u32));	/* ms, percent, history */
+}
+
+static int mb_nl_put_config(struct sk_buff *skb, const struct mb_config *c)
+{
+	if (nla_put_u64_64bit(skb, MEMBROKER_A_LOW_BYTES, c->low_bytes,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_HIGH_BYTES, c->high_bytes,
+			      MEMBROKER_A_PAD) ||
+	    nla_put_u64_64bit(skb, MEMBROKER_A_HYSTERESIS_BYTES,
+			      c->hysteresis_bytes, MEMBROKER_A_PAD) ||
+	    nla_put_u32(skb, MEMBROKER_A_POLL_MIN_MS, c->poll_min_ms) ||
+	    nla_put_u32(skb, MEMBROKER_A_POLL_MAX_MS, c->poll_max_ms) ||
+	    nla_put_u32(skb, MEMBROKER_A_RATELIMIT_MS, c->ratelimit_ms) ||
+	    nla_put_u32(skb, MEMBROKER_A_VIRTUAL_LOW_PERCENT,
+			c->virtual_low_percent) ||
+	    nla_put_u32(skb, MEMBROKER_A_HISTORY_SIZE, mb_history_size()))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int mb_nl_get_config(struct sk_buff *skb, struct genl_info *info)
+{
+	struct mb_config cfg;
+	struct sk_buff *reply;
+	void *hdr;
+
+	mb_eval_get_config(&cfg);
+
+	reply = genlmsg_new(mb_nl_config_size(), GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &mb_nl_family, 0,
+				MEMBROKER_CMD_GET_CONFIG);
+	if (!hdr)
+		goto err_free;
+	if (mb_nl_put_config(reply, &cfg)) {
+		genlmsg_cancel(reply, hdr);
+		goto err_free;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
+
+err_free:
+	nlmsg_free(reply);
+	return -EMSGSIZE;
+}
+
+/*
+ * Explain a refused configuration in the extended ack, and point at the
+ * offending attribute if the request carried it (it may have been an
+ * earlier setting that the new values conflict with).
+ */
+static void mb_nl_config_error(struct genl_info *info, enum mb_cfg_err err)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	int type = MEMBROKER_A_UNSPEC;
+
+	switch (err) {
+	case MB_CFG_OK:
+		return;
+	case MB_CFG_POLL_MIN_RANGE:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_POLL_MIN_RANGE);
+		type = MEMBROKER_A_POLL_MIN_MS;
+		break;
+	case MB_CFG_POLL_MAX_RANGE:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_POLL_MAX_RANGE);
+		type = MEMBROKER_A_POLL_MAX_MS;
+		break;
+	case MB_CFG_POLL_ORDER:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_POLL_ORDER);
+		type = info->attrs[MEMBROKER_A_POLL_MIN_MS] ?
+		       MEMBROKER_A_POLL_MIN_MS : MEMBROKER_A_POLL_MAX_MS;
+		break;
+	case MB_CFG_RATELIMIT_RANGE:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_RATELIMIT_RANGE);
+		type = MEMBROKER_A_RATELIMIT_MS;
+		break;
+	case MB_CFG_PERCENT_RANGE:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_PERCENT_RANGE);
+		type = MEMBROKER_A_VIRTUAL_LOW_PERCENT;
+		break;
+	case MB_CFG_LOW_TOTAL:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_LOW_TOTAL);
+		type = MEMBROKER_A_LOW_BYTES;
+		break;
+	case MB_CFG_HIGH_TOTAL:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_HIGH_TOTAL);
+		type = MEMBROKER_A_HIGH_BYTES;
+		break;
+	case MB_CFG_HYST_TOTAL:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_HYST_TOTAL);
+		type = MEMBROKER_A_HYSTERESIS_BYTES;
+		break;
+	case MB_CFG_LOW_NOT_BELOW_HIGH:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_LOW_HIGH);
+		type = MEMBROKER_A_LOW_BYTES;
+		break;
+	case MB_CFG_HIGH_NOT_ABOVE_LOW:
+		NL_SET_ERR_MSG_MOD(extack, MB_CFG_MSG_LOW_HIGH);
+		type = MEMBROKER_A_HIGH_BYTES;
+		break;
+	}
+	if (info->attrs[type])
+		NL_SET_BAD_ATTR(extack, info->attrs[type]);
+}
+
+/*
+ * The family is not parallel_ops, so genetlink serialises requests and no
+ * other SET_CONFIG can slip in between reading and writing the
+ * configuration.
+ */
+static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr **a = info->attrs;
+	enum mb_cfg_err err;
+	struct mb_config cfg;
+
+	mb_eval_get_config(&cfg);
+	if (a[MEMBROKER_A_LOW_BYTES])
+		cfg.low_bytes = nla_get_u64(a[MEMBROKER_A_LOW_BYTES]);
+	if (a[MEMBROKER_A_HIGH_BYTES])
+		cfg.high_bytes = nla_get_u64(a[MEMBROKER_A_HIGH_BYTES]);
+	if (a[MEMBROKER_A_HYSTERESIS_BYTES])
+		cfg.hysteresis_bytes =
+			nla_get_u64(a[MEMBROKER_A_HYSTERESIS_BYTES]);
+	if (a[MEMBROKER_A_POLL_MIN_MS])
+		cfg.poll_min_ms = nla_get_u32(a[MEMBROKER_A_POLL_MIN_MS]);
+	if (a[MEMBROKER_A_POLL_MAX_MS])
+		cfg.poll_max_ms = nla_get_u32(a[MEMBROKER_A_POLL_MAX_MS]);
+	if (a[MEMBROKER_A_RATELIMIT_MS])
+		cfg.ratelimit_ms = nla_get_u32(a[MEMBROKER_A_RATELIMIT_MS]);
+	if (a[MEMBROKER_A_VIRTUAL_LOW_PERCENT])
+		cfg.virtual_low_percent =
+			nla_get_u32(a[MEMBROKER_A_VIRTUAL_LOW_PERCENT]);
+
+	err = mb_eval_set_config(&cfg);
+	if (err != MB_CFG_OK) {
+		mb_nl_config_error(info, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Dump cursor in cb->args[] */
+enum {
+	MB_NL_DUMP_NEXT,	/* seq of the next entry to send, 0 = start */
+	MB_NL_DUMP_LAST,	/* seq of the newest entry when the dump began */
+};
+
+/*
+ * Walks the ring by sequence number rather than by slot, so a dump that
+ * takes several skbs resumes where it stopped.  Entries overwritten in
+ * between are skipped (the sequence numbers show the gap); entries
+ * published after the dump began are left to NOTIFY, so the dump ends.
+ */
+static int mb_nl_get_history(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	u64 oldest, newest, seq;
+	struct mb_msg msg;
+	int ret;
+
+	mb_history_range(&oldest, &newest);
+	if (!cb->args[MB_NL_DUMP_NEXT]) {
+		if (!newest)
+			return 0;
+		cb->args[MB_NL_DUMP_NEXT] = oldest;
+		cb->args[MB_NL_DUMP_LAST] = newest;
+	}
+
+	for (seq = cb->args[MB_NL_DUMP_NEXT];
+	     seq <= cb->args[MB_NL_DUMP_LAST]; seq++) {
+		if (!mb_history_get(seq, &msg)) {
+			/* Overwritten meanwhile: jump to the oldest left */
+			mb_history_range(&oldest, &newest);
+			if (oldest > seq) {
+				seq = oldest - 1;
+				continue;
+			}
+			break;
+		}
+		ret = mb_nl_fill_state(skb, &msg,
+				       NETLINK_CB(cb->skb).portid,
+				       cb->nlh->nlmsg_seq, NLM_F_MULTI,
+				       MEMBROKER_CMD_GET_HISTORY);
+		if (ret)
+			break;
+	}
+	cb->args[MB_NL_DUMP_NEXT] = seq;
+	return skb->len;
+}
+
+/*
+ * Strict validation throughout (.resv_start_op is 0).  The commands
+ * without a policy take no attributes at all: genetlink installs a
+ * reject-everything policy for them.
+ */
+static const struct genl_ops mb_nl_ops[] = {
+	{
+		.cmd	= MEMBROKER_CMD_GET_STATE,
+		.doit	= mb_nl_get_state,
+	},
+	{
+		.cmd	= MEMBROKER_CMD_GET_CONFIG,
+		.doit	= mb_nl_get_config,
+	},
+	{
+		.cmd	= MEMBROKER_CMD_SET_CONFIG,
+		.doit	= mb_nl_set_config,
+		.policy	= mb_nl_set_config_policy,
+		.maxattr = MEMBROKER_A_MAX,
+		.flags	= GENL_ADMIN_PERM,
+	},
+	{
+		.cmd	= MEMBROKER_CMD_GET_HISTORY,
+		.dumpit	= mb_nl_get_history,
+	},
+};
+
+static struct genl_family mb_nl_family __ro_after_init = {
+	.name		= MEMBROKER_FAMILY_NAME,
+	.version	= MEMBROKER_FAMILY_VERSION,
+	.maxattr	= MEMBROKER_A_MAX,
+	.netnsok	= true,
+	.module		= THIS_MODULE,
+	.resv_start_op	= 0,
+	.ops		= mb_nl_ops,
+	.n_ops		= ARRAY_SIZE(mb_nl_ops),
+	.mcgrps		= mb_nl_mcgrps,
+	.n_mcgrps	= ARRAY_SIZE(mb_nl_mcgrps),
+};
+
+/**
+ * mb_netlink_init - register the family
+ *
+ * Return: 0 or -errno.
+ */
+int mb_netlink_init(void)
+{
+	int ret;
+
+	ret = genl_register_family(&mb_nl_family);
+	if (ret)
+		return ret;
+	WRITE_ONCE(mb_nl_live, true);
+	return 0;
+}
+
+/**
+ * mb_netlink_exit - unregister the family
+ *
+ * Waits for running requests and dumps (genl_unregister_family() does),
+ * and for events being sent (see @mb_nl_live).
+ */
+void mb_netlink_exit(void)
+{
+	WRITE_ONCE(mb_nl_live, false);
+	synchronize_rcu();
+	genl_unregister_family(&mb_nl_family);
+}

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * membroker: the state machine.
+ *
+ * Pure functions of their arguments: how thresholds are derived from the
+ * configuration and total memory, which state a measurement maps to given
+ * the previous one, and whether a change may be published now.  Nothing
+ * here measures memory, takes a lock or talks to userspace, so the rules
+ * can be read (and reasoned about) in one place.
+ */
+#include <linux/kernel.h>
+#include <linux/math64.h>
+#include <linux/minmax.h>
+#include <linux/sizes.h>
+#include <linux/time64.h>
+
+#include "membroker.h"
+
+/*
+ * Automatic low threshold: an eighth of RAM, but at least 32 MiB so that a
+ * small machine still gets a useful warning, and at most 256 MiB so that a
+ * large one is not told to shrink while gigabytes are free.
+ */
+#define MB_AUTO_LOW_MIN		((u64)SZ_32M)
+#define MB_AUTO_LOW_MAX		((u64)SZ_256M)
+
+/*
+ * The kernel itself starts reclaiming when free memory falls to the high
+ * watermarks; four times their sum keeps the LOW warning well ahead of
+ * that on machines whose watermarks are large (big min_free_kbytes).
+ */
+#define MB_AUTO_LOW_WMARK_MULT	4
+
+/* Windows uses high = 3 * low; so do we, within half of RAM. */
+#define MB_AUTO_HIGH_MULT	3
+
+/*
+ * Changes of MemTotal smaller than this are ignored: balloon drivers move
+ * memory in steps of pages, and neither thresholds nor listeners need to
+ * follow every page.
+ */
+#define MB_TOTAL_GRANULE	((u64)SZ_1M)
+
+/*
+ * The adaptive poll assumes memory can be consumed at up to 1 GiB/s (a
+ * single thread faulting in anonymous memory on current hardware is in that
+ * range; under QEMU TCG it is about 95 MiB/s).  Polling every
+ * headroom / rate therefore looks again before the headroom above the low
+ * threshold can have been used up.  Reclaim kicks an evaluation anyway,
+ * so this only has to bound the delay when reclaim has not started yet.
+ */
+#define MB_DRAIN_BYTES_PER_MS	((u64)SZ_1G / MSEC_PER_SEC)
+
+static u64 mb_auto_low(u64 total, u64 wmark_high)
+{
+	u64 low = clamp(total / 8, MB_AUTO_LOW_MIN, MB_AUTO_LOW_MAX);
+
+	low = max(low, MB_AUTO_LOW_WMARK_MULT * wmark_high);
+	return min(low, total / 4);
+}
+
+static u64 mb_auto_high(u64 low, u64 total)
+{
+	return min(MB_AUTO_HIGH_MULT * low, total / 2);
+}
+
+/* The thresholds @cfg asks for, without any fallback. */
+static void mb_resolve(const struct mb_config *cfg, u64 total,
+		       u64 wmark_high, u64 *low, u64 *high)
+{
+	*low = cfg->low_bytes ?: mb_auto_low(total, wmark_high);
+	*high = cfg->high_bytes ?: mb_auto_high(*low, total);
+}
+
+/**
+ * mb_state_thresholds - the thresholds in force
+ * @cfg:	configuration (0 bytes = automatic)
+ * @total:	total memory in bytes
+ * @wmark_high:	sum of the zones' high watermarks in bytes
+ * @t:		result
+ *
+ * A configuration is checked against total memory when it is set, but
+ * total memory can shrink afterwards (hot-unplug, balloon).  If the
+ * configured thresholds then no longer leave low below high, the automatic
+ * ones are used until they fit again: a machine without a working
+ * threshold would never leave LOW or never enter it.
+ */
+void mb_state_thresholds(const struct mb_config *cfg, u64 total,
+			 u64 wmark_high, struct mb_thresholds *t)
+{
+	u64 low, high, hyst;
+
+	t->fallback = false;
+	mb_resolve(cfg, total, wmark_high, &low, &high);
+	if (low >= high) {
+		t->fallback = true;
+		low = mb_auto_low(total, wmark_high);
+		high = mb_auto_high(low, total);
+		/* Only possible with a few bytes of RAM; stay well defined. */
+		if (high <= low)
+			high = low + 1;
+	}
+
+	hyst = cfg->hysteresis_bytes ?: low / 8;
+	t->low = low;
+	t->high = high;
+	t->hyst = min(hyst, (high - low) / 2);
+}
+
+/**
+ * mb_state_check_config - may @cfg be applied?
+ * @cfg:	the complete configuration that would be in force
+ * @total:	current total memory in bytes
+ * @wmark_high:	current sum of the high watermarks in bytes
+ *
+ * Return: MB_CFG_OK, or the first reason found to refuse it.
+ */
+enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg, u64 total,
+				      u64 wmark_high)
+{
+	u64 low, high;
+
+	if (cfg->poll_min_ms < MB_POLL_MIN_MS_MIN ||
+	    cfg->poll_min_ms > MB_POLL_MIN_MS_MAX)
+		return MB_CFG_POLL_MIN_RANGE;
+	if (cfg->poll_max_ms < MB_POLL_MAX_MS_MIN ||
+	    cfg->poll_max_ms > MB_POLL_MAX_MS_MAX)
+		return MB_CFG_POLL_MAX_RANGE;
+	if (cfg->poll_min_ms > cfg->poll_max_ms)
+		return MB_CFG_POLL_ORDER;
+	if (cfg->ratelimit_ms > MB_RATELIMIT_MS_MAX)
+		return MB_CFG_RATELIMIT_RANGE;
+	if (cfg->virtual_low_percent < MB_VIRTUAL_LOW_PERCENT_MIN ||
+	    cfg->virtual_low_percent > MB_VIRTUAL_LOW_PERCENT_MAX)
+		return MB_CFG_PERCENT_RANGE;
+	if (cfg->low_bytes > total)
+		return MB_CFG_LOW_TOTAL;
+	if (cfg->high_bytes > total)
+		return MB_CFG_HIGH_TOTAL;
+	if (cfg->hysteresis_bytes > total)
+		return MB_CFG_HYST_TOTAL;
+
+	mb_resolve(cfg, total, wmark_high, &low, &high);
+	if (low >= high) {
+		/* Blame the value that was set, not the automatic one */
+		return cfg->low_bytes ? MB_CFG_LOW_NOT_BELOW_HIGH :
+					MB_CFG_HIGH_NOT_ABOVE_LOW;
+	}
+	return MB_CFG_OK;
+}
+
+/**
+ * mb_state_cfg_strerror - the message for a configuration error
+ * @err:	the error
+ *
+ * Return: a static string.
+ */
+const char *mb_state_cfg_strerror(enum mb_cfg_err err)
+{
+	switch (err) {
+	case MB_CFG_OK:
+		return "no error";
+	case MB_CFG_POLL_MIN_RANGE:
+		return MB_CFG_MSG_POLL_MIN_RANGE;
+	case MB_CFG_POLL_MAX_RANGE:
+		return MB_CFG_MSG_POLL_MAX_RANGE;
+	case MB_CFG_POLL_ORDER:
+		return MB_CFG_MSG_POLL_ORDER;
+	case MB_CFG_RATELIMIT_RANGE:
+		return MB_CFG_MSG_RATELIMIT_RANGE;
+	case MB_CFG_PERCENT_RANGE:
+		return MB_CFG_MSG_PERCENT_RANGE;
+	case MB_CFG_LOW_TOTAL:
+		return MB_CFG_MSG_LOW_TOTAL;
+	case MB_CFG_HIGH_TOTAL:
+		return MB_CFG_MSG_HIGH_TOTAL;
+	case MB_CFG_HYST_TOTAL:
+		return MB_CFG_MSG_HYST_TOTAL;
+	case MB_CFG_LOW_NOT_BELOW_HIGH:
+	case MB_CFG_HIGH_NOT_ABOVE_LOW:
+		return MB_CFG_MSG_LOW_HIGH;
+	}
+	return "unknown error";
+}
+
+/**
+ * mb_state_next - the state a measurement maps to
+ * @cur:	the current state, or 0 if there is none yet
+ * @available:	MemAvailable in bytes
+ * @t:		thresholds in force
+ *
+ * LOW is left only once available >= low + hysteresis, HIGH only once
+ * available <= high - hysteresis; otherwise the plain classification
+ * applies.  Since the hysteresis is at most half the gap between the
+ * thresholds, the two bands never overlap.
+ *
+ * Return: an enum membroker_state value.
+ */
+u32 mb_state_next(u32 cur, u64 available, const struct mb_thresholds *t)
+{
+	if (cur == MEMBROKER_STATE_LOW && available < t->low + t->hyst)
+		return MEMBROKER_STATE_LOW;
+	if (cur == MEMBROKER_STATE_HIGH && available > t->high - t->hyst)
+		return MEMBROKER_STATE_HIGH;
+
+	if (available < t->low)
+		return MEMBROKER_STATE_LOW;
+	if (available > t->high)
+		return MEMBROKER_STATE_HIGH;
+	return MEMBROKER_STATE_STEADY;
+}
+
+/**
+ * mb_state_flags - the MEMBROKER_FLAG_* bits of a measurement
+ * @s:			the measurement
+ * @virtual_low_percent: threshold in percent of the commit limit
+ *
+ * Return: the flags; none while the commit limit is unknown (0).
+ */
+u32 mb_state_flags(const struct mb_sample *s, u32 virtual_low_percent)
+{
+	u32 flags = 0;
+
+	/* Bytes are far below 2^57, so neither product can overflow. */
+	if (s->commit_limit &&
+	    s->committed * 100 >= s->commit_limit * virtual_low_percent)
+		flags |= MEMBROKER_FLAG_VIRTUAL_LOW;
+	return flags;
+}
+
+/* Higher is more severe. */
+static int mb_severity(u32 state)
+{
+	switch (state) {
+	case MEMBROKER_STATE_LOW:
+		return 2;
+	case MEMBROKER_STATE_STEADY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/**
+ * mb_state_total_changed - is @total different enough from @tracked?
+ * @tracked:	the total memory last acted upon, in bytes
+ * @total:	the current total memory, in bytes
+ *
+ * Return: true if they differ by at least MB_TOTAL_GRANULE.
+ */
+bool mb_state_total_changed(u64 tracked, u64 total)
+{
+	u64 diff = tracked > total ? tracked - total : total - tracked;
+
+	return diff >= MB_TOTAL_GRANULE;
+}
+
+/**
+ * mb_state_decide - publish an evaluation now, later or not at all?
+ * @last:	the latest published message, NULL if none yet
+ * @cur:	the evaluation
+ * @ratelimit_ns: minimum spacing of non-escalating notifications
+ * @wait_ns:	for MB_PUBLISH_LATER, how long to wait
+ *
+ * A notification is due when the state, the flags or a threshold changed,
+ * or total memory moved by MB_TOTAL_GRANULE or more.  One that makes
+ * things more severe (state towards LOW, a flag set) goes out at once,
+ * since it is a call to act; anything else waits until @ratelimit_ns after
+ * the previous notification, so a level hovering around a threshold causes
+ * at most one escalation and one relaxation per interval.
+ *
+ * Return: an enum mb_publish value.
+ */
+enum mb_publish mb_state_decide(const struct mb_msg *last,
+				const struct mb_msg *cur, u64 ratelimit_ns,
+				u64 *wait_ns)
+{
+	u64 due;
+
+	*wait_ns = 0;
+	if (!last)
+		return MB_PUBLISH_NOW;
+
+	if (cur->state == last->state && cur->flags == last->flags &&
+	    cur->low == last->low && cur->high == last->high &&
+	    !mb_state_total_changed(last->total, cur->total))
+		return MB_PUBLISH_NONE;
+
+	if (mb_severity(cur->state) > mb_severity(last->state) ||
+	    (cur->flags & ~last->flags))
+		return MB_PUBLISH_NOW;
+
+	due = last->timestamp_ns + ratelimit_ns;
+	if (cur->timestamp_ns >= due)
+		return MB_PUBLISH_NOW;
+
+	*wait_ns = due - cur->timestamp_ns;
+	return MB_PUBLISH_LATER;
+}
+
+/**
+ * mb_state_poll_ms - how long until the next periodic evaluation
+ * @state:	the state just evaluated
+ * @available:	MemAvailable in bytes
+ * @t:		thresholds in force
+ * @cfg:	configuration (poll bounds, rate limit)
+ *
+ * Outside LOW: the time the headroom above the low threshold lasts at
+ * MB_DRAIN_BYTES_PER_MS, within [poll_min_ms, poll_max_ms].  In LOW there
+ * is nothing more severe to detect, and leaving LOW cannot be notified
+ * sooner than ratelimit_ms after entering it, so polling faster than that
+ * would only burn CPU while memory is short.
+ *
+ * Return: milliseconds.
+ */
+u32 mb_state_poll_ms(u32 state, u64 available,
+		     const struct mb_thresholds *t,
+		     const struct mb_config *cfg)
+{
+	u64 ms;
+
+	if (state == MEMBROKER_STATE_LOW)
+		ms = cfg->ratelimit_ms;
+	else if (available > t->low)
+		ms = div64_u64(available - t->low, MB_DRAIN_BYTES_PER_MS);
+	else
+		ms = 0;
+
+	return clamp_t(u64, ms, cfg->poll_min_ms, cfg->poll_max_ms);
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * membroker: /sys/kernel/membroker/.
+ *
+ * Every file shows the latest notification (the newest history entry), so
+ * "seq" tells which notification the other values belong to.  "state" and
+ * "seq" are sysfs_notify()'d on every notification: poll(POLLPRI) on them
+ * wakes up exactly when a NOTIFY goes out.
+ */
+#include <linux/kobject.h>
+#include <linux/kernel.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+
+#include "membroker.h"
+
+static struct kobject *mb_sysfs_kobj;
+
+static const char *mb_sysfs_state_name(u32 state)
+{
+	switch (state) {
+	case MEMBROKER_STATE_LOW:
+		return "low";
+	case MEMBROKER_STATE_STEADY:
+		return "steady";
+	case MEMBROKER_STATE_HIGH:
+		return "high";
+	default:
+		return "unknown";
+	}
+}
+
+/* The latest notification; zeroes if none was sent yet */
+static void mb_sysfs_latest(struct mb_msg *msg)
+{
+	if (!mb_history_last(msg))
+		memset(msg, 0, sizeof(*msg));
+}
+
+static ssize_t state_show(struct kobject *kobj, struct kobj_attribute *attr,
+			  char *buf)
+{
+	struct mb_msg msg;
+
+	mb_sysfs_latest(&msg);
+	return sysfs_emit(buf, "%s\n", mb_sysfs_state_name(msg.state));
+}
+
+static ssize_t flags_show(struct kobject *kobj, struct kobj_attribute *attr,
+			  char *buf)
+{
+	struct mb_msg msg;
+
+	mb_sysfs_latest(&msg);
+	return sysfs_emit(buf, "%u\n", msg.flags);
+}
+
+/* The u64 fields of struct mb_msg, one file each */
+#define MB_SYSFS_U64(name, field)					\
+static ssize_t name##_show(struct kobject *kobj,			\
+			   struct kobj_attribute *attr, char *buf)	\
+{									\
+	struct mb_msg msg;						\
+									\
+	mb_sysfs_latest(&msg);						\
+	return sysfs_emit(buf, "%llu\n", msg.field);			\
+}									\
+static struct kobj_attribute name##_attr = __ATTR_RO(name)
+
+MB_SYSFS_U64(seq, seq);
+MB_SYSFS_U64(available_bytes, available);
+MB_SYSFS_U64(total_bytes, total);
+MB_SYSFS_U64(low_bytes, low);
+MB_SYSFS_U64(high_bytes, high);
+
+static struct kobj_attribute state_attr = __ATTR_RO(state);
+static struct kobj_attribute flags_attr = __ATTR_RO(flags);
+
+static struct attribute *mb_sysfs_attrs[] = {
+	&state_attr.attr,
+	&flags_attr.attr,
+	&seq_attr.attr,
+	&available_bytes_attr.attr,
+	&total_bytes_attr.attr,
+	&low_bytes_attr.attr,
+	&high_bytes_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group mb_sysfs_group = {
+	.attrs = mb_sysfs_attrs,
+};
+
+/**
+ * mb_sysfs_notify - wake up pollers of "state" and "seq"
+ *
+ * Called after each notification was recorded in the history.
+ */
+void mb_sysfs_notify(void)
+{
+	struct kobject *kobj = READ_ONCE(mb_sysfs_kobj);
+
+	if (!kobj)
+		return;
+	sysfs_notify(kobj, NULL, "state");
+	sysfs_notify(kobj, NULL, "seq");
+}
+
+/**
+ * mb_sysfs_init - create /sys/kernel/membroker/
+ *
+ * Return: 0 or -errno.
+ */
+int mb_sysfs_init(void)
+{
+	struct kobject *kobj;
+	int ret;
+
+	kobj = kobject_create_and_add(KBUILD_MODNAME, kernel_kobj);
+	if (!kobj)
+		return -ENOMEM;
+	ret = sysfs_create_group(kobj, &mb_sysfs_group);
+	if (ret) {
+		kobject_put(kobj);
+		return ret;
+	}
+	WRITE_ONCE(mb_sysfs_kobj, kobj);
+	return 0;
+}
+
+/**
+ * mb_sysfs_exit - remove /sys/kernel/membroker/
+ *
+ * Nothing may call mb_sysfs_notify() any more; waits for readers.
+ */
+void mb_sysfs_exit(void)
+{
+	struct kobject *kobj = mb_sysfs_kobj;
+
+	mb_sysfs_kobj = NULL;
+	sysfs_remove_group(kobj, &mb_sysfs_group);
+	kobject_put(kobj);
+}

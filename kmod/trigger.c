@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * membroker: what causes evaluations, and when they run.
+ *
+ * Every evaluation runs in one work item, @eval, on a dedicated ordered
+ * WQ_MEM_RECLAIM workqueue: its rescuer thread lets evaluations progress
+ * when memory is so short that no new worker can be created, which is
+ * exactly when a LOW notification matters most.
+ *
+ * Sources of evaluations:
+ *  - a shrinker: the kernel calls count_objects() when it starts
+ *    reclaiming, the earliest sign of pressure it gives;
+ *  - the memory hotplug notifier (MEM_ONLINE, MEM_OFFLINE);
+ *  - the OOM notifier, called right before the OOM killer picks a victim;
+ *  - an adaptive poll (interval from mb_state_poll_ms()), on a normal
+ *    timer near the threshold and a deferrable one far from it, where an
+ *    idle CPU need not wake up just to find nothing changed;
+ *  - a deferred evaluation when the rate limit held a notification back;
+ *  - GET_STATE and SET_CONFIG, which wait for their evaluation.
+ *
+ * Kicks may come from reclaim and atomic context: they only record their
+ * reason in an atomic mask and queue @eval, never allocate, never block.
+ */
+#include <linux/atomic.h>
+#include <linux/bitops.h>
+#include <linux/jiffies.h>
+#include <linux/kernel.h>
+#include <linux/memory.h>
+#include <linux/mutex.h>
+#include <linux/notifier.h>
+#include <linux/oom.h>
+#include <linux/shrinker.h>
+#include <linux/workqueue.h>
+
+#include "membroker.h"
+
+/* Reasons by importance: the first one pending names an evaluation. */
+static const u8 mb_reason_rank[] = {
+	MEMBROKER_REASON_CONFIG,	/* SET_CONFIG promises this reason */
+	MEMBROKER_REASON_OOM,
+	MEMBROKER_REASON_HOTPLUG,
+	MEMBROKER_REASON_RECLAIM,
+	MEMBROKER_REASON_QUERY,
+	MEMBROKER_REASON_LOAD,
+	MEMBROKER_REASON_DEFERRED,
+	MEMBROKER_REASON_POLL,
+};
+
+static struct {
+	struct workqueue_struct *wq;
+	struct delayed_work eval;	/* the evaluation, normal timer */
+	struct delayed_work idle;	/* deferrable timer, only kicks @eval */
+	atomic_t pending;		/* BIT(reason) of kicks not evaluated */
+#ifdef MB_HAVE_SHRINKER_ALLOC
+	struct shrinker *shrinker;
+#else
+	struct shrinker shrinker;
+#endif
+	struct notifier_block mem_nb;
+	struct notifier_block oom_nb;
+
+	struct mutex lock;	/* protects the two fields below */
+	bool stopping;		/* no more scheduling, see mb_trigger_exit() */
+	u32 timer_reason;	/* reason of a run caused by @eval's timer */
+} mb_trig;
+
+static u32 mb_trigger_pick_reason(u32 mask)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mb_reason_rank); i++)
+		if (mask & BIT(mb_reason_rank[i]))
+			return mb_reason_rank[i];
+	return 0;
+}
+
+/*
+ * Ask for an evaluation now.  If a reason was pending already, the work is
+ * queued and has not started (it clears the mask first thing), so it will
+ * see this reason too: skipping the requeue keeps a storm of reclaim
+ * calls down to one atomic operation each.
+ */
+static void mb_trigger_kick(u32 reason)
+{
+	if (atomic_fetch_or(BIT(reason), &mb_trig.pending))
+		return;
+	mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
+}
+
+/* Round up, and one more: a timer may fire up to a tick early in ns. */
+static unsigned long mb_trigger_ns_to_jiffies(u64 ns)
+{
+	return nsecs_to_jiffies(ns + TICK_NSEC - 1) + 1;
+}
+
+static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
+{
+	unsigned long delay = exact ? mb_trigger_ns_to_jiffies(ns) :
+				      nsecs_to_jiffies(ns + TICK_NSEC - 1);
+
+	/*
+	 * Never postpones: if @eval is pending, a kick queued it to run at
+	 * once, and that run will schedule again.
+	 */
+	mb_trig.timer_reason = reason;
+	queue_delayed_work(mb_trig.wq, &mb_trig.eval, delay);
+}
+
+/* Called with mb_trig.lock held, right after an evaluation. */
+static void mb_trigger_schedule(const struct mb_next *next)
+{
+	u64 poll_ns = (u64)next->poll_ms * NSEC_PER_MSEC;
+
+	if (next->deferred_ns && next->deferred_ns <= poll_ns) {
+		mb_trigger_eval_at(next->deferred_ns,
+				   MEMBROKER_REASON_DEFERRED, true);
+	} else if (!next->far) {
+		mb_trigger_eval_at(poll_ns, MEMBROKER_REASON_POLL, false);
+	} else {
+		/* A deferred notification must not wait for an idle CPU. */
+		if (next->deferred_ns)
+			mb_trigger_eval_at(next->deferred_ns,
+					   MEMBROKER_REASON_DEFERRED, true);
+		mod_delayed_work(mb_trig.wq, &mb_trig.idle,
+				 msecs_to_jiffies(next->poll_ms));
+		return;
+	}
+	cancel_delayed_work(&mb_trig.idle);
+}
+
+static void mb_trigger_eval_work(struct work_struct *work)
+{
+	u32 mask = atomic_xchg(&mb_trig.pending, 0);
+	struct mb_next next;
+	u32 reason;
+
+	mutex_lock(&mb_trig.lock);
+	if (mb_trig.stopping)
+		goto out;
+
+	reason = mb_trigger_pick_reason(mask) ?: mb_trig.timer_reason;
+	mb_eval_run(reason, mask & BIT(MEMBROKER_REASON_CONFIG), &next);
+	mb_trigger_schedule(&next);
+out:
+	mutex_unlock(&mb_trig.lock);
+}
+
+static void mb_trigger_idle_work(struct work_struct *work)
+{
+	mb_trigger_kick(MEMBROKER_REASON_POLL);
+}
+
+/**
+ * mb_trigger_sync - evaluate now and wait for it
+ * @reason:	enum membroker_reason
+ *
+ * For process context only (module load, GET_STATE, SET_CONFIG).  Unlike
+ * a kick, always requeues, since it must not return before an evaluation
+ * that started after the call has finished.
+ */
+void mb_trigger_sync(u32 reason)
+{
+	atomic_or(BIT(reason), &mb_trig.pending);
+	mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
+	flush_delayed_work(&mb_trig.eval);
+}
+
+/*
+ * Reclaim has started.  Must not allocate or block, and reports no objects
+ * so that reclaim never calls scan_objects().
+ */
+static unsigned long mb_trigger_count(struct shrinker *shrinker,
+				      struct shrink_control *sc)
+{
+	mb_trigger_kick(MEMBROKER_REASON_RECLAIM);
+	return 0;
+}
+
+static unsigned long mb_trigger_scan(struct shrinker *shrinker,
+				     struct shrink_control *sc)
+{
+	return SHRINK_STOP;
+}
+
+static int mb_trigger_memory_event(struct notifier_block *nb,
+				   unsigned long action, void *data)
+{
+	if (action == MEM_ONLINE || action == MEM_OFFLINE)
+		mb_trigger_kick(MEMBROKER_REASON_HOTPLUG);
+	return NOTIFY_OK;
+}
+
+static int mb_trigger_oom_event(struct notifier_block *nb,
+				unsigned long action, void *freed)
+{
+	/* We free nothing: leave *freed alone so the OOM killer goes on. */
+	mb_trigger_kick(MEMBROKER_REASON_OOM);
+	return NOTIFY_OK;
+}
+
+#ifdef MB_HAVE_SHRINKER_ALLOC
+static int mb_trigger_shrinker_register(void)
+{
+	mb_trig.shrinker = shrinker_alloc(0, KBUILD_MODNAME);
+	if (!mb_trig.shrinker)
+		return -ENOMEM;
+	mb_trig.shrinker->count_objects = mb_trigger_count;
+	mb_trig.shrinker->scan_objects = mb_trigger_scan;
+	shrinker_register(mb_trig.shrinker);
+	return 0;
+}
+
+static void mb_trigger_shrinker_unregister(void)
+{
+	shrinker_free(mb_trig.shrinker);
+}
+#else
+static int mb_trigger_shrinker_register(void)
+{
+	mb_trig.shrinker.count_objects = mb_trigger_count;
+	mb_trig.shrinker.scan_objects = mb_trigger_scan;
+	mb_trig.shrinker.seeks = DEFAULT_SEEKS;
+	return register_shrinker(&mb_trig.shrinker, KBUILD_MODNAME);
+}
+
+static void mb_trigger_shrinker_unregister(void)
+{
+	unregister_shrinker(&mb_trig.shrinker);
+}
+#endif
+
+/*
+ * Stop evaluating for good.  The callers made sure no kick can come from
+ * outside this file any more; inside it, an evaluation that sees @stopping
+ * schedules nothing, so once @idle is cancelled nothing can queue @eval.
+ */
+static void mb_trigger_stop_works(void)
+{
+	mutex_lock(&mb_trig.lock);
+	mb_trig.stopping = true;
+	mutex_unlock(&mb_trig.lock);
+
+	cancel_delayed_work_sync(&mb_trig.idle);
+	cancel_delayed_work_sync(&mb_trig.eval);
+	destroy_workqueue(mb_trig.wq);
+}
+
+/**
+ * mb_trigger_init - first evaluation, then start all triggers
+ *
+ * Return: 0 or -errno.
+ */
+int mb_trigger_init(void)
+{
+	int ret;
+
+	mutex_init(&mb_trig.lock);
+	mb_trig.stopping = false;
+	mb_trig.timer_reason = MEMBROKER_REASON_POLL;
+	atomic_set(&mb_trig.pending, 0);
+	INIT_DELAYED_WORK(&mb_trig.eval, mb_trigger_eval_work);
+	INIT_DEFERRABLE_WORK(&mb_trig.idle, mb_trigger_idle_work);
+	mb_trig.mem_nb.notifier_call = mb_trigger_memory_event;
+	mb_trig.oom_nb.notifier_call = mb_trigger_oom_event;
+
+	mb_trig.wq = alloc_ordered_workqueue(KBUILD_MODNAME,
+					     WQ_MEM_RECLAIM | WQ_HIGHPRI);
+	if (!mb_trig.wq)
+		return -ENOMEM;
+
+	/* The state is known before anything can ask for it. */
+	mb_trigger_sync(MEMBROKER_REASON_LOAD);
+
+	ret = mb_trigger_shrinker_register();
+	if (ret)
+		goto err_stop;
+	ret = register_memory_notifier(&mb_trig.mem_nb);
+	if (ret)
+		goto err_shrinker;
+	ret = register_oom_notifier(&mb_trig.oom_nb);
+	if (ret)
+		goto err_memory;
+	return 0;
+
+err_memory:
+	unregister_memory_notifier(&mb_trig.mem_nb);
+err_shrinker:
+	mb_trigger_shrinker_unregister();
+err_stop:
+	mb_trigger_stop_works();
+	return ret;
+}
+
+/**
+ * mb_trigger_exit - stop all triggers and evaluations
+ *
+ * The netlink family must be gone already, so that no GET_STATE or
+ * SET_CONFIG can ask for an evaluation any more.
+ */
+void mb_trigger_exit(void)
+{
+	unregister_oom_notifier(&mb_trig.oom_nb);
+	unregister_memory_notifier(&mb_trig.mem_nb);
+	mb_trigger_shrinker_unregister();
+	mb_trigger_stop_works();
+}
