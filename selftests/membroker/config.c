@@ -149,9 +149,10 @@ TEST_F(config, poll_min_above_max)
 {
 	struct nl_msg *msg = set_msg(self);
 
+	/* Each value is plausible alone; only together are they wrong. */
 	ASSERT_NE(NULL, msg);
-	nla_put_u32(msg, MEMBROKER_A_POLL_MIN_MS, 2000);
-	nla_put_u32(msg, MEMBROKER_A_POLL_MAX_MS, 1000);
+	nla_put_u32(msg, MEMBROKER_A_POLL_MIN_MS, 500);
+	nla_put_u32(msg, MEMBROKER_A_POLL_MAX_MS, 200);
 	expect_rejected(_metadata, self, msg);
 }
 
@@ -163,8 +164,8 @@ TEST_F(config, partly_bad)
 	ASSERT_NE(NULL, msg);
 	nla_put_u32(msg, MEMBROKER_A_RATELIMIT_MS,
 		    self->saved.ratelimit_ms + 1);
-	nla_put_u32(msg, MEMBROKER_A_POLL_MIN_MS, 2000);
-	nla_put_u32(msg, MEMBROKER_A_POLL_MAX_MS, 1000);
+	nla_put_u32(msg, MEMBROKER_A_POLL_MIN_MS, 500);
+	nla_put_u32(msg, MEMBROKER_A_POLL_MAX_MS, 200);
 	expect_rejected(_metadata, self, msg);
 }
 

@@ -5,10 +5,6 @@
  */
 #include <errno.h>
 
-#include <netlink/genl/ctrl.h>
-#include <netlink/genl/family.h>
-#include <netlink/genl/genl.h>
-
 #include "mb_test.h"
 
 FIXTURE(family) {
@@ -27,27 +23,15 @@ FIXTURE_TEARDOWN(family)
 
 TEST_F(family, resolves_with_version)
 {
-	struct genl_family *fam;
-	struct nl_cache *cache;
+	struct mb_family f;
 
-	ASSERT_LT(0, self->nl.family);
-	ASSERT_LT(0, self->nl.group);
-	ASSERT_EQ(0, genl_ctrl_alloc_cache(self->nl.sk, &cache));
-	fam = genl_ctrl_search_by_name(cache, MEMBROKER_FAMILY_NAME);
-	ASSERT_NE(NULL, fam);
-	EXPECT_EQ(self->nl.family, genl_family_get_id(fam));
-	EXPECT_EQ(MEMBROKER_FAMILY_VERSION, genl_family_get_version(fam));
-	genl_family_put(fam);
-	nl_cache_free(cache);
-}
-
-TEST_F(family, has_no_other_group)
-{
-	/* Only "notify" exists: listeners cannot pick a wrong one. */
-	EXPECT_GT(0, genl_ctrl_resolve_grp(self->nl.sk, MEMBROKER_FAMILY_NAME,
-					   "notify2"));
-	EXPECT_GT(0, genl_ctrl_resolve_grp(self->nl.sk, MEMBROKER_FAMILY_NAME,
-					   ""));
+	ASSERT_EQ(0, mb_nl_get_family(&self->nl, MEMBROKER_FAMILY_NAME, &f));
+	EXPECT_EQ(self->nl.family, f.id);
+	EXPECT_EQ(MEMBROKER_FAMILY_VERSION, f.version);
+	/* One group, "notify": listeners cannot pick a wrong one. */
+	ASSERT_EQ(1, f.ngroups);
+	EXPECT_STREQ(MEMBROKER_MCGRP_NOTIFY, f.group[0]);
+	EXPECT_EQ((uint32_t)self->nl.group, f.group_id[0]);
 }
 
 TEST_F(family, rejects_unknown_command)

@@ -14,7 +14,6 @@
 
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
-#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 
 #include "mb_nl.h"
@@ -75,18 +74,20 @@ void mb_nl_close(struct mb_nl *nl)
 /* (Re)resolve family and group: ids change when the module reloads. */
 int mb_nl_resolve(struct mb_nl *nl)
 {
-	int id;
+	struct mb_family f;
+	int i, err;
 
-	id = genl_ctrl_resolve(nl->sk, MEMBROKER_FAMILY_NAME);
-	if (id < 0)
-		return -ENOENT;
-	nl->family = id;
-	id = genl_ctrl_resolve_grp(nl->sk, MEMBROKER_FAMILY_NAME,
-				   MEMBROKER_MCGRP_NOTIFY);
-	if (id < 0)
-		return -ENOENT;
-	nl->group = id;
-	return 0;
+	err = mb_nl_get_family(nl, MEMBROKER_FAMILY_NAME, &f);
+	if (err)
+		return err;
+	for (i = 0; i < f.ngroups; i++) {
+		if (!strcmp(f.group[i], MEMBROKER_MCGRP_NOTIFY)) {
+			nl->family = f.id;
+			nl->group = f.group_id[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int mb_nl_subscribe(struct mb_nl *nl)
@@ -172,7 +173,8 @@ static void save_extack(struct mb_nl *nl, const struct nlmsghdr *nlh)
  * Walk the replies to request @seq until an ack/error or NLMSG_DONE;
  * every data message goes to @parse.
  */
-static int recv_replies(struct mb_nl *nl, uint32_t seq, void *reply,
+static int recv_replies(struct mb_nl *nl, uint32_t seq, int type,
+			void *reply,
 			int (*parse)(const struct nlmsghdr *nlh, void *reply))
 {
 	int64_t deadline = now_ms() + MB_REPLY_TIMEOUT_MS;
@@ -203,7 +205,7 @@ static int recv_replies(struct mb_nl *nl, uint32_t seq, void *reply,
 					return *e;
 				return 0;
 			}
-			if (nlh->nlmsg_type != nl->family)
+			if (nlh->nlmsg_type != type)
 				continue;
 			if (parse) {
 				err = parse(nlh, reply);
@@ -218,6 +220,7 @@ static int recv_replies(struct mb_nl *nl, uint32_t seq, void *reply,
 int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
 	     int (*parse)(const struct nlmsghdr *nlh, void *reply))
 {
+	int type = nlmsg_hdr(msg)->nlmsg_type;
 	uint32_t seq;
 	int err;
 
@@ -227,7 +230,95 @@ int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
 	nlmsg_free(msg);
 	if (err < 0)
 		return -EIO;
-	return recv_replies(nl, seq, reply, parse);
+	return recv_replies(nl, seq, type, reply, parse);
+}
+
+/* Attributes of a generic netlink message: start and length. */
+static const struct nlattr *genl_attrs(const struct nlmsghdr *nlh, int *len)
+{
+	*len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
+	return (const struct nlattr *)((const char *)NLMSG_DATA(nlh) +
+				       GENL_HDRLEN);
+}
+
+static int parse_groups(const struct nlattr *nest, struct mb_family *f)
+{
+	const struct nlattr *g, *a;
+	int rem, rem2;
+
+	for (g = nla_data(nest), rem = nla_len(nest); nla_ok(g, rem);
+	     g = nla_next(g, &rem)) {
+		if (f->ngroups == MB_MAX_GROUPS)
+			return -ENOSPC;
+		for (a = nla_data(g), rem2 = nla_len(g); nla_ok(a, rem2);
+		     a = nla_next(a, &rem2)) {
+			if (nla_type(a) == CTRL_ATTR_MCAST_GRP_NAME)
+				snprintf(f->group[f->ngroups], GENL_NAMSIZ,
+					 "%.*s", nla_len(a),
+					 (const char *)nla_data(a));
+			else if (nla_type(a) == CTRL_ATTR_MCAST_GRP_ID &&
+				 nla_len(a) == sizeof(uint32_t))
+				memcpy(&f->group_id[f->ngroups], nla_data(a),
+				       sizeof(uint32_t));
+		}
+		f->ngroups++;
+	}
+	return 0;
+}
+
+static int parse_family(const struct nlmsghdr *nlh, void *arg)
+{
+	struct mb_family *f = arg;
+	const struct nlattr *a;
+	uint16_t id;
+	int rem;
+
+	for (a = genl_attrs(nlh, &rem); nla_ok(a, rem); a = nla_next(a, &rem)) {
+		switch (nla_type(a)) {
+		case CTRL_ATTR_FAMILY_ID:
+			if (nla_len(a) != sizeof(id))
+				return -EBADMSG;
+			memcpy(&id, nla_data(a), sizeof(id));
+			f->id = id;
+			break;
+		case CTRL_ATTR_VERSION:
+			if (nla_len(a) != sizeof(f->version))
+				return -EBADMSG;
+			memcpy(&f->version, nla_data(a), sizeof(f->version));
+			break;
+		case CTRL_ATTR_MCAST_GROUPS:
+			if (parse_groups(a, f))
+				return -ENOSPC;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Ask the generic netlink controller about family @name.  Done by hand
+ * rather than with libnl's resolver, whose sequence bookkeeping does not
+ * know about the requests this client receives itself.
+ */
+int mb_nl_get_family(struct mb_nl *nl, const char *name, struct mb_family *f)
+{
+	struct nl_msg *msg = nlmsg_alloc();
+	int err;
+
+	memset(f, 0, sizeof(*f));
+	f->id = -1;
+	if (!msg)
+		return -ENOMEM;
+	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, GENL_ID_CTRL, 0, 0,
+			 CTRL_CMD_GETFAMILY, 1) ||
+	    nla_put_string(msg, CTRL_ATTR_FAMILY_NAME, name)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	err = mb_nl_do(nl, msg, f, parse_family);
+	if (err)
+		return err;
+	return f->id < 0 ? -EBADMSG : 0;
 }
 
 static int get_u32(const struct nlattr *a, uint32_t *v)
@@ -244,14 +335,6 @@ static int get_u64(const struct nlattr *a, uint64_t *v)
 		return -EBADMSG;
 	memcpy(v, nla_data(a), sizeof(*v));
 	return 0;
-}
-
-/* Attributes of a generic netlink message: start and length. */
-static const struct nlattr *genl_attrs(const struct nlmsghdr *nlh, int *len)
-{
-	*len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
-	return (const struct nlattr *)((const char *)NLMSG_DATA(nlh) +
-				       GENL_HDRLEN);
 }
 
 int mb_parse_state(const struct nlmsghdr *nlh, void *arg)
@@ -467,7 +550,7 @@ int mb_nl_dump_history(struct mb_nl *nl, struct mb_state *out, size_t max)
 	nlmsg_free(msg);
 	if (err < 0)
 		return -EIO;
-	err = recv_replies(nl, seq, &h, parse_history);
+	err = recv_replies(nl, seq, nl->family, &h, parse_history);
 	return err < 0 ? err : (int)h.n;
 }
 

@@ -5,8 +5,9 @@
  * and readers for /proc/meminfo and /sys/kernel/membroker/.
  *
  * The client builds messages with libnl but receives and parses them
- * itself, because the tests need what libnl hides: the errno of every
- * request, the extended ack text, and the raw attribute set of a reply.
+ * itself (family resolution included), because the tests need what libnl
+ * hides: the errno of every request, the extended ack text, and the raw
+ * attribute set of a reply.
  */
 #ifndef MB_NL_H
 #define MB_NL_H
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/genetlink.h>
 #include <netlink/msg.h>
 
 #include <linux/membroker.h>
@@ -38,6 +40,19 @@ struct mb_nl {
 	int group;
 	char extack[256];
 	unsigned char *buf;
+};
+
+#define MB_MAX_GROUPS	8
+
+/**
+ * struct mb_family - what the generic netlink controller says of a family
+ */
+struct mb_family {
+	int id;
+	uint32_t version;
+	int ngroups;
+	char group[MB_MAX_GROUPS][GENL_NAMSIZ];
+	uint32_t group_id[MB_MAX_GROUPS];
 };
 
 /**
@@ -106,6 +121,7 @@ struct mb_config {
 int mb_nl_open(struct mb_nl *nl);
 void mb_nl_close(struct mb_nl *nl);
 int mb_nl_resolve(struct mb_nl *nl);
+int mb_nl_get_family(struct mb_nl *nl, const char *name, struct mb_family *f);
 int mb_nl_subscribe(struct mb_nl *nl);
 struct nl_msg *mb_nl_msg(struct mb_nl *nl, uint8_t cmd, int flags);
 int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,

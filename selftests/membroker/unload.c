@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <netlink/genl/ctrl.h>
-
 #include "mb_test.h"
 
 #define HAMMERS		3
@@ -47,6 +45,7 @@ FIXTURE_TEARDOWN(unload)
 
 TEST_F(unload, with_subscriber)
 {
+	struct mb_family f;
 	struct mb_state st;
 	int err;
 
@@ -57,7 +56,7 @@ TEST_F(unload, with_subscriber)
 	err = mb_nl_get_state(&self->nl, &st);
 	EXPECT_NE(0, err);
 	EXPECT_EQ(-ENOENT, mb_nl_resolve(&self->nl));
-	EXPECT_LT(0, genl_ctrl_resolve(self->nl.sk, "nlctrl"));
+	EXPECT_EQ(0, mb_nl_get_family(&self->nl, "nlctrl", &f));
 	EXPECT_EQ(-ETIMEDOUT, mb_nl_recv_notify(&self->nl, &st, 0));
 
 	ASSERT_EQ(0, mb_module_load());

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# membroker top level.  Subdirectories own their Makefiles; this one only
+# calls them in the right order and drives the VM rig.
+#
+#   make            library, tools, selftests (and the module if KDIR exists)
+#   make deps       install build/test dependencies (Debian 12, idempotent)
+#   make module     membroker.ko against KDIR
+#   make check      deps + everything + host tests + VM selftests
+#   make lint       checkpatch --strict, sparse and W=1 on kmod/
+#   make demo       boot the VM and show LOW arriving before the OOM killer
+#   make clean
+#
+# V=1 shows commands and the VM console.
+
+BUILD	:= $(CURDIR)/build
+ABI	:= $(shell cat $(BUILD)/vm/abi 2>/dev/null)
+ifneq ($(ABI),)
+KDIR	?= /usr/src/linux-headers-$(ABI)-amd64
+else
+KDIR	?= /lib/modules/$(shell uname -r)/build
+endif
+HAVE_KDIR := $(wildcard $(KDIR)/Makefile)
+
+V	?= 0
+export V KDIR
+ifneq ($(V),1)
+MAKEFLAGS += --no-print-directory -s
+endif
+
+# Other engineers' subdirectories may not have a Makefile yet.
+subdir = $(if $(wildcard $(1)/Makefile),$(MAKE) -C $(1) $(2), \
+	   echo "make: $(1)/Makefile missing, $(1) skipped" >&2)
+
+all: lib tools selftests $(if $(HAVE_KDIR),module)
+
+deps:
+	scripts/vm/deps.sh
+
+ksrc:
+	scripts/vm/ksrc.sh
+
+lib:
+	+$(call subdir,lib)
+
+tools: lib
+	+$(call subdir,tools)
+
+selftests: ksrc
+	+$(MAKE) -C selftests/membroker
+
+module:
+	+$(MAKE) -C kmod KDIR=$(KDIR)
+
+# deps first, then a fresh make: KDIR depends on the ABI deps.sh records.
+check: deps
+	+$(MAKE) all
+	scripts/check.sh
+
+lint: deps ksrc
+	scripts/lint.sh
+
+demo: deps
+	+$(MAKE) all
+	scripts/vm/kernel.sh
+	scripts/vm/initramfs.sh
+	VM_TIMEOUT=$${VM_TIMEOUT:-300} scripts/vm/run.sh demo
+	@sed -n '/MB-DEMO-BEGIN/,/MB-DEMO-END/p' $(BUILD)/vm/console.log | \
+		grep -v '^MB-DEMO'
+
+clean:
+	+$(call subdir,lib,clean)
+	+$(call subdir,tools,clean)
+	+$(MAKE) -C selftests/membroker clean
+	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
+	rm -rf $(BUILD)
+
+.PHONY: all deps ksrc lib tools selftests module check lint demo clean

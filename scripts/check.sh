@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run every test phase, then print the summary line.  Each phase leaves
+# build/results/<phase>.counts ("PASSED FAILED SKIPPED"); a phase that
+# breaks before writing one is counted as one failure.  Output is one line
+# per phase (V=1: everything); logs are in build/results/<phase>.log.
+#
+# Phases: host tests of lib/ and tools/ (`make -C DIR check`, skipped with
+# a notice while a directory has no check target), then the selftests in
+# the VM against membroker.ko.
+set -uo pipefail
+. "$(dirname "$0")/vm/common.sh"
+
+RESULTS=$BUILD/results
+export RESULTS
+mkdir -p "$RESULTS"
+rm -f "$RESULTS"/*.counts
+
+phase_line() {
+	local name=$1 secs=$2 f p fl s line
+
+	for f in "$RESULTS/$name"*.counts; do
+		[ -f "$f" ] || continue
+		read -r p fl s _ <"$f"
+		line="$p passed, $fl failed"
+		[ "${s:-0}" = 0 ] || line="$line, $s skipped"
+		echo "$(basename "$f" .counts): $line (${secs}s)"
+	done
+}
+
+# Run "$@" for phase $name; if it wrote no counts and failed, record that.
+run_phase() {
+	local name=$1 start rc=0
+	shift
+
+	start=$SECONDS
+	if [ "$V" = 1 ]; then
+		"$@" 2>&1 | tee "$RESULTS/$name.log"
+		rc=${PIPESTATUS[0]}
+	else
+		"$@" >"$RESULTS/$name.log" 2>&1 || rc=$?
+	fi
+	if ! ls "$RESULTS/$name"*.counts >/dev/null 2>&1; then
+		if [ "$rc" != 0 ]; then
+			echo "0 1 0" >"$RESULTS/$name.counts"
+			echo "$name: failed before reporting (rc=$rc):" >&2
+			tail -n 20 "$RESULTS/$name.log" >&2
+		fi
+	elif [ "$rc" != 0 ] && [ "$V" != 1 ]; then
+		grep -E '^(FAIL|KERNEL|not ok)|FAIL' "$RESULTS/$name.log" |
+			head -n 40 >&2
+	fi
+	phase_line "$name" $((SECONDS - start))
+}
+
+host_phase() {
+	local name=$1 dir=$ROOT/$1
+
+	if [ -f "$dir/Makefile" ] && grep -q '^check:' "$dir/Makefile"; then
+		run_phase "$name" make -C "$dir" check
+	else
+		echo "$name: no 'check' target in $name/Makefile yet; skipped" >&2
+	fi
+}
+
+vm_phase() {
+	"$ROOT/scripts/vm/kernel.sh" &&
+	"$ROOT/scripts/vm/initramfs.sh" &&
+	{ "$ROOT/scripts/vm/run.sh" check || true; } &&
+	"$ROOT/scripts/vm/parse-log.sh" "$VMDIR/console.log" \
+		"$RESULTS/vm.counts"
+}
+
+[ -f "$ROOT/kmod/membroker.ko" ] ||
+	echo "check: kmod/membroker.ko not built; VM tests will skip" >&2
+
+host_phase lib
+host_phase tools
+run_phase vm vm_phase
+
+exec "$ROOT/scripts/summary.sh"

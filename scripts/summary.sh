@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Sum every build/results/*.counts ("PASSED FAILED SKIPPED", one line, one
+# file per test phase) and print the one line CI looks for:
+#   N passed, N failed[, N skipped]
+# Exits 1 if anything failed or no phase reported at all.
+set -euo pipefail
+
+results=${RESULTS:-$(cd "$(dirname "$0")/.." && pwd)/build/results}
+passed=0 failed=0 skipped=0 phases=0
+
+for f in "$results"/*.counts; do
+	[ -f "$f" ] || continue
+	read -r p fl s _ <"$f" || true
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${fl:-0}))
+	skipped=$((skipped + ${s:-0}))
+	phases=$((phases + 1))
+done
+
+line="$passed passed, $failed failed"
+[ "$skipped" = 0 ] || line="$line, $skipped skipped"
+echo "$line"
+[ "$phases" -gt 0 ] || { echo "summary: no results in $results" >&2; exit 1; }
+[ "$failed" = 0 ]
