@@ -349,11 +349,12 @@ int mb_src_cgroup_eval(struct mb_source *s, uint64_t now_ns,
 	err = mb_src_cgroup_events(p, &events);
 	if (err < 0)
 		return err;
-	if (events != p->events) {
-		p->events = events;
+	/* Counters only grow; a smaller sum is a new cgroup, not news. */
+	if (events > p->events) {
 		p->event_ns = now_ns;
 		p->evented = true;
 	}
+	p->events = events;
 	err = mb_cgroup_limit(root, p->dir, &limit);
 	if (err < 0)
 		return err;
