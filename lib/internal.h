@@ -100,8 +100,12 @@ void mb_lock(struct mb_lock *l);
 bool mb_trylock(struct mb_lock *l);
 void mb_unlock(struct mb_lock *l);
 void mb_cond_wait(pthread_cond_t *c, struct mb_lock *l);
-/* called by the fork child handler, with every lock held */
-void mb_clerk_after_fork_child(void);
+/*
+ * Called by the fork child handler with every lock held: forget the work
+ * of threads that do not exist in the child.
+ */
+void mb_broker_after_fork_child(void);
+void mb_monitor_after_fork_child(void);
 
 /* ---------------------------------------------------------------- */
 /* clerk.c / broker.c                                                */
@@ -113,9 +117,13 @@ uint32_t mb_clerk_priority(const struct mb_clerk *clerk);
 mb_shrink_fn mb_clerk_shrinker(const struct mb_clerk *clerk, void **arg);
 void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target);
 void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret);
-/* the broker a clerk belongs to, or NULL (set under the broker's lock) */
+/*
+ * The broker a clerk belongs to, or NULL.  mb_clerk_claim() sets it only
+ * if it was NULL (a clerk joins one broker at a time).
+ */
 struct mb_broker *mb_clerk_broker(const struct mb_clerk *clerk);
-void mb_clerk_set_broker(struct mb_clerk *clerk, struct mb_broker *broker);
+bool mb_clerk_claim(struct mb_clerk *clerk, struct mb_broker *broker);
+void mb_clerk_release(struct mb_clerk *clerk);
 
 /* ---------------------------------------------------------------- */
 /* sources                                                           */

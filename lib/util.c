@@ -233,8 +233,9 @@ uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit)
 {
 	if (!commit_limit)
 		return 0;
-	/* divide first: no overflow for any byte count */
-	if (committed / MB_VIRTUAL_LOW_PERCENT >= commit_limit / 100)
+	/* 128-bit products: no overflow for any byte count */
+	if ((unsigned __int128)committed * 100 >=
+	    (unsigned __int128)commit_limit * MB_VIRTUAL_LOW_PERCENT)
 		return MB_FLAG_VIRTUAL_LOW;
 	return 0;
 }

@@ -161,6 +161,12 @@ struct mb_monitor_opts {
 	uint64_t high_bytes;
 	/* root for /proc and /sys files, for tests (NULL: "/") */
 	const char *root;
+	/*
+	 * while the combined state is LOW, deliver it again this often so
+	 * that brokers keep shrinking in steps until the pressure ends
+	 * (0: 1000 ms; UINT32_MAX: never)
+	 */
+	uint32_t low_repeat_ms;
 };
 
 #define MB_OPTS(type, ...) \

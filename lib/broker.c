@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Brokers: a pool of clerks that share one memory budget (SQL Server's
+ * memory brokers).  On every notification a broker sets each clerk's
+ * target and, when memory is short, asks the clerks to give some back.
+ *
+ * For every clerk it uses the bytes charged now ("allocated") and the
+ * growth since the previous notification: growth over the same interval
+ * again, capped at MB_BROKER_HORIZON_NS, is the "predicted" amount for the
+ * next one.  With the pool's sum of both:
+ *
+ *   LOW     give back one step: shrink_step_percent of the pool plus the
+ *           predicted growth, never going below min_bytes.  The step is
+ *           taken from the cheapest clerks first (lowest priority; the
+ *           larger one first between equals), each asked for at most what
+ *           it holds.  Every LOW notification takes one more step.  The
+ *           monitor re-delivers LOW at its low_repeat_ms interval while
+ *           the state lasts, so shrinking goes on in steps until pressure
+ *           ends, and stops as soon as it does.
+ *   STEADY  hold: targets are the current sizes.
+ *   HIGH    grow: the pool may grow by a step (at least MB_BROKER_MIN_GROW)
+ *           or by its predicted growth if larger, up to max_bytes; the
+ *           most expensive clerks get their predicted growth first, then
+ *           an equal share of what is left.
+ *
+ * In every state a pool above max_bytes gives back the excess.  Every
+ * decision, one per clerk per notification, goes into the broker's ring.
+ *
+ * Shrink callbacks run with no library lock held.  A clerk being shrunk is
+ * marked busy: another notification skips it rather than calling it
+ * concurrently, and removing or freeing it waits until the call returns
+ * (unless done from inside the call).  A failed call is counted on the
+ * clerk and recorded with freed = 0; the others are still called, and the
+ * next step asks again.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MB_BROKER_HORIZON_NS	(10 * MB_NSEC_PER_SEC)
+#define MB_BROKER_MIN_GROW	MB_MIB
+#define MB_BROKER_DEF_STEP	10
+#define MB_BROKER_DEF_RING	1024
+
+struct mb_member {
+	struct mb_clerk *clerk;
+	struct mb_member *next;
+	uint64_t prev_bytes;
+	uint64_t prev_time;
+	bool have_prev;
+	bool busy;		/* its shrinker is running */
+	bool removed;		/* removed by its own shrinker: free after */
+	pthread_t busy_thread;
+};
+
+struct mb_broker {
+	char name[32];
+	struct mb_broker_opts opts;
+	struct mb_monitor *mon;
+	int sub_id;
+	struct mb_lock lock;
+	pthread_cond_t idle;	/* a member stopped being busy */
+	struct mb_member *members;
+	size_t nmembers;
+	struct mb_ring *ring;
+	struct mb_broker *prev, *next;	/* all brokers, for fork */
+};
+
+/* one clerk's part in one decision */
+struct mb_plan {
+	struct mb_member *m;
+	struct mb_clerk *clerk;		/* referenced while shrinking */
+	struct mb_broker_record rec;
+	uint32_t priority;
+	uint64_t ask;
+	uint64_t growth;
+	bool call;
+};
+
+static struct mb_lock mb_brokers_lock;
+static struct mb_broker *mb_brokers;
+static pthread_once_t mb_brokers_once = PTHREAD_ONCE_INIT;
+
+static void mb_brokers_init(void)
+{
+	mb_lock_init(&mb_brokers_lock, MB_LOCK_INNER);
+}
+
+static void mb_broker_on_notify(struct mb_monitor *mon,
+				const struct mb_notification *n, void *arg)
+{
+	(void)mon;
+	mb_broker_notify(arg, n);
+}
+
+int mb_broker_new(struct mb_broker **out, const char *name,
+		  struct mb_monitor *mon, const struct mb_broker_opts *opts)
+{
+	struct mb_broker *b;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	err = mb_name_copy(b->name, sizeof(b->name), name);
+	if (!err)
+		err = mb_opts_copy(&b->opts, sizeof(b->opts), opts);
+	if (err)
+		goto err_free;
+	if (!b->opts.shrink_step_percent)
+		b->opts.shrink_step_percent = MB_BROKER_DEF_STEP;
+	if (b->opts.shrink_step_percent > 100 ||
+	    (b->opts.max_bytes && b->opts.min_bytes > b->opts.max_bytes)) {
+		err = -EINVAL;
+		goto err_free;
+	}
+	err = mb_ring_new(&b->ring, b->opts.ring_capacity ?
+			  b->opts.ring_capacity : MB_BROKER_DEF_RING,
+			  sizeof(struct mb_broker_record));
+	if (err)
+		goto err_free;
+	mb_lock_init(&b->lock, MB_LOCK_INNER);
+	pthread_cond_init(&b->idle, NULL);
+	b->sub_id = -1;
+
+	pthread_once(&mb_brokers_once, mb_brokers_init);
+	mb_lock(&mb_brokers_lock);
+	b->next = mb_brokers;
+	if (b->next)
+		b->next->prev = b;
+	mb_brokers = b;
+	mb_unlock(&mb_brokers_lock);
+
+	if (mon) {
+		err = mb_monitor_subscribe(mon, mb_broker_on_notify, b);
+		if (err < 0) {
+			mb_broker_free(b);
+			return err;
+		}
+		b->mon = mon;
+		b->sub_id = err;
+	}
+	*out = b;
+	return 0;
+
+err_free:
+	mb_ring_free(b->ring);
+	free(b);
+	return err;
+}
+
+/* Unlink @m; called with the lock held, @m not busy in another thread. */
+static void mb_broker_unlink(struct mb_broker *b, struct mb_member *m)
+{
+	struct mb_member **pp;
+
+	for (pp = &b->members; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	b->nmembers--;
+	mb_clerk_release(m->clerk);
+	if (m->busy)
+		m->removed = true;	/* the notifier frees it */
+	else
+		free(m);
+}
+
+static struct mb_member *mb_broker_find(struct mb_broker *b,
+					const struct mb_clerk *clerk)
+{
+	struct mb_member *m;
+
+	for (m = b->members; m; m = m->next)
+		if (m->clerk == clerk)
+			return m;
+	return NULL;
+}
+
+static bool mb_busy_elsewhere(const struct mb_member *m)
+{
+	return m->busy && !pthread_equal(m->busy_thread, pthread_self());
+}
+
+void mb_broker_free(struct mb_broker *broker)
+{
+	struct mb_member *m;
+
+	if (!broker)
+		return;
+	/* no notification from the monitor can start or be running after */
+	if (broker->mon)
+		mb_monitor_unsubscribe(broker->mon, broker->sub_id);
+	mb_lock(&broker->lock);
+	while ((m = broker->members)) {
+		while (mb_busy_elsewhere(m))
+			mb_cond_wait(&broker->idle, &broker->lock);
+		/* the list may have changed while we waited */
+		if (m == broker->members)
+			mb_broker_unlink(broker, m);
+	}
+	mb_unlock(&broker->lock);
+
+	mb_lock(&mb_brokers_lock);
+	if (broker->prev)
+		broker->prev->next = broker->next;
+	else
+		mb_brokers = broker->next;
+	if (broker->next)
+		broker->next->prev = broker->prev;
+	mb_unlock(&mb_brokers_lock);
+
+	mb_lock_destroy(&broker->lock);
+	pthread_cond_destroy(&broker->idle);
+	mb_ring_free(broker->ring);
+	free(broker);
+}
+
+int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
+{
+	struct mb_member *m;
+
+	if (!broker || !clerk)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	if (!mb_clerk_claim(clerk, broker)) {
+		free(m);
+		return mb_clerk_broker(clerk) == broker ? -EEXIST : -EBUSY;
+	}
+	m->clerk = clerk;
+	mb_lock(&broker->lock);
+	m->next = broker->members;
+	broker->members = m;
+	broker->nmembers++;
+	/* no clerk alone may exceed the pool before the first decision */
+	mb_clerk_set_target(clerk, broker->opts.max_bytes ?
+			    broker->opts.max_bytes : UINT64_MAX);
+	mb_unlock(&broker->lock);
+	return 0;
+}
+
+int mb_broker_remove_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
+{
+	struct mb_member *m;
+
+	if (!broker || !clerk)
+		return -EINVAL;
+	mb_lock(&broker->lock);
+	for (;;) {
+		m = mb_broker_find(broker, clerk);
+		if (!m || !mb_busy_elsewhere(m))
+			break;
+		mb_cond_wait(&broker->idle, &broker->lock);
+	}
+	if (m)
+		mb_broker_unlink(broker, m);
+	mb_unlock(&broker->lock);
+	return m ? 0 : -ENOENT;
+}
+
+struct mb_ring *mb_broker_ring(struct mb_broker *broker)
+{
+	return broker ? broker->ring : NULL;
+}
+
+/* growth * min(dt, horizon) / dt: growth over the next interval */
+static uint64_t mb_broker_predict(struct mb_member *m, uint64_t alloc,
+				  uint64_t now)
+{
+	uint64_t dt, growth = 0;
+
+	if (m->have_prev && alloc > m->prev_bytes && now > m->prev_time) {
+		dt = now - m->prev_time;
+		growth = (uint64_t)((unsigned __int128)(alloc - m->prev_bytes) *
+				    MB_MIN(dt, MB_BROKER_HORIZON_NS) / dt);
+	}
+	if (!m->have_prev || now >= m->prev_time) {
+		m->prev_bytes = alloc;
+		m->prev_time = now;
+		m->have_prev = true;
+	}
+	return growth;
+}
+
+static int mb_plan_cheap_first(const void *a, const void *b)
+{
+	const struct mb_plan *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->rec.allocated != y->rec.allocated)
+		return x->rec.allocated > y->rec.allocated ? -1 : 1;
+	return 0;
+}
+
+/* Take @cut bytes from the cheapest clerks first. */
+static void mb_broker_cut(struct mb_plan *p, size_t n, uint64_t cut)
+{
+	size_t i;
+
+	qsort(p, n, sizeof(*p), mb_plan_cheap_first);
+	for (i = 0; i < n && cut; i++) {
+		p[i].ask = MB_MIN(cut, p[i].rec.allocated);
+		cut -= p[i].ask;
+	}
+}
+
+/* Share @grant out, the most expensive clerks' predicted growth first. */
+static void mb_broker_grow(struct mb_plan *p, size_t n, uint64_t grant)
+{
+	uint64_t share = n ? grant / n : 0, g;
+	size_t i;
+
+	qsort(p, n, sizeof(*p), mb_plan_cheap_first);
+	for (i = n; i-- > 0 && grant;) {
+		g = MB_MIN(MB_MAX(p[i].growth, share), grant);
+		p[i].rec.target = p[i].rec.allocated + g;
+		grant -= g;
+	}
+}
+
+/* Decide for every clerk; called with the broker lock held. */
+static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
+			     size_t n, uint32_t state)
+{
+	const struct mb_broker_opts *o = &b->opts;
+	uint64_t alloc = 0, growth = 0, step, cut = 0, room, grant;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		alloc += p[i].rec.allocated;
+		growth += p[i].growth;
+		p[i].rec.target = p[i].rec.allocated;
+	}
+	step = (uint64_t)((unsigned __int128)alloc *
+			  o->shrink_step_percent / 100);
+	if (o->max_bytes && alloc > o->max_bytes)
+		cut = alloc - o->max_bytes;
+	if (state == MB_STATE_LOW)
+		cut = MB_MAX(cut, MB_MAX(step, (uint64_t)1) + growth);
+	if (cut) {
+		cut = MB_MIN(cut, alloc > o->min_bytes ?
+				  alloc - o->min_bytes : 0);
+		mb_broker_cut(p, n, cut);
+	} else if (state == MB_STATE_HIGH) {
+		room = o->max_bytes ? o->max_bytes - alloc : UINT64_MAX;
+		grant = MB_MAX(MB_MAX(step, MB_BROKER_MIN_GROW), growth);
+		mb_broker_grow(p, n, MB_MIN(room, grant));
+	}
+	for (i = 0; i < n; i++) {
+		if (p[i].ask) {
+			p[i].rec.target = p[i].rec.allocated - p[i].ask;
+			p[i].rec.decision = MB_DECISION_SHRINK;
+		} else if (p[i].rec.target > p[i].rec.allocated) {
+			p[i].rec.decision = MB_DECISION_GROW;
+		} else {
+			p[i].rec.decision = MB_DECISION_STABLE;
+		}
+		mb_clerk_set_target(p[i].clerk, p[i].rec.target);
+	}
+}
+
+static int64_t mb_broker_shrink_one(struct mb_plan *p)
+{
+	mb_shrink_fn fn;
+	void *arg;
+	int64_t r;
+
+	fn = mb_clerk_shrinker(p->clerk, &arg);
+	r = fn(p->clerk, p->ask, arg);
+	mb_clerk_account_shrink(p->clerk, r);
+	return r;
+}
+
+int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
+{
+	uint64_t now, freed = 0;
+	struct mb_member *m;
+	struct mb_plan *p;
+	size_t i, cnt;
+	void *arg;
+	int64_t r;
+
+	if (!broker || !n || n->state > MB_STATE_HIGH)
+		return -EINVAL;
+	if (n->state == MB_STATE_UNKNOWN)
+		return 0;
+	now = n->time_ns ? n->time_ns : mb_now_ns();
+
+	mb_lock(&broker->lock);
+	cnt = broker->nmembers;
+	p = calloc(cnt ? cnt : 1, sizeof(*p));
+	if (!p) {
+		mb_unlock(&broker->lock);
+		return -ENOMEM;
+	}
+	for (i = 0, m = broker->members; m; m = m->next, i++) {
+		p[i].m = m;
+		p[i].clerk = m->clerk;
+		p[i].priority = mb_clerk_priority(m->clerk);
+		p[i].rec.time_ns = now;
+		memcpy(p[i].rec.pool, broker->name, sizeof(p[i].rec.pool));
+		memcpy(p[i].rec.clerk, mb_clerk_name(m->clerk),
+		       sizeof(p[i].rec.clerk));
+		p[i].rec.state = n->state;
+		p[i].rec.allocated = mb_clerk_bytes(m->clerk);
+		p[i].growth = mb_broker_predict(m, p[i].rec.allocated, now);
+		p[i].rec.predicted = p[i].rec.allocated + p[i].growth;
+	}
+	mb_broker_decide(broker, p, cnt, n->state);
+	for (i = 0; i < cnt; i++) {
+		m = p[i].m;
+		/* a clerk already being shrunk elsewhere is skipped */
+		if (!p[i].ask || !mb_clerk_shrinker(m->clerk, &arg) || m->busy)
+			continue;
+		m->busy = true;
+		m->busy_thread = pthread_self();
+		mb_clerk_get(m->clerk);
+		p[i].call = true;
+	}
+	mb_unlock(&broker->lock);
+
+	for (i = 0; i < cnt; i++) {
+		if (!p[i].call)
+			continue;
+		r = mb_broker_shrink_one(&p[i]);
+		if (r > 0) {
+			p[i].rec.freed = (uint64_t)r;
+			freed += (uint64_t)r;
+		}
+	}
+	if (freed && broker->opts.trim)
+		malloc_trim(0);
+
+	mb_lock(&broker->lock);
+	for (i = 0; i < cnt; i++) {
+		if (!p[i].call)
+			continue;
+		m = p[i].m;
+		m->busy = false;
+		if (m->removed)
+			free(m);
+	}
+	pthread_cond_broadcast(&broker->idle);
+	mb_unlock(&broker->lock);
+
+	for (i = 0; i < cnt; i++) {
+		mb_ring_push(broker->ring, &p[i].rec);
+		if (p[i].call)
+			mb_clerk_put(p[i].clerk);
+	}
+	free(p);
+	return 0;
+}
+
+void mb_broker_after_fork_child(void)
+{
+	struct mb_member *m;
+	struct mb_broker *b;
+
+	/* shrinkers that were running in other threads will never return */
+	for (b = mb_brokers; b; b = b->next)
+		for (m = b->members; m; m = m->next)
+			if (mb_busy_elsewhere(m))
+				m->busy = false;
+}

@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The resource monitor: opens the source(s), waits for them, combines
+ * their readings and delivers notifications to subscribers.
+ *
+ * Everything the monitor waits for sits behind one epoll fd, which is what
+ * mb_monitor_get_fd() hands out: the sources' fds, a timerfd armed for the
+ * earliest source timeout (or LOW repeat), and an eventfd used to ask for
+ * a dispatch (first delivery, mb_monitor_stop(), a batch left over).  When
+ * nothing changes the fd stays quiet except when a polling source's own
+ * timeout is due.
+ *
+ * Several sources combine to the most severe: LOW beats STEADY beats HIGH,
+ * flags are OR'ed, and the other fields are those of the source that
+ * decided the state.  A notification is delivered when a source reports
+ * something new and either decides the combined state or changes it.
+ *
+ * Subscribers are called from mb_monitor_dispatch() with no lock held but
+ * the dispatch lock, so one dispatch runs at a time; a second caller
+ * returns 0 at once instead of blocking.  Every delivered notification
+ * also goes into the monitor's ring with the process's RSS.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "source.h"
+
+#define MB_MONITOR_DEF_RING	1024
+#define MB_MONITOR_DEF_REPEAT	1000	/* ms */
+#define MB_DISPATCH_BATCH	16	/* readings per source per round */
+#define MB_DISPATCH_MAX		64	/* notifications per dispatch */
+
+static const struct mb_source_ops *const mb_source_table[MB_SOURCE_COUNT] = {
+	[MB_SOURCE_KMOD] = &mb_source_kmod_ops,
+	[MB_SOURCE_CGROUP] = &mb_source_cgroup_ops,
+	[MB_SOURCE_PSI] = &mb_source_psi_ops,
+	[MB_SOURCE_MEMINFO] = &mb_source_meminfo_ops,
+	[MB_SOURCE_FAKE] = &mb_source_fake_ops,
+};
+
+/* the order of automatic selection */
+static const enum mb_source_type mb_source_auto[] = {
+	MB_SOURCE_KMOD, MB_SOURCE_CGROUP, MB_SOURCE_PSI, MB_SOURCE_MEMINFO,
+};
+
+struct mb_sub {
+	int id;
+	mb_monitor_fn fn;
+	void *arg;
+};
+
+struct mb_monitor {
+	struct mb_monitor_opts opts;
+	char *root;
+	struct mb_source src[MB_SOURCE_COUNT];
+	uint64_t due[MB_SOURCE_COUNT];	/* next timeout, ns */
+	int nsrc;
+	int epfd, tfd, efd;
+
+	/* dispatch state, under dlock */
+	struct mb_lock dlock;
+	struct mb_notification combined;
+	bool initial_pending;
+	bool force;
+	uint64_t repeat_due;
+	uint64_t repeat_ns;
+
+	/* under lock */
+	struct mb_lock lock;
+	pthread_cond_t idle;		/* a subscriber call returned */
+	struct mb_notification cur;	/* latest delivered (or initial) */
+	struct mb_sub *subs;		/* sorted by id */
+	size_t nsubs, subs_cap;
+	int next_id;
+	int inflight_id;
+	pthread_t inflight_thread;
+	bool thread_running;
+	pthread_t thread;
+
+	struct mb_ring *ring;
+	_Atomic bool stop;
+	_Atomic bool thread_stop;
+	struct mb_monitor *prev, *next;	/* all monitors, for fork */
+};
+
+static struct mb_lock mb_monitors_lock;
+static struct mb_monitor *mb_monitors;
+static pthread_once_t mb_monitors_once = PTHREAD_ONCE_INIT;
+
+static void mb_monitors_init(void)
+{
+	mb_lock_init(&mb_monitors_lock, MB_LOCK_INNER);
+}
+
+static bool mb_source_unavailable(int err)
+{
+	return err == -ENOENT || err == -ENODEV || err == -EOPNOTSUPP ||
+	       err == -EACCES || err == -EPROTONOSUPPORT;
+}
+
+static void mb_kick(int efd)
+{
+	uint64_t one = 1;
+
+	/* only fails when the counter is saturated: still readable then */
+	if (write(efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static void mb_drain(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) > 0)
+		;
+}
+
+static int mb_monitor_open_source(struct mb_monitor *mon,
+				  enum mb_source_type type)
+{
+	struct mb_source *s = &mon->src[mon->nsrc];
+	struct epoll_event ev = { 0 };
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->ops = mb_source_table[type];
+	s->fd = -1;
+	s->opts = &mon->opts;
+	err = s->ops->open(s);
+	if (err)
+		return err;
+	if (s->fd >= 0) {
+		ev.events = s->events ? (uint32_t)s->events : EPOLLIN;
+		ev.data.u32 = (uint32_t)mon->nsrc;
+		if (epoll_ctl(mon->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
+			err = -errno;
+			s->ops->close(s);
+			return err;
+		}
+	}
+	mon->nsrc++;
+	return 0;
+}
+
+static int mb_monitor_open_sources(struct mb_monitor *mon)
+{
+	uint32_t type = mon->opts.source, extra = mon->opts.extra_sources;
+	const char *env;
+	size_t i;
+	int err = -ENOENT, t;
+
+	if (type >= MB_SOURCE_COUNT || (extra & 1) ||
+	    extra >= (1U << MB_SOURCE_COUNT))
+		return -EINVAL;
+	if (type == MB_SOURCE_AUTO) {
+		env = getenv("MEMBROKER_SOURCE");
+		if (env && *env) {
+			t = mb_source_parse(env);
+			if (t < 0)
+				return t;
+			type = (uint32_t)t;
+		}
+	}
+	if (type != MB_SOURCE_AUTO) {
+		err = mb_monitor_open_source(mon, type);
+	} else {
+		for (i = 0; i < MB_ARRAY_SIZE(mb_source_auto); i++) {
+			err = mb_monitor_open_source(mon, mb_source_auto[i]);
+			if (!mb_source_unavailable(err))
+				break;
+		}
+	}
+	if (err)
+		return mb_source_unavailable(err) ? -ENOENT : err;
+	for (t = 1; t < MB_SOURCE_COUNT; t++) {
+		if (!(extra & (1U << t)) || (int)mon->src[0].ops->type == t)
+			continue;
+		err = mb_monitor_open_source(mon, t);
+		if (err)
+			return mb_source_unavailable(err) ? -ENOENT : err;
+	}
+	return 0;
+}
+
+static int mb_severity(uint32_t state)
+{
+	switch (state) {
+	case MB_STATE_LOW:
+		return 3;
+	case MB_STATE_STEADY:
+		return 2;
+	case MB_STATE_HIGH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The most severe reading; *winner is its source index, -1 if none. */
+static void mb_monitor_combine(struct mb_monitor *mon,
+			       struct mb_notification *out, int *winner)
+{
+	uint32_t flags = 0;
+	int i, best = -1;
+
+	for (i = 0; i < mon->nsrc; i++) {
+		if (!mb_severity(mon->src[i].last.state))
+			continue;
+		flags |= mon->src[i].last.flags;
+		if (best < 0 || mb_severity(mon->src[i].last.state) >
+				mb_severity(mon->src[best].last.state))
+			best = i;
+	}
+	if (best < 0) {
+		memset(out, 0, sizeof(*out));
+		out->source = mon->src[0].ops->type;
+	} else {
+		*out = mon->src[best].last;
+		out->flags = flags;
+	}
+	*winner = best;
+}
+
+static uint64_t mb_due(uint64_t now, int timeout_ms)
+{
+	return timeout_ms < 0 ? UINT64_MAX :
+	       now + (uint64_t)timeout_ms * MB_NSEC_PER_MSEC;
+}
+
+static void mb_monitor_arm(struct mb_monitor *mon)
+{
+	struct itimerspec its = { 0 };
+	uint64_t next = UINT64_MAX;
+	int i;
+
+	for (i = 0; i < mon->nsrc; i++)
+		next = MB_MIN(next, mon->due[i]);
+	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns)
+		next = MB_MIN(next, mon->repeat_due);
+	if (next != UINT64_MAX) {
+		/* 0 would disarm: the earliest possible time instead */
+		next = MB_MAX(next, (uint64_t)1);
+		its.it_value.tv_sec = (time_t)(next / MB_NSEC_PER_SEC);
+		its.it_value.tv_nsec = (long)(next % MB_NSEC_PER_SEC);
+	}
+	timerfd_settime(mon->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static bool mb_fd_ready(const struct mb_source *s)
+{
+	struct pollfd pfd = {
+		.fd = s->fd,
+		.events = s->events ? s->events : POLLIN,
+	};
+
+	return s->fd >= 0 && poll(&pfd, 1, 0) > 0 && pfd.revents;
+}
+
+static void mb_monitor_after_opts(struct mb_monitor *mon)
+{
+	uint32_t r = mon->opts.low_repeat_ms;
+
+	if (!r)
+		r = MB_MONITOR_DEF_REPEAT;
+	mon->repeat_ns = r == UINT32_MAX ? 0 : r * MB_NSEC_PER_MSEC;
+}
+
+void mb_monitor_free(struct mb_monitor *mon)
+{
+	int i;
+
+	if (!mon)
+		return;
+	mb_monitor_stop_thread(mon);
+	mb_lock(&mb_monitors_lock);
+	if (mon->prev)
+		mon->prev->next = mon->next;
+	else if (mb_monitors == mon)
+		mb_monitors = mon->next;
+	if (mon->next)
+		mon->next->prev = mon->prev;
+	mb_unlock(&mb_monitors_lock);
+
+	for (i = 0; i < mon->nsrc; i++)
+		mon->src[i].ops->close(&mon->src[i]);
+	if (mon->epfd >= 0)
+		close(mon->epfd);
+	if (mon->tfd >= 0)
+		close(mon->tfd);
+	if (mon->efd >= 0)
+		close(mon->efd);
+	mb_ring_free(mon->ring);
+	mb_lock_destroy(&mon->lock);
+	mb_lock_destroy(&mon->dlock);
+	pthread_cond_destroy(&mon->idle);
+	free(mon->subs);
+	free(mon->root);
+	free(mon);
+}
+
+static int mb_monitor_add_fd(struct mb_monitor *mon, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+
+	return epoll_ctl(mon->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* The first reading of every source, delivered by the first dispatch. */
+static void mb_monitor_prime(struct mb_monitor *mon)
+{
+	struct mb_notification n;
+	uint64_t now = mb_now_ns();
+	struct mb_source *s;
+	int i, winner;
+
+	for (i = 0; i < mon->nsrc; i++) {
+		s = &mon->src[i];
+		if (s->ops->dispatch(s, &n) == 1) {
+			if (!n.source)
+				n.source = s->ops->type;
+			if (!n.time_ns)
+				n.time_ns = now;
+			s->last = n;
+		}
+		mon->due[i] = mb_due(now, s->ops->timeout_ms(s));
+	}
+	mb_monitor_combine(mon, &mon->combined, &winner);
+	mon->cur = mon->combined;
+	mon->repeat_due = now + mon->repeat_ns;
+	mon->initial_pending = true;
+	mb_monitor_arm(mon);
+	mb_kick(mon->efd);
+}
+
+int mb_monitor_new(struct mb_monitor **out,
+		   const struct mb_monitor_opts *opts)
+{
+	struct mb_monitor *mon;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	mon = calloc(1, sizeof(*mon));
+	if (!mon)
+		return -ENOMEM;
+	mon->epfd = mon->tfd = mon->efd = -1;
+	mon->inflight_id = -1;
+	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
+	mb_lock_init(&mon->lock, MB_LOCK_INNER);
+	pthread_cond_init(&mon->idle, NULL);
+	pthread_once(&mb_monitors_once, mb_monitors_init);
+	mb_lock(&mb_monitors_lock);
+	mon->next = mb_monitors;
+	if (mon->next)
+		mon->next->prev = mon;
+	mb_monitors = mon;
+	mb_unlock(&mb_monitors_lock);
+
+	err = mb_opts_copy(&mon->opts, sizeof(mon->opts), opts);
+	if (err)
+		goto err;
+	mon->root = strdup(mon->opts.root ? mon->opts.root : "/");
+	if (!mon->root) {
+		err = -ENOMEM;
+		goto err;
+	}
+	mon->opts.root = mon->root;
+	mb_monitor_after_opts(mon);
+	err = mb_ring_new(&mon->ring, mon->opts.ring_capacity ?
+			  mon->opts.ring_capacity : MB_MONITOR_DEF_RING,
+			  sizeof(struct mb_notification));
+	if (err)
+		goto err;
+	mon->epfd = epoll_create1(EPOLL_CLOEXEC);
+	mon->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	mon->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (mon->epfd < 0 || mon->tfd < 0 || mon->efd < 0) {
+		err = -errno;
+		goto err;
+	}
+	err = mb_monitor_add_fd(mon, mon->tfd);
+	if (!err)
+		err = mb_monitor_add_fd(mon, mon->efd);
+	if (!err)
+		err = mb_monitor_open_sources(mon);
+	if (err)
+		goto err;
+	mb_monitor_prime(mon);
+	*out = mon;
+	return 0;
+err:
+	mb_monitor_free(mon);
+	return err;
+}
+
+int mb_monitor_source(const struct mb_monitor *mon)
+{
+	if (!mon)
+		return -EINVAL;
+	return mon->src[0].ops->type;
+}
+
+int mb_monitor_get_fd(const struct mb_monitor *mon)
+{
+	return mon ? mon->epfd : -EINVAL;
+}
+
+/* Call every subscriber, each with no lock held. */
+static void mb_monitor_deliver(struct mb_monitor *mon,
+			       const struct mb_notification *n)
+{
+	mb_monitor_fn fn;
+	int last_id = -1;
+	size_t i;
+	void *arg;
+
+	mb_lock(&mon->lock);
+	mon->cur = *n;
+	for (;;) {
+		/* by id, so that (un)subscribing meanwhile is harmless */
+		for (i = 0; i < mon->nsubs; i++)
+			if (mon->subs[i].id > last_id)
+				break;
+		if (i == mon->nsubs)
+			break;
+		last_id = mon->subs[i].id;
+		fn = mon->subs[i].fn;
+		arg = mon->subs[i].arg;
+		mon->inflight_id = last_id;
+		mon->inflight_thread = pthread_self();
+		mb_unlock(&mon->lock);
+		fn(mon, n, arg);
+		mb_lock(&mon->lock);
+		mon->inflight_id = -1;
+		pthread_cond_broadcast(&mon->idle);
+	}
+	mb_unlock(&mon->lock);
+}
+
+/* Read what is due from every source into out[]; returns the count. */
+static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
+			      struct mb_notification *out, int *err)
+{
+	struct mb_notification n, c;
+	struct mb_source *s;
+	int i, k, r, winner, nout = 0;
+
+	for (i = 0; i < mon->nsrc; i++) {
+		s = &mon->src[i];
+		if (!mon->force && now < mon->due[i] && !mb_fd_ready(s))
+			continue;
+		for (k = 0; k < MB_DISPATCH_BATCH; k++) {
+			if (nout == MB_DISPATCH_MAX) {
+				mb_kick(mon->efd);	/* more next time */
+				break;
+			}
+			r = s->ops->dispatch(s, &n);
+			if (r < 0)
+				*err = r;
+			if (r <= 0)
+				break;
+			if (!n.source)
+				n.source = s->ops->type;
+			if (!n.time_ns)
+				n.time_ns = now;
+			s->last = n;
+			mb_monitor_combine(mon, &c, &winner);
+			if (winner == i || c.state != mon->combined.state ||
+			    c.flags != mon->combined.flags)
+				out[nout++] = c;
+			mon->combined = c;
+			if (s->fd < 0)
+				break;
+		}
+		mon->due[i] = mb_due(now, s->ops->timeout_ms(s));
+	}
+	mon->force = false;
+	return nout;
+}
+
+int mb_monitor_dispatch(struct mb_monitor *mon)
+{
+	struct mb_notification out[MB_DISPATCH_MAX + 2];
+	int i, nout = 0, err = 0;
+	uint64_t now;
+
+	if (!mon)
+		return -EINVAL;
+	if (!mb_trylock(&mon->dlock))
+		return 0;	/* another thread is dispatching */
+	mb_drain(mon->efd);
+	mb_drain(mon->tfd);
+	now = mb_now_ns();
+	if (mon->initial_pending) {
+		mon->initial_pending = false;
+		if (mon->combined.state != MB_STATE_UNKNOWN)
+			out[nout++] = mon->combined;
+	}
+	nout += mb_monitor_collect(mon, now, out + nout, &err);
+	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns) {
+		if (nout && out[nout - 1].state == MB_STATE_LOW) {
+			mon->repeat_due = now + mon->repeat_ns;
+		} else if (now >= mon->repeat_due) {
+			/* still LOW: say so again, brokers take another step */
+			out[nout] = mon->combined;
+			out[nout++].time_ns = now;
+			mon->repeat_due = now + mon->repeat_ns;
+		}
+	}
+	mb_monitor_arm(mon);
+	for (i = 0; i < nout; i++) {
+		out[i].process_rss = mb_self_rss();
+		mb_ring_push(mon->ring, &out[i]);
+		mb_monitor_deliver(mon, &out[i]);
+	}
+	mb_unlock(&mon->dlock);
+	return nout ? nout : err;
+}
+
+void mb_monitor_force_poll(struct mb_monitor *mon)
+{
+	mb_lock(&mon->dlock);
+	mon->force = true;
+	mb_unlock(&mon->dlock);
+	mb_kick(mon->efd);
+}
+
+int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
+{
+	uint64_t end = 0, now;
+	struct epoll_event ev;
+	int r, wait = -1;
+
+	if (!mon || timeout_ms < -1)
+		return -EINVAL;
+	if (timeout_ms >= 0)
+		end = mb_now_ns() + (uint64_t)timeout_ms * MB_NSEC_PER_MSEC;
+	for (;;) {
+		if (atomic_exchange(&mon->stop, false))
+			return 0;
+		if (timeout_ms >= 0) {
+			now = mb_now_ns();
+			if (now >= end)
+				return 0;
+			/* round up: never wake just before the end */
+			wait = (int)((end - now + MB_NSEC_PER_MSEC - 1) /
+				     MB_NSEC_PER_MSEC);
+		}
+		r = epoll_wait(mon->epfd, &ev, 1, wait);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0) {
+			r = mb_monitor_dispatch(mon);
+			if (r < 0)
+				return r;
+		}
+	}
+}
+
+void mb_monitor_stop(struct mb_monitor *mon)
+{
+	if (!mon)
+		return;
+	atomic_store(&mon->stop, true);
+	mb_kick(mon->efd);
+}
+
+static void *mb_monitor_thread(void *arg)
+{
+	struct mb_monitor *mon = arg;
+
+	while (!atomic_load(&mon->thread_stop))
+		if (mb_monitor_run(mon, -1) < 0)
+			break;
+	return NULL;
+}
+
+int mb_monitor_start_thread(struct mb_monitor *mon)
+{
+	int err;
+
+	if (!mon)
+		return -EINVAL;
+	mb_lock(&mon->lock);
+	if (mon->thread_running) {
+		mb_unlock(&mon->lock);
+		return -EALREADY;
+	}
+	atomic_store(&mon->thread_stop, false);
+	err = -pthread_create(&mon->thread, NULL, mb_monitor_thread, mon);
+	if (!err)
+		mon->thread_running = true;
+	mb_unlock(&mon->lock);
+	return err;
+}
+
+int mb_monitor_stop_thread(struct mb_monitor *mon)
+{
+	pthread_t t;
+
+	if (!mon)
+		return -EINVAL;
+	mb_lock(&mon->lock);
+	if (!mon->thread_running) {
+		mb_unlock(&mon->lock);
+		return 0;
+	}
+	if (pthread_equal(mon->thread, pthread_self())) {
+		mb_unlock(&mon->lock);
+		return -EDEADLK;
+	}
+	t = mon->thread;
+	mon->thread_running = false;
+	atomic_store(&mon->thread_stop, true);
+	mb_unlock(&mon->lock);
+	mb_monitor_stop(mon);
+	pthread_join(t, NULL);
+	return 0;
+}
+
+int mb_monitor_get_state(struct mb_monitor *mon, struct mb_notification *out)
+{
+	if (!mon || !out)
+		return -EINVAL;
+	mb_lock(&mon->lock);
+	*out = mon->cur;
+	mb_unlock(&mon->lock);
+	return 0;
+}
+
+int mb_monitor_subscribe(struct mb_monitor *mon, mb_monitor_fn fn, void *arg)
+{
+	struct mb_sub *subs;
+	size_t cap;
+	int id;
+
+	if (!mon || !fn)
+		return -EINVAL;
+	mb_lock(&mon->lock);
+	if (mon->nsubs == mon->subs_cap) {
+		cap = mon->subs_cap ? mon->subs_cap * 2 : 4;
+		subs = realloc(mon->subs, cap * sizeof(*subs));
+		if (!subs) {
+			mb_unlock(&mon->lock);
+			return -ENOMEM;
+		}
+		mon->subs = subs;
+		mon->subs_cap = cap;
+	}
+	if (mon->next_id == INT32_MAX) {
+		mb_unlock(&mon->lock);
+		return -ENOSPC;
+	}
+	id = mon->next_id++;
+	mon->subs[mon->nsubs++] = (struct mb_sub){ id, fn, arg };
+	mb_unlock(&mon->lock);
+	return id;
+}
+
+int mb_monitor_unsubscribe(struct mb_monitor *mon, int id)
+{
+	size_t i;
+
+	if (!mon || id < 0)
+		return -EINVAL;
+	mb_lock(&mon->lock);
+	for (i = 0; i < mon->nsubs; i++)
+		if (mon->subs[i].id == id)
+			break;
+	if (i == mon->nsubs) {
+		mb_unlock(&mon->lock);
+		return -ENOENT;
+	}
+	memmove(&mon->subs[i], &mon->subs[i + 1],
+		(mon->nsubs - i - 1) * sizeof(*mon->subs));
+	mon->nsubs--;
+	while (mon->inflight_id == id &&
+	       !pthread_equal(mon->inflight_thread, pthread_self()))
+		mb_cond_wait(&mon->idle, &mon->lock);
+	mb_unlock(&mon->lock);
+	return 0;
+}
+
+struct mb_ring *mb_monitor_ring(struct mb_monitor *mon)
+{
+	return mon ? mon->ring : NULL;
+}
+
+int mb_monitor_fake_push(struct mb_monitor *mon,
+			 const struct mb_notification *n)
+{
+	int i;
+
+	if (!mon || !n)
+		return -EINVAL;
+	for (i = 0; i < mon->nsrc; i++)
+		if (mon->src[i].ops->type == MB_SOURCE_FAKE)
+			return mb_source_fake_push(&mon->src[i], n);
+	return -EOPNOTSUPP;
+}
+
+void mb_monitor_after_fork_child(void)
+{
+	struct mb_monitor *mon;
+
+	/* the threads that ran dispatches or callbacks are gone */
+	for (mon = mb_monitors; mon; mon = mon->next) {
+		if (mon->thread_running &&
+		    !pthread_equal(mon->thread, pthread_self()))
+			mon->thread_running = false;
+		if (mon->inflight_id >= 0 &&
+		    !pthread_equal(mon->inflight_thread, pthread_self()))
+			mon->inflight_id = -1;
+	}
+}
