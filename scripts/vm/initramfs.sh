@@ -6,7 +6,8 @@
 # script.  Rebuilt every time: it is small and its inputs change often.
 #
 # Environment: KO (membroker.ko, default kmod/membroker.ko), TESTDIR
-# (selftest binaries and their "order" file), TOOLDIR (mb-hog etc.).
+# (selftest binaries, their "order" file, helpers in bin/), TOOLDIR
+# (mb-hog, membrokerctl).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -54,20 +55,15 @@ else
 	: >"$root/tests/order"
 fi
 
-if [ -d "$TOOLDIR" ]; then
-	for f in "$TOOLDIR"/*; do
+# Static helpers: mb-demo from the selftests, mb-hog and membrokerctl
+# (when built static) from tools/.
+for d in "$TESTDIR/bin" "$TOOLDIR"; do
+	[ -d "$d" ] || continue
+	for f in "$d"/*; do
 		if [ -f "$f" ] && [ -x "$f" ] && is_static "$f"; then
 			cp "$f" "$root/bin/"
 		fi
 	done
-fi
-# membrokerctl is built by tools/Makefile; the demo uses it when it is
-# static and falls back to mb-watch otherwise.
-for f in "$ROOT/tools/membrokerctl" "$BUILD/tools/membrokerctl"; do
-	if [ -x "$f" ] && is_static "$f"; then
-		cp "$f" "$root/bin/"
-		break
-	fi
 done
 install -m 0755 "$ROOT/scripts/vm/guest-demo.sh" "$root/bin/mb-demo.sh"
 

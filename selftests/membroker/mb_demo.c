@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mb-demo: the VM demo's helper, speaking the uapi directly like the
+ * selftests (and used where membrokerctl is not available).
+ *
+ *   mb-demo status            print the current state
+ *   mb-demo watch             print every notification as it arrives
+ *   mb-demo history           print the kernel's notification history
+ *   mb-demo oom-race [-q] [-- HOG-ARGS]
+ *	run "mb-hog --until-oom HOG-ARGS", watch notifications meanwhile,
+ *	and when the OOM killer ends the hog (SIGKILL) tell how long before
+ *	it LOW was announced.  -q prints only that measurement.
+ *
+ * Times are CLOCK_MONOTONIC, the clock of MEMBROKER_A_TIMESTAMP_NS.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mb_nl.h"
+
+#define MIB		(1024ULL * 1024)
+#define MAX_HISTORY	4096
+/* After the kill, how long to wait for the recovery notification. */
+#define RECOVERY_MS	10000
+
+static const char * const reasons[] = {
+	[MEMBROKER_REASON_UNSPEC] = "?",
+	[MEMBROKER_REASON_LOAD] = "load",
+	[MEMBROKER_REASON_POLL] = "poll",
+	[MEMBROKER_REASON_RECLAIM] = "reclaim",
+	[MEMBROKER_REASON_HOTPLUG] = "hotplug",
+	[MEMBROKER_REASON_CONFIG] = "config",
+	[MEMBROKER_REASON_OOM] = "oom",
+	[MEMBROKER_REASON_QUERY] = "query",
+	[MEMBROKER_REASON_DEFERRED] = "deferred",
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void print_state(const char *prefix, const struct mb_state *s)
+{
+	printf("%sseq %llu %-6s%s available %llu MiB (low %llu, high %llu, "
+	       "total %llu MiB) reason %s at %llu.%03llu s\n",
+	       prefix, (unsigned long long)s->seq, mb_state_name(s->state),
+	       s->flags & MEMBROKER_FLAG_VIRTUAL_LOW ? " VIRTUAL_LOW" : "",
+	       (unsigned long long)(s->available / MIB),
+	       (unsigned long long)(s->low / MIB),
+	       (unsigned long long)(s->high / MIB),
+	       (unsigned long long)(s->total / MIB),
+	       s->reason <= MEMBROKER_REASON_MAX ? reasons[s->reason] : "?",
+	       (unsigned long long)(s->timestamp_ns / 1000000000ULL),
+	       (unsigned long long)(s->timestamp_ns / 1000000ULL % 1000));
+	fflush(stdout);
+}
+
+static int cmd_status(struct mb_nl *nl)
+{
+	struct mb_state st;
+	int err = mb_nl_get_state(nl, &st);
+
+	if (err)
+		return err;
+	print_state("", &st);
+	return 0;
+}
+
+static int cmd_watch(struct mb_nl *nl)
+{
+	struct mb_state st;
+	int err = mb_nl_subscribe(nl);
+
+	while (!err) {
+		err = mb_nl_recv_notify(nl, &st, 60000);
+		if (err == -ETIMEDOUT)
+			err = 0;
+		else if (!err)
+			print_state("notify: ", &st);
+	}
+	return err;
+}
+
+static int cmd_history(struct mb_nl *nl)
+{
+	struct mb_state *h = calloc(MAX_HISTORY, sizeof(*h));
+	int n, i;
+
+	if (!h)
+		return -ENOMEM;
+	n = mb_nl_dump_history(nl, h, MAX_HISTORY);
+	for (i = 0; i < n; i++)
+		print_state("history: ", &h[i]);
+	free(h);
+	return n < 0 ? n : 0;
+}
+
+static pid_t spawn_hog(char **extra, int nextra)
+{
+	char *argv[nextra + 3];
+	pid_t pid;
+	int i;
+
+	argv[0] = "mb-hog";
+	argv[1] = "--until-oom";
+	for (i = 0; i < nextra; i++)
+		argv[2 + i] = extra[i];
+	argv[2 + nextra] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+struct race {
+	uint64_t low_recv_ns;	/* when the first LOW reached us */
+	uint64_t low_eval_ns;	/* when the kernel evaluated it */
+	uint64_t kill_ns;	/* when the hog's death reached us */
+	bool quiet;
+};
+
+/* Handle one notification; returns true once memory has recovered. */
+static bool on_notify(struct race *r, const struct mb_state *st)
+{
+	if (!r->quiet)
+		print_state("notify: ", st);
+	if (st->state == MEMBROKER_STATE_LOW && !r->low_recv_ns) {
+		r->low_recv_ns = now_ns();
+		r->low_eval_ns = st->timestamp_ns;
+	}
+	return r->kill_ns && st->state != MEMBROKER_STATE_LOW;
+}
+
+static void report(const struct race *r, int status)
+{
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+		printf("oom-race: the hog ended without SIGKILL (status %#x)\n",
+		       status);
+		return;
+	}
+	printf("oom-race: hog killed by SIGKILL (OOM killer)\n");
+	if (!r->low_recv_ns) {
+		printf("oom-race: NO LOW notification before the OOM kill\n");
+		return;
+	}
+	printf("oom-race: LOW arrived %.1f ms before the OOM kill "
+	       "(evaluated %.1f ms before)\n",
+	       (double)(int64_t)(r->kill_ns - r->low_recv_ns) / 1e6,
+	       (double)(int64_t)(r->kill_ns - r->low_eval_ns) / 1e6);
+	fflush(stdout);
+}
+
+static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
+			int nextra)
+{
+	struct race r = { .quiet = quiet };
+	struct pollfd pfd[2];
+	int sfd, status = 0, err;
+	bool recovered = false;
+	struct mb_state st;
+	sigset_t chld;
+	pid_t pid;
+
+	err = mb_nl_subscribe(nl);
+	if (err)
+		return err;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+	if (sfd < 0)
+		return -errno;
+	pid = spawn_hog(extra, nextra);
+	if (pid < 0) {
+		err = -errno;
+		goto out;
+	}
+	pfd[0] = (struct pollfd){ .fd = nl->fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+
+	/* Until the hog dies, and then until memory has recovered. */
+	while (!recovered) {
+		int timeout = r.kill_ns ? RECOVERY_MS : -1;
+		int n = poll(pfd, 2, timeout);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		if (n == 0) {
+			printf("oom-race: no recovery notification within "
+			       "%d ms\n", RECOVERY_MS);
+			break;
+		}
+		if (pfd[1].revents && !r.kill_ns) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (waitpid(pid, &status, WNOHANG) != pid)
+				continue;
+			r.kill_ns = now_ns();
+			pfd[1].fd = -1;
+			report(&r, status);
+		}
+		if (pfd[0].revents) {
+			err = mb_nl_recv_notify(nl, &st, 0);
+			if (err == -ETIMEDOUT)
+				err = 0;
+			if (err)
+				break;
+			recovered = on_notify(&r, &st);
+		}
+	}
+	if (!r.kill_ns) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+out:
+	close(sfd);
+	return err;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: mb-demo status|watch|history|"
+		"oom-race [-q] [-- HOG-ARGS]\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct mb_nl nl;
+	int err;
+
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	err = mb_nl_open(&nl);
+	if (err) {
+		fprintf(stderr, "mb-demo: %s: %s\n", MEMBROKER_FAMILY_NAME,
+			strerror(-err));
+		return 1;
+	}
+	if (!strcmp(argv[1], "status")) {
+		err = cmd_status(&nl);
+	} else if (!strcmp(argv[1], "watch")) {
+		err = cmd_watch(&nl);
+	} else if (!strcmp(argv[1], "history")) {
+		err = cmd_history(&nl);
+	} else if (!strcmp(argv[1], "oom-race")) {
+		bool quiet = argc > 2 && !strcmp(argv[2], "-q");
+		int i = quiet ? 3 : 2;
+
+		if (i < argc && !strcmp(argv[i], "--"))
+			i++;
+		err = cmd_oom_race(&nl, quiet, argv + i, argc - i);
+	} else {
+		usage();
+		err = -EINVAL;
+	}
+	if (err)
+		fprintf(stderr, "mb-demo: %s\n", strerror(-err));
+	mb_nl_close(&nl);
+	return err ? 1 : 0;
+}
