@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * cache_ops: mb_cache get/put throughput next to a plain, uncharged
+ * cache_ops: mb_cache get/put throughput next to "plain", an uncharged
  * hash table + LRU list behind one mutex (what an application would write
  * itself), and the share of a put that goes to clerk accounting.
  *
@@ -336,8 +336,7 @@ static void close_caches(struct bench *b)
 static int compare(struct bench *b, const char *what, bench_loop_fn fn,
 		   unsigned int nthreads, uint64_t iters, int want_hits_per_op)
 {
-	static const char *const names[] = { "plain hash+LRU+mutex",
-					     "mb_cache" };
+	static const char *const names[] = { "plain", "mb_cache" };
 	uint64_t wall, want;
 	char label[64];
 	int use_mb;

@@ -122,9 +122,9 @@ uint64_t bench_threads(bench_loop_fn fn, void (*reset)(void *arg), void *arg,
 void bench_header(const char *title)
 {
 	printf("\n%s\n", title);
-	printf("  %-36s %7s %10s %10s\n", "variant", "threads", "ns/op",
+	printf("  %-42s %7s %10s %10s\n", "variant", "threads", "ns/op",
 	       "Mops/s");
-	printf("  %-36s %7s %10s %10s\n", "-------", "-------", "-----",
+	printf("  %-42s %7s %10s %10s\n", "-------", "-------", "-----",
 	       "------");
 }
 
@@ -134,6 +134,6 @@ void bench_row(const char *label, unsigned int nthreads, uint64_t ops,
 	double ns = ops ? (double)wall_ns / (double)ops : 0.0;
 	double mops = wall_ns ? (double)ops * 1e3 / (double)wall_ns : 0.0;
 
-	printf("  %-36s %7u %10.2f %10.2f\n", label, nthreads, ns, mops);
+	printf("  %-42s %7u %10.2f %10.2f\n", label, nthreads, ns, mops);
 	fflush(stdout);
 }

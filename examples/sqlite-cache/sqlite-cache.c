@@ -56,6 +56,7 @@ struct config {
 	unsigned int cache_mib;
 	unsigned int batch;
 	unsigned int seconds;
+	uint64_t low_mib, high_mib;
 	bool keep;
 	/* --fake-steps */
 	unsigned int steps, low_at, high_at;
@@ -85,6 +86,7 @@ struct app {
 	uint64_t cache_before_release;	/* cache bytes before the last shrink */
 	uint64_t cache_after_release;	/* and right after it */
 	int64_t low_limit;	/* lowest soft heap limit set */
+	uint64_t limited_target;	/* clerk target when it was set */
 	uint64_t restores;	/* times the limit was lifted */
 
 	/* peaks per phase, for "did the cache regrow" */
@@ -174,36 +176,51 @@ static void set_limit(struct app *a, int64_t limit)
 }
 
 /*
- * The soft heap limit follows the broker's target: lowered with it, and
- * lifted when the target rises (HIGH), back to what it was originally when
- * the broker no longer limits the clerk.
+ * While the broker takes memory back, SQLite's soft heap limit is its
+ * target for the clerk, so that the cache recycles pages instead of
+ * growing straight back.  Only ever lowered here.
  */
-static void follow_target(struct app *a)
+static void lower_limit(struct app *a)
 {
 	uint64_t target = mb_clerk_target(a->clerk);
 	int64_t want;
 
 	if (target == UINT64_MAX || target > INT64_MAX)
-		want = a->orig_limit;
-	else if ((int64_t)target < MIN_SOFT_LIMIT)
-		want = MIN_SOFT_LIMIT;
-	else
-		want = (int64_t)target;
-
-	/* 0 means "no limit" to SQLite: compare as unlimited */
-	if (a->limit && (!want || want > a->limit)) {
-		a->restores++;
-		if (want)
-			printf("%8.1f  target raised: soft heap limit %.1f -> %.1f MiB\n",
-			       elapsed_s(a), (double)a->limit / MIB,
-			       (double)want / MIB);
-		else
-			printf("%8.1f  target raised: soft heap limit %.1f MiB lifted\n",
-			       elapsed_s(a), (double)a->limit / MIB);
-	}
-	if (want && (!a->low_limit || want < a->low_limit))
-		a->low_limit = want;
+		return;
+	want = (int64_t)target < MIN_SOFT_LIMIT ? MIN_SOFT_LIMIT :
+						   (int64_t)target;
+	/* 0 is "no limit" to SQLite */
+	if (a->limit && a->limit <= want)
+		return;
 	set_limit(a, want);
+	a->limited_target = target;
+	if (!a->low_limit || want < a->low_limit)
+		a->low_limit = want;
+}
+
+/*
+ * Lift the limit once memory is plentiful again: the state is HIGH and the
+ * broker raised the clerk's target above what it was when the limit was
+ * set.  STEADY holds: the limit stays.  The limit goes back to what it was
+ * before we touched it, since a HIGH target is one growth step and the
+ * cache should be free to grow for as long as memory is plentiful.
+ */
+static void follow_target(struct app *a)
+{
+	uint64_t target = mb_clerk_target(a->clerk);
+	struct mb_notification st;
+
+	if (a->limit == a->orig_limit)
+		return;
+	if (target != UINT64_MAX &&
+	    (mb_monitor_get_state(a->mon, &st) < 0 ||
+	     st.state != MB_STATE_HIGH || target <= a->limited_target))
+		return;
+	a->restores++;
+	printf("%8.1f  target raised to %.1f MiB: soft heap limit %.1f MiB lifted\n",
+	       elapsed_s(a), target == UINT64_MAX ? -1.0 : (double)target / MIB,
+	       (double)a->limit / MIB);
+	set_limit(a, a->orig_limit);
 }
 
 static int64_t shrink_cb(struct mb_clerk *clerk, uint64_t bytes, void *arg)
@@ -216,7 +233,7 @@ static int64_t shrink_cb(struct mb_clerk *clerk, uint64_t bytes, void *arg)
 
 	(void)clerk;
 	/* first cap the cache so that it cannot grow straight back */
-	follow_target(a);
+	lower_limit(a);
 	sqlite3_db_release_memory(a->db);
 	after = heap_bytes();
 	freed = before > after ? before - after : 0;
@@ -248,9 +265,10 @@ static void on_notification(struct mb_monitor *mon,
 	struct app *a = arg;
 
 	(void)mon;
-	if (n->state == MB_STATE_LOW && a->state != MB_STATE_LOW)
+	/* every one counts: a LOW repeated while it lasts is another step */
+	if (n->state == MB_STATE_LOW)
 		a->low_events++;
-	if (n->state == MB_STATE_HIGH && a->state != MB_STATE_HIGH)
+	if (n->state == MB_STATE_HIGH)
 		a->high_events++;
 	a->state = n->state;
 	printf("%8.1f  event: %s, available %.1f MiB (low %.1f, high %.1f) from %s\n",
@@ -534,7 +552,9 @@ static void print_summary(struct app *a)
 	       a->shrinks, (double)a->released / MIB,
 	       (double)a->released_on_low / MIB,
 	       regrew ? "regrew after the target rose" :
-	       a->restores ? "did not regrow" : "was not released and restored");
+	       a->restores ? "did not regrow after the target rose" :
+	       a->shrinks ? "is still capped (no HIGH since)" :
+	       "was never asked to shrink");
 	/* machine-readable, for test.sh */
 	printf("result queries=%" PRIu64 " errors=%" PRIu64 "\n", a->queries,
 	       a->errors);
@@ -556,7 +576,9 @@ static void print_summary(struct app *a)
 static int setup_membroker(struct app *a, int source)
 {
 	struct mb_monitor_opts mo = { .sz = sizeof(mo),
-				      .source = (uint32_t)source };
+				      .source = (uint32_t)source,
+				      .low_bytes = a->cfg.low_mib << 20,
+				      .high_bytes = a->cfg.high_mib << 20 };
 	struct mb_clerk_opts co = { .sz = sizeof(co), .shrink = shrink_cb,
 				    .arg = a, .priority = 20 };
 	struct mb_notification st;
@@ -613,6 +635,9 @@ static void usage(FILE *f)
 		"  --batch N            queries per batch (default 500)\n"
 		"  --seconds N          run time, 0 = until SIGTERM (default 30)\n"
 		"  -s, --source NAME    auto|kmod|cgroup|psi|meminfo|fake (default auto)\n"
+		"  --low-mib N, --high-mib N\n"
+		"                       thresholds for sources without their own\n"
+		"                       (meminfo, psi; default automatic)\n"
 		"  --fake-steps N:L:H   N batches on the fake source, LOW after\n"
 		"                       batch L, HIGH after batch H\n");
 }
@@ -638,6 +663,8 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "source", required_argument, NULL, 's' },
 		{ "fake-steps", required_argument, NULL, 'f' },
+		{ "low-mib", required_argument, NULL, 'L' },
+		{ "high-mib", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -668,6 +695,12 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 			break;
 		case 's':
 			cfg->source = optarg;
+			break;
+		case 'L':
+			cfg->low_mib = strtoull(optarg, NULL, 0);
+			break;
+		case 'H':
+			cfg->high_mib = strtoull(optarg, NULL, 0);
 			break;
 		case 'f':
 			if (parse_steps(cfg, optarg) < 0) {
