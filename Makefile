@@ -53,13 +53,23 @@ hog:
 
 selftests: ksrc
 	+$(MAKE) -C selftests/membroker
+	+$(call subdir,selftests/lib)
 
 module:
 	+$(MAKE) -C kmod KDIR=$(KDIR)
 
 # deps first, then a fresh make: KDIR depends on the ABI deps.sh records.
+# The build's chatter (linker notes about static glibc, Kbuild) goes to
+# build/build.log unless V=1 or it fails.
 check: deps
+ifeq ($(V),1)
 	+$(MAKE) all
+else
+	@mkdir -p $(BUILD)
+	+@$(MAKE) all >$(BUILD)/build.log 2>&1 || \
+		{ tail -n 40 $(BUILD)/build.log; echo "make: build failed," \
+		  "see build/build.log" >&2; exit 1; }
+endif
 	scripts/check.sh
 
 lint: deps ksrc
@@ -79,6 +89,7 @@ clean:
 	+$(call subdir,lib,clean)
 	+$(call subdir,tools,clean)
 	+$(MAKE) -C selftests/membroker clean
+	+$(call subdir,selftests/lib,clean)
 	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	rm -rf $(BUILD)
 

@@ -5,14 +5,14 @@
 # membroker.ko (when built), the static selftests and tools, and the init
 # script.  Rebuilt every time: it is small and its inputs change often.
 #
-# Environment: KO (membroker.ko, default kmod/membroker.ko), TESTDIR
-# (selftest binaries, their "order" file, helpers in bin/), TOOLDIR
+# Environment: KO (membroker.ko, default kmod/membroker.ko), TESTDIRS
+# (directories of selftest binaries with an "order" file), TOOLDIR
 # (mb-hog, membrokerctl).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 KO=${KO:-$ROOT/kmod/membroker.ko}
-TESTDIR=${TESTDIR:-$BUILD/selftests/membroker}
+TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/membroker}
 TOOLDIR=${TOOLDIR:-$BUILD/tools}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 OUT=${1:-$VMDIR/initramfs.cpio.gz}
@@ -45,19 +45,24 @@ else
 	say "initramfs: $KO not built; the guest will run without it"
 fi
 
-if [ -f "$TESTDIR/order" ]; then
-	for t in $(cat "$TESTDIR/order"); do
-		[ -x "$TESTDIR/$t" ] || die "selftest $t listed but not built"
-		cp "$TESTDIR/$t" "$root/tests/"
+# Each directory's tests run in the order of its "order" file, as
+# /tests/<dir>/<test>.  The library's tests come first: membroker's own
+# end with "unload", which reloads the module under everyone's feet.
+: >"$root/tests/order"
+for d in $TESTDIRS; do
+	[ -f "$d/order" ] || continue
+	name=$(basename "$d")
+	mkdir -p "$root/tests/$name"
+	for t in $(cat "$d/order"); do
+		[ -x "$d/$t" ] || die "selftest $d/$t listed but not built"
+		cp "$d/$t" "$root/tests/$name/"
+		echo "$name/$t" >>"$root/tests/order"
 	done
-	cp "$TESTDIR/order" "$root/tests/order"
-else
-	: >"$root/tests/order"
-fi
+done
 
 # Static helpers: mb-demo from the selftests, mb-hog and membrokerctl
 # (when built static) from tools/.
-for d in "$TESTDIR/bin" "$TOOLDIR"; do
+for d in "$BUILD/selftests/membroker/bin" "$TOOLDIR"; do
 	[ -d "$d" ] || continue
 	for f in "$d"/*; do
 		if [ -f "$f" ] && [ -x "$f" ] && is_static "$f"; then
