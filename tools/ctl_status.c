@@ -27,11 +27,27 @@ static void status_size(const char *key, uint64_t bytes, bool known)
 	printf("%s: %s (%" PRIu64 " bytes)\n", key, buf, bytes);
 }
 
+/*
+ * A source may have nothing to report yet: the fake one only repeats what
+ * a program pushes into it.  Say so rather than print zeros as figures.
+ */
+static bool status_have_reading(const struct mb_notification *n)
+{
+	return n->time_ns || n->state != MB_STATE_UNKNOWN;
+}
+
 static void status_text(const struct ctl *c, const struct mb_notification *n)
 {
 	char buf[64];
 
 	printf("source: %s\n", ctl_source_note(c, buf, sizeof(buf)));
+	if (!status_have_reading(n)) {
+		printf("state: unknown\nreading: none yet%s\n",
+		       c->in_use == MB_SOURCE_FAKE ?
+		       " (the fake source reports only what a program pushes)" :
+		       "");
+		return;
+	}
 	printf("state: %s\n", mb_state_name(n->state));
 	ctl_fmt_flags(buf, sizeof(buf), n->flags);
 	printf("flags: %s\n", buf);
@@ -55,7 +71,8 @@ static void status_text(const struct ctl *c, const struct mb_notification *n)
 
 /*
  * The state object plus where it came from; "module_loaded" is null when
- * the user chose a source and the module was never asked.
+ * the user chose a source and the module was never asked, "reading" null
+ * (and no figures) when the source has nothing to report yet.
  */
 static void status_json(const struct ctl *c, const struct mb_notification *n)
 {
@@ -68,7 +85,10 @@ static void status_json(const struct ctl *c, const struct mb_notification *n)
 	printf("{\"source_in_use\":");
 	ctl_json_str(stdout, mb_source_name(c->in_use));
 	printf(",\"module_loaded\":%s,", loaded);
-	ctl_print_json_fields(stdout, n);
+	if (status_have_reading(n))
+		ctl_print_json_fields(stdout, n);
+	else
+		printf("\"state\":\"unknown\",\"reading\":null");
 	printf("}\n");
 }
 

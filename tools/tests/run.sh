@@ -203,15 +203,20 @@ else
 fi
 
 # --- the fake source ----------------------------------------------------------
+# Nothing is pushed into it from here: it must say so, not print zeros.
 run -s fake status
-if [ "$rc" -eq 0 ] && grep -qx 'source: fake' "$tmp/out"; then
+if [ "$rc" -eq 0 ] && grep -qx 'source: fake' "$tmp/out" &&
+   grep -qx 'state: unknown' "$tmp/out" &&
+   grep -q '^reading: none yet' "$tmp/out" &&
+   ! grep -q '^available:' "$tmp/out"; then
 	ok "status -s fake works without a module"
 else
 	not_ok "status -s fake works without a module" "exit status $rc"
 fi
 
 run -j -s fake status
-if [ "$rc" -eq 0 ] && json_ok "$tmp/out"; then
+if [ "$rc" -eq 0 ] && json_ok "$tmp/out" &&
+   [ "$(json_get "$tmp/out" 'j["reading"] is None and j["source_in_use"]')" = fake ]; then
 	ok "status -j -s fake is valid JSON"
 else
 	not_ok "status -j -s fake is valid JSON" "exit status $rc"
