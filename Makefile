@@ -78,7 +78,7 @@ lint: deps ksrc
 	scripts/lint.sh
 
 demo: deps
-	+$(MAKE) selftests hog $(if $(HAVE_KDIR),module)
+	+$(MAKE) selftests hog module
 	+$(MAKE) tools >/dev/null 2>&1 || \
 		echo "demo: tools/ did not build; the demo uses mb-demo" >&2
 	scripts/vm/kernel.sh
