@@ -449,6 +449,8 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 			continue;
 		m = p[i].m;
 		m->busy = false;
+		/* growth is measured from what was left, not what was freed */
+		m->prev_bytes -= MB_MIN(p[i].rec.freed, m->prev_bytes);
 		if (m->removed)
 			free(m);
 	}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * mb_cache: get/put/del, LRU order, the clerk charged for every byte,
+ * shrinking by a broker returns what was freed, puts honour the target,
+ * -E2BIG, statistics, growth of the table, and concurrent use while a
+ * broker shrinks it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "membroker.h"
+#include "tap.h"
+
+static uint64_t cost_of_one(void)
+{
+	struct mb_cache_stats st;
+	struct mb_cache *c;
+
+	mb_cache_new(&c, "probe", NULL);
+	mb_cache_put(c, "k", 1, "v", 1);
+	mb_cache_stats(c, &st);
+	mb_cache_free(c);
+	return st.bytes - 2;	/* the per-entry overhead */
+}
+
+static void test_basic(void)
+{
+	struct mb_cache_stats st;
+	struct mb_cache *c;
+	char buf[16];
+
+	ok(mb_cache_new(&c, "", NULL) == -EINVAL, "empty name");
+	ok(mb_cache_new(&c, "basic", NULL) == 0, "new");
+	ok(mb_cache_put(c, "alpha", 5, "one", 3) == 0, "put");
+	memset(buf, 0, sizeof(buf));
+	ok(mb_cache_get(c, "alpha", 5, buf, sizeof(buf)) == 3 &&
+	   !memcmp(buf, "one", 3), "get");
+	ok(mb_cache_get(c, "alpha", 5, buf, 1) == 3 && buf[0] == 'o',
+	   "short buffer: full length returned");
+	ok(mb_cache_get(c, "beta", 4, buf, sizeof(buf)) == -ENOENT, "miss");
+	ok(mb_cache_put(c, "alpha", 5, "three", 5) == 0 &&
+	   mb_cache_get(c, "alpha", 5, buf, sizeof(buf)) == 5 &&
+	   !memcmp(buf, "three", 5), "replace");
+	mb_cache_stats(c, &st);
+	ok(st.entries == 1 && st.inserts == 2 && st.hits == 3 &&
+	   st.misses == 1 && st.evictions == 0, "stats");
+	ok(st.bytes > 10 && st.bytes == mb_clerk_bytes(mb_cache_clerk(c)),
+	   "clerk charged key + value + overhead (%llu)",
+	   (unsigned long long)st.bytes);
+	ok(mb_cache_del(c, "alpha", 5) == 0 &&
+	   mb_cache_del(c, "alpha", 5) == -ENOENT, "del");
+	mb_cache_stats(c, &st);
+	ok(st.entries == 0 && st.bytes == 0 &&
+	   mb_clerk_bytes(mb_cache_clerk(c)) == 0, "all uncharged");
+	ok(mb_cache_put(c, NULL, 1, "x", 1) == -EINVAL &&
+	   mb_cache_put(c, "k", 0, "x", 1) == -EINVAL, "argument checks");
+	mb_cache_free(c);
+	mb_cache_free(NULL);
+}
+
+static void test_lru(void)
+{
+	uint64_t one = cost_of_one() + 2;
+	struct mb_cache_opts o = { .sz = sizeof(o), .max_bytes = 3 * one };
+	struct mb_cache_stats st;
+	struct mb_cache *c;
+	char big[64];
+
+	mb_cache_new(&c, "lru", &o);
+	mb_cache_put(c, "a", 1, "1", 1);
+	mb_cache_put(c, "b", 1, "2", 1);
+	mb_cache_put(c, "c", 1, "3", 1);
+	mb_cache_get(c, "a", 1, NULL, 0);	/* a is now the newest */
+	mb_cache_put(c, "d", 1, "4", 1);
+	ok(mb_cache_get(c, "b", 1, NULL, 0) == -ENOENT,
+	   "least recently used evicted");
+	ok(mb_cache_get(c, "a", 1, NULL, 0) == 1 &&
+	   mb_cache_get(c, "c", 1, NULL, 0) == 1 &&
+	   mb_cache_get(c, "d", 1, NULL, 0) == 1, "the others kept");
+	mb_cache_stats(c, &st);
+	ok(st.evictions == 1 && st.entries == 3 && st.bytes <= 3 * one,
+	   "bounded by max_bytes");
+	memset(big, 'x', sizeof(big));
+	ok(mb_cache_put(c, "big", 3, big, 3 * one) == -E2BIG,
+	   "entry larger than the bound: -E2BIG");
+	mb_cache_stats(c, &st);
+	ok(st.entries == 3, "... and nothing was evicted for it");
+	mb_cache_free(c);
+}
+
+static void test_table_growth(void)
+{
+	struct mb_cache *c;
+	char k[16];
+	int i, bad = 0;
+	int64_t v;
+
+	mb_cache_new(&c, "many", NULL);
+	for (i = 0; i < 5000; i++) {
+		snprintf(k, sizeof(k), "key%d", i);
+		if (mb_cache_put(c, k, strlen(k), &i, sizeof(i)))
+			bad++;
+	}
+	for (i = 0; i < 5000; i++) {
+		int got = -1;
+
+		snprintf(k, sizeof(k), "key%d", i);
+		v = mb_cache_get(c, k, strlen(k), &got, sizeof(got));
+		if (v != sizeof(got) || got != i)
+			bad++;
+	}
+	ok(bad == 0, "5000 entries through table growth");
+	mb_cache_free(c);
+}
+
+static void test_broker(void)
+{
+	struct mb_notification low = { .state = MB_STATE_LOW, .time_ns = 1 };
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .shrink_step_percent = 50 };
+	uint64_t before, target, one = cost_of_one() + 8;
+	struct mb_broker_record rec;
+	struct mb_cache_stats st;
+	struct mb_broker *b;
+	struct mb_cache *c;
+	char k[16];
+	int i, over = 0;
+
+	mb_cache_new(&c, "brokered", NULL);
+	mb_broker_new(&b, "caches", NULL, &bo);
+	ok(mb_broker_add_clerk(b, mb_cache_clerk(c)) == 0, "cache in broker");
+	for (i = 0; i < 100; i++) {
+		snprintf(k, sizeof(k), "k%04d", i);
+		mb_cache_put(c, k, 5, "vvv", 3);
+	}
+	mb_cache_stats(c, &st);
+	before = st.bytes;
+	ok(before == 100 * one, "100 entries");
+	mb_broker_notify(b, &low);
+	mb_cache_stats(c, &st);
+	mb_ring_read(mb_broker_ring(b), 1, &rec, NULL, 1, NULL);
+	ok(rec.freed >= before / 2 && st.bytes == before - rec.freed &&
+	   st.evictions == rec.freed / one,
+	   "shrink evicted and returned the bytes (%llu)",
+	   (unsigned long long)rec.freed);
+	ok(mb_cache_get(c, "k0000", 5, NULL, 0) == -ENOENT &&
+	   mb_cache_get(c, "k0099", 5, NULL, 0) == 3,
+	   "the oldest went first");
+	target = mb_clerk_target(mb_cache_clerk(c));
+	ok(target == before / 2, "target set to half");
+	for (i = 100; i < 200; i++) {
+		snprintf(k, sizeof(k), "k%04d", i);
+		mb_cache_put(c, k, 5, "vvv", 3);
+		mb_cache_stats(c, &st);
+		if (st.bytes > target)
+			over++;
+	}
+	ok(over == 0, "puts stay within the target");
+	ok(mb_cache_put(c, "huge", 4, k, 0) == 0, "small put fits");
+	mb_broker_free(b);
+	ok(mb_clerk_target(mb_cache_clerk(c)) == UINT64_MAX,
+	   "broker gone: unbounded again");
+	mb_cache_free(c);
+}
+
+static struct {
+	struct mb_cache *c;
+	struct mb_broker *b;
+	atomic_bool stop;
+} g;
+
+static void *user(void *arg)
+{
+	char k[16], v[32] = { 0 };
+	uintptr_t id = (uintptr_t)arg;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		snprintf(k, sizeof(k), "%lu-%d", (unsigned long)id, i % 500);
+		if (i % 3)
+			mb_cache_get(g.c, k, strlen(k), v, sizeof(v));
+		else
+			mb_cache_put(g.c, k, strlen(k), v, sizeof(v));
+	}
+	return NULL;
+}
+
+static void *shrinker(void *arg)
+{
+	struct mb_notification n = { .time_ns = 1 };
+
+	(void)arg;
+	while (!atomic_load(&g.stop)) {
+		n.state = n.time_ns % 2 ? MB_STATE_LOW : MB_STATE_HIGH;
+		n.time_ns++;
+		mb_broker_notify(g.b, &n);
+	}
+	return NULL;
+}
+
+static void test_concurrent(void)
+{
+	struct mb_cache_stats st;
+	pthread_t t[4];
+	uintptr_t i;
+
+	mb_cache_new(&g.c, "shared", NULL);
+	mb_broker_new(&g.b, "shared", NULL, NULL);
+	mb_broker_add_clerk(g.b, mb_cache_clerk(g.c));
+	pthread_create(&t[3], NULL, shrinker, NULL);
+	for (i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, user, (void *)i);
+	for (i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&g.stop, true);
+	pthread_join(t[3], NULL);
+	mb_cache_stats(g.c, &st);
+	ok(st.bytes == mb_clerk_bytes(mb_cache_clerk(g.c)) &&
+	   st.hits + st.misses == 3 * 13333,
+	   "3 threads and a shrinking broker: accounts agree");
+	mb_broker_free(g.b);
+	mb_cache_free(g.c);
+}
+
+int main(void)
+{
+	plan(0);
+	test_basic();
+	test_lru();
+	test_table_growth();
+	test_broker();
+	test_concurrent();
+	return done_testing();
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The rules shared with the kernel module (automatic thresholds,
+ * classification with hysteresis, VIRTUAL_LOW, adaptive poll interval),
+ * names of states and sources, and the options-struct copy rules.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "membroker.h"
+#include "internal.h"
+#include "tap.h"
+
+#define MIB	(1024ULL * 1024)
+
+static void test_thresholds(void)
+{
+	uint64_t lo, hi;
+
+	mb_auto_thresholds(512 * MIB, &lo, &hi);
+	ok(lo == 64 * MIB && hi == 192 * MIB, "512 MiB: low 64, high 192");
+	mb_auto_thresholds(64ULL * 1024 * MIB, &lo, &hi);
+	ok(lo == 256 * MIB && hi == 768 * MIB, "64 GiB: low capped at 256");
+	mb_auto_thresholds(200 * MIB, &lo, &hi);
+	ok(lo == 32 * MIB && hi == 96 * MIB, "200 MiB: low at least 32");
+	mb_auto_thresholds(100 * MIB, &lo, &hi);
+	ok(lo == 25 * MIB && hi == 50 * MIB,
+	   "100 MiB: low at most total/4, high at most total/2");
+}
+
+static void test_classify(void)
+{
+	/* low 800, high 2400: hysteresis min(100, 800) = 100 */
+	ok(mb_classify(799, 800, 2400, MB_STATE_STEADY) == MB_STATE_LOW,
+	   "below low: LOW");
+	ok(mb_classify(800, 800, 2400, MB_STATE_STEADY) == MB_STATE_STEADY,
+	   "at low: STEADY");
+	ok(mb_classify(899, 800, 2400, MB_STATE_LOW) == MB_STATE_LOW,
+	   "LOW stays LOW below low + hysteresis");
+	ok(mb_classify(900, 800, 2400, MB_STATE_LOW) == MB_STATE_STEADY,
+	   "LOW leaves at low + hysteresis");
+	ok(mb_classify(2401, 800, 2400, MB_STATE_STEADY) == MB_STATE_HIGH,
+	   "above high: HIGH");
+	ok(mb_classify(2301, 800, 2400, MB_STATE_HIGH) == MB_STATE_HIGH,
+	   "HIGH stays HIGH above high - hysteresis");
+	ok(mb_classify(2300, 800, 2400, MB_STATE_HIGH) == MB_STATE_STEADY,
+	   "HIGH leaves at high - hysteresis");
+	ok(mb_classify(10, 800, 2400, MB_STATE_HIGH) == MB_STATE_LOW,
+	   "HIGH straight to LOW");
+	ok(mb_classify(3000, 800, 2400, MB_STATE_LOW) == MB_STATE_HIGH,
+	   "LOW straight to HIGH");
+	/* thresholds 800/900: hysteresis limited to (900-800)/2 = 50 */
+	ok(mb_classify(849, 800, 900, MB_STATE_LOW) == MB_STATE_LOW &&
+	   mb_classify(850, 800, 900, MB_STATE_LOW) == MB_STATE_STEADY,
+	   "hysteresis at most half the gap");
+	ok(mb_classify(500, 800, 800, MB_STATE_UNKNOWN) == MB_STATE_LOW &&
+	   mb_classify(800, 800, 800, MB_STATE_LOW) == MB_STATE_STEADY,
+	   "equal thresholds: no hysteresis");
+}
+
+static void test_flags_and_poll(void)
+{
+	ok(mb_virtual_flags(90, 100) == MB_FLAG_VIRTUAL_LOW &&
+	   mb_virtual_flags(89, 100) == 0, "VIRTUAL_LOW at 90%% of the limit");
+	ok(mb_virtual_flags(UINT64_MAX, UINT64_MAX) == MB_FLAG_VIRTUAL_LOW &&
+	   mb_virtual_flags(5, 0) == 0, "no overflow, unknown limit: clear");
+	ok(mb_poll_interval_ms(100, 200) == 5, "no headroom: 5 ms");
+	ok(mb_poll_interval_ms(200 * MIB, 100 * MIB) == 97,
+	   "100 MiB headroom at 1 GiB/s: 97 ms");
+	ok(mb_poll_interval_ms(8192 * MIB, 100 * MIB) == 1000,
+	   "plenty: 1000 ms");
+	ok(mb_poll_interval_ms(101 * MIB, 100 * MIB) == 5,
+	   "1 MiB headroom: clamped to 5 ms");
+}
+
+static void test_names(void)
+{
+	int t;
+
+	ok(!strcmp(mb_state_name(MB_STATE_LOW), "low") &&
+	   !strcmp(mb_state_name(MB_STATE_STEADY), "steady") &&
+	   !strcmp(mb_state_name(MB_STATE_HIGH), "high") &&
+	   !strcmp(mb_state_name(0), "unknown") &&
+	   !strcmp(mb_state_name(77), "unknown"), "state names");
+	for (t = 0; t < MB_SOURCE_COUNT; t++)
+		if (mb_source_parse(mb_source_name(t)) != t)
+			break;
+	ok(t == MB_SOURCE_COUNT, "source names parse back");
+	ok(mb_source_parse("nope") == -EINVAL && mb_source_parse(NULL) ==
+	   -EINVAL, "unknown source name: -EINVAL");
+}
+
+struct opts_v2 {
+	struct mb_clerk_opts v1;
+	uint64_t future;
+};
+
+static void test_opts(void)
+{
+	struct opts_v2 big = { .v1.priority = 7 };
+	struct mb_clerk_opts o;
+	struct mb_clerk *c;
+	char buf[64];
+
+	big.v1.sz = sizeof(big);
+	ok(mb_opts_copy(&o, sizeof(o), &big) == 0 && o.priority == 7 &&
+	   o.sz == sizeof(o), "larger struct with zero tail accepted");
+	big.future = 1;
+	ok(mb_opts_copy(&o, sizeof(o), &big) == -EINVAL,
+	   "unknown non-zero field: -EINVAL");
+	ok(mb_clerk_new(&c, "x", (void *)&big) == -EINVAL && !c,
+	   "constructors refuse it too");
+	big.v1.sz = 0;
+	ok(mb_opts_copy(&o, sizeof(o), &big) == -EINVAL, "sz 0: -EINVAL");
+	ok(mb_path_join("/tmp/r/", "/proc/meminfo", buf, sizeof(buf)) > 0 &&
+	   !strcmp(buf, "/tmp/r/proc/meminfo"), "root joined once");
+	ok(mb_path_join(NULL, "proc/x", buf, sizeof(buf)) > 0 &&
+	   !strcmp(buf, "/proc/x"), "NULL root is /");
+	ok(mb_path_join("/r", "proc/x", buf, 8) == -ENAMETOOLONG,
+	   "too long: -ENAMETOOLONG");
+	ok(mb_self_rss() > 0, "own RSS is known");
+}
+
+int main(void)
+{
+	plan(0);
+	test_thresholds();
+	test_classify();
+	test_flags_and_poll();
+	test_names();
+	test_opts();
+	return done_testing();
+}
