@@ -177,12 +177,12 @@ static int config_apply(struct ctl *c, const struct mb_kmod_config *cfg)
 	if (err == -EPERM)
 		return ctl_runtime_error(0,
 			"changing the configuration needs CAP_NET_ADMIN (run as root)");
-	if (err == -EINVAL && msg[0])
+	/* the module's own words say more than the errno (EINVAL, ERANGE) */
+	if (err && msg[0])
 		return ctl_runtime_error(0, "the module rejected the configuration: %s",
 					 msg);
 	if (err)
-		return ctl_runtime_error(err, "the module rejected the configuration%s%s",
-					 msg[0] ? ": " : "", msg);
+		return ctl_runtime_error(err, "the module rejected the configuration");
 	return CTL_EXIT_OK;
 }
 

@@ -8,13 +8,15 @@
 # explaining that they need the module.  The module paths are exercised in
 # the VM (see membrokerctl(8) and the rig's guest scripts).
 #
-# Environment: MEMBROKERCTL (the binary), RESULTS (directory for
-# tools.counts: "PASSED FAILED SKIPPED").
+# Environment: MEMBROKERCTL (the binary), RESULTS (directory for the
+# counts file), COUNTS (its name, default tools.counts; it holds
+# "PASSED FAILED SKIPPED").
 
 set -u
 
 CTL=${MEMBROKERCTL:?set MEMBROKERCTL to the membrokerctl binary}
 RESULTS=${RESULTS:-$(dirname "$0")/../../build/results}
+COUNTS=${COUNTS:-tools.counts}
 # A guard against a hang only: every command below ends on its own.
 GUARD=${GUARD:-60}
 
@@ -334,6 +336,6 @@ fi
 
 echo "1..$n"
 mkdir -p "$RESULTS"
-echo "$passed $failed $skipped" >"$RESULTS/tools.counts"
+echo "$passed $failed $skipped" >"$RESULTS/$COUNTS"
 echo "# passed $passed, failed $failed, skipped $skipped"
 [ "$failed" -eq 0 ]
