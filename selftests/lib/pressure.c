@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libmembroker with the real module, end to end: a process keeps two
+ * mb_caches of 64 MiB each in one broker driven by a kmod monitor.  A
+ * forked hog eats memory until MemAvailable is below the low threshold
+ * and holds it.  The test checks that LOW arrives, that the broker shrinks
+ * both caches (bytes down, shrink counts up), that the kernel then sees
+ * more MemAvailable than when LOW was sent, and that once the hog is gone
+ * HIGH arrives and the caches are allowed to grow back, and do.
+ *
+ * The thresholds are set explicitly (and restored afterwards) from the
+ * memory this guest actually has, so the test does not depend on the
+ * automatic rule or the guest's size.  Waits are on notifications, each
+ * bounded by a generous deadline that only turns a hang into a failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "membroker.h"
+
+#define MIB		(1024ULL * 1024)
+#define CACHE_BYTES	(64 * MIB)
+#define VAL_BYTES	(256 * 1024)	/* above the mmap threshold below */
+#define HOG_CHUNK	(4 * MIB)
+#define DEADLINE_S	60		/* a hang, not a timing requirement */
+
+/* Notifications seen by the monitor thread, for the test to wait on. */
+struct seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mb_notification last;
+	uint64_t count;
+};
+
+static void on_note(struct mb_monitor *mon, const struct mb_notification *n,
+		    void *arg)
+{
+	struct seen *s = arg;
+
+	(void)mon;
+	pthread_mutex_lock(&s->lock);
+	s->last = *n;
+	s->count++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait for a notification newer than @after whose state is in @mask. */
+static int wait_state(struct seen *s, uint64_t after, unsigned int mask,
+		      struct mb_notification *out, uint64_t *count)
+{
+	struct timespec dl;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += DEADLINE_S;
+	pthread_mutex_lock(&s->lock);
+	while (!(s->count > after && (mask & (1U << s->last.state))) && !err)
+		err = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+	if (!err) {
+		*out = s->last;
+		if (count)
+			*count = s->count;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err ? -err : 0;
+}
+
+/* MemAvailable in bytes, read with plain syscalls (safe after fork) */
+static int64_t mem_available(void)
+{
+	static const char key[] = "MemAvailable:";
+	char buf[4096], *p;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	p = strstr(buf, key);
+	if (!p)
+		return -EIO;
+	return (int64_t)strtoull(p + sizeof(key) - 1, NULL, 10) * 1024;
+}
+
+/*
+ * The hog: allocate and touch memory until MemAvailable is below @low,
+ * report on @ready, then hold it until @hold reaches EOF.  Uses only
+ * mmap/read/write: it runs in a child of a threaded process.
+ */
+static void hog(uint64_t low, int ready, int hold)
+{
+	uint64_t total = 0;
+	char c = 1, *p;
+	int64_t avail;
+	size_t i;
+
+	for (;;) {
+		avail = mem_available();
+		if (avail < 0)
+			_exit(2);
+		if ((uint64_t)avail < low)
+			break;
+		p = mmap(NULL, HOG_CHUNK, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			_exit(3);
+		for (i = 0; i < HOG_CHUNK; i += 4096)
+			p[i] = 1;
+		total += HOG_CHUNK;
+	}
+	if (write(ready, &c, 1) != 1)
+		_exit(4);
+	while (read(hold, &c, 1) > 0)
+		;
+	_exit(total ? 0 : 5);
+}
+
+static int fill(struct mb_cache *cache, uint32_t base, uint64_t bytes)
+{
+	static char val[VAL_BYTES];
+	uint32_t i, n = bytes / VAL_BYTES;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		uint32_t key = base + i;
+
+		memset(val, (int)key, sizeof(val));
+		err = mb_cache_put(cache, &key, sizeof(key), val,
+				   sizeof(val));
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int clerk_info(const char *name, struct mb_clerk_info *out)
+{
+	struct mb_clerk_info info[16];
+	int n, i;
+
+	n = mb_clerk_snapshot(info, 16);
+	for (i = 0; i < n && i < 16; i++) {
+		if (!strcmp(info[i].name, name)) {
+			*out = info[i];
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+FIXTURE(pressure) {
+	struct mb_kmod *k;
+	struct mb_kmod_config saved;
+	struct mb_monitor *mon;
+	struct mb_broker *broker;
+	struct mb_cache *a, *b;
+	struct seen seen;
+	pid_t hog;
+	int go;
+	int hold;
+};
+
+FIXTURE_SETUP(pressure)
+{
+	struct mb_broker_opts bopts = {
+		.sz = sizeof(bopts),
+		.shrink_step_percent = 25,
+	};
+	struct mb_cache_opts copts = { .sz = sizeof(copts) };
+	struct mb_monitor_opts mopts = MB_OPTS(mb_monitor_opts,
+					       .source = MB_SOURCE_KMOD);
+	int err;
+
+	self->hog = -1;
+	self->go = -1;
+	self->hold = -1;
+	err = mb_kmod_open(&self->k);
+	if (err == -ENOENT)
+		SKIP(return, "membroker.ko is not loaded");
+	ASSERT_EQ(0, err);
+	ASSERT_EQ(0, mb_kmod_get_config(self->k, &self->saved));
+
+	/* Freed cache values must go back to the kernel at once. */
+	ASSERT_EQ(1, mallopt(M_MMAP_THRESHOLD, 128 * 1024));
+
+	pthread_mutex_init(&self->seen.lock, NULL);
+	pthread_cond_init(&self->seen.cond, NULL);
+	ASSERT_EQ(0, mb_monitor_new(&self->mon, &mopts));
+	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(self->mon));
+	ASSERT_EQ(0, mb_broker_new(&self->broker, "pool", self->mon,
+				   &bopts));
+	/*
+	 * Subscribers run in the order they subscribed: ours after the
+	 * broker's, so a notification the test sees has been acted on.
+	 */
+	ASSERT_LE(0, mb_monitor_subscribe(self->mon, on_note, &self->seen));
+	ASSERT_EQ(0, mb_cache_new(&self->a, "cache-a", &copts));
+	ASSERT_EQ(0, mb_cache_new(&self->b, "cache-b", &copts));
+	ASSERT_EQ(0, mb_monitor_start_thread(self->mon));
+}
+
+FIXTURE_TEARDOWN(pressure)
+{
+	struct mb_kmod_config restore = self->saved;
+
+	/* EOF on either pipe ends the hog, whatever it was doing */
+	if (self->go >= 0)
+		close(self->go);
+	if (self->hold >= 0)
+		close(self->hold);
+	if (self->hog > 0)
+		waitpid(self->hog, NULL, 0);
+	if (self->mon)
+		mb_monitor_stop_thread(self->mon);
+	mb_broker_free(self->broker);
+	mb_cache_free(self->a);
+	mb_cache_free(self->b);
+	mb_monitor_free(self->mon);
+	if (self->k) {
+		restore.set_mask = MB_KCFG_LOW | MB_KCFG_HIGH |
+				   MB_KCFG_HYSTERESIS | MB_KCFG_POLL_MIN |
+				   MB_KCFG_POLL_MAX | MB_KCFG_RATELIMIT |
+				   MB_KCFG_VIRTUAL_LOW;
+		EXPECT_EQ(0, mb_kmod_set_config(self->k, &restore, NULL, 0));
+		mb_kmod_close(self->k);
+	}
+}
+
+TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
+{
+	struct mb_clerk_info a0, b0, a1, b1;
+	struct mb_notification st, low, back, high;
+	struct mb_kmod_config cfg = { 0 };
+	uint64_t count, bytes_a0, bytes_b0, bytes_a1, bytes_b1;
+	int go[2], ready[2], hold[2], status;
+	int64_t avail;
+	int err;
+	char c;
+
+	/*
+	 * 0. Fork the hog first: a child forked after the caches are filled
+	 * would share their pages, and freeing them here would return
+	 * nothing to the kernel.  It waits for the low threshold on @go.
+	 */
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(hold));
+	self->hog = fork();
+	ASSERT_LE(0, self->hog);
+	if (self->hog == 0) {
+		uint64_t low_bytes;
+
+		close(go[1]);
+		close(ready[0]);
+		close(hold[1]);
+		if (read(go[0], &low_bytes, sizeof(low_bytes)) !=
+		    sizeof(low_bytes))
+			_exit(6);
+		hog(low_bytes, ready[1], hold[0]);
+	}
+	close(go[0]);
+	close(ready[1]);
+	close(hold[0]);
+	self->go = go[1];
+	self->hold = hold[1];
+
+	/*
+	 * 1. Fill both caches, then hand them to the broker: a broker lets
+	 * a pool grow only a step per HIGH notification, and the test wants
+	 * 64 MiB each to start from.
+	 */
+	ASSERT_EQ(0, fill(self->a, 0, CACHE_BYTES));
+	ASSERT_EQ(0, fill(self->b, 1U << 20, CACHE_BYTES));
+	bytes_a0 = mb_clerk_bytes(mb_cache_clerk(self->a));
+	bytes_b0 = mb_clerk_bytes(mb_cache_clerk(self->b));
+	ASSERT_GE(bytes_a0, CACHE_BYTES);
+	ASSERT_GE(bytes_b0, CACHE_BYTES);
+	ASSERT_EQ(0, mb_broker_add_clerk(self->broker,
+					 mb_cache_clerk(self->a)));
+	ASSERT_EQ(0, mb_broker_add_clerk(self->broker,
+					 mb_cache_clerk(self->b)));
+
+	/*
+	 * 2. Thresholds from what is left: LOW well above the OOM zone,
+	 * HIGH reachable again once the hog is gone.
+	 */
+	avail = mem_available();
+	ASSERT_LT(0, avail);
+	TH_LOG("MemAvailable with full caches: %lld MiB",
+	       (long long)(avail / MIB));
+	cfg.low_bytes = 96 * MIB;
+	cfg.high_bytes = (uint64_t)avail - 48 * MIB;
+	if (cfg.high_bytes < cfg.low_bytes + 64 * MIB)
+		SKIP(return, "guest too small: %lld MiB available",
+		     (long long)(avail / MIB));
+	cfg.set_mask = MB_KCFG_LOW | MB_KCFG_HIGH;
+	ASSERT_EQ(0, mb_kmod_set_config(self->k, &cfg, NULL, 0));
+	ASSERT_EQ(0, wait_state(&self->seen, 0, (1U << MB_STATE_HIGH) |
+				(1U << MB_STATE_STEADY), &st, &count));
+	ASSERT_EQ(cfg.low_bytes, st.low);
+	ASSERT_EQ(0, clerk_info("cache-a", &a0));
+	ASSERT_EQ(0, clerk_info("cache-b", &b0));
+
+	/* 3. The hog takes MemAvailable below low and holds. */
+	ASSERT_EQ(sizeof(cfg.low_bytes),
+		  write(go[1], &cfg.low_bytes, sizeof(cfg.low_bytes)));
+	close(go[1]);
+	self->go = -1;
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	close(ready[0]);
+
+	/* 4. LOW arrives; the broker shrinks until LOW ends. */
+	ASSERT_EQ(0, wait_state(&self->seen, count, 1U << MB_STATE_LOW,
+				&low, &count));
+	TH_LOG("LOW: available %llu MiB (low %llu MiB), reason %u",
+	       (unsigned long long)(low.available / MIB),
+	       (unsigned long long)(low.low / MIB), low.reason);
+	ASSERT_LT(low.available, low.low);
+	err = wait_state(&self->seen, count,
+			 (1U << MB_STATE_STEADY) | (1U << MB_STATE_HIGH),
+			 &back, &count);
+	if (err) {
+		ASSERT_EQ(0, clerk_info("cache-a", &a1));
+		ASSERT_EQ(0, clerk_info("cache-b", &b1));
+		ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
+		TH_LOG("still LOW: kernel available %llu MiB state %u; "
+		       "cache-a %llu MiB %llu shrinks, cache-b %llu MiB "
+		       "%llu shrinks; %llu notifications",
+		       (unsigned long long)(st.available / MIB), st.state,
+		       (unsigned long long)(a1.bytes / MIB),
+		       (unsigned long long)a1.shrink_count,
+		       (unsigned long long)(b1.bytes / MIB),
+		       (unsigned long long)b1.shrink_count,
+		       (unsigned long long)self->seen.count);
+	}
+	ASSERT_EQ(0, err);
+
+	bytes_a1 = mb_clerk_bytes(mb_cache_clerk(self->a));
+	bytes_b1 = mb_clerk_bytes(mb_cache_clerk(self->b));
+	ASSERT_EQ(0, clerk_info("cache-a", &a1));
+	ASSERT_EQ(0, clerk_info("cache-b", &b1));
+	TH_LOG("after LOW: cache-a %llu -> %llu MiB, cache-b %llu -> %llu MiB",
+	       (unsigned long long)(bytes_a0 / MIB),
+	       (unsigned long long)(bytes_a1 / MIB),
+	       (unsigned long long)(bytes_b0 / MIB),
+	       (unsigned long long)(bytes_b1 / MIB));
+	EXPECT_LT(bytes_a1, bytes_a0);
+	EXPECT_LT(bytes_b1, bytes_b0);
+	EXPECT_GT(a1.shrink_count, a0.shrink_count);
+	EXPECT_GT(b1.shrink_count, b0.shrink_count);
+	EXPECT_GT(a1.shrink_freed + b1.shrink_freed, 0);
+
+	/* 5. The kernel sees the memory the caches gave back. */
+	ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
+	TH_LOG("kernel MemAvailable: %llu MiB at LOW, %llu MiB now",
+	       (unsigned long long)(low.available / MIB),
+	       (unsigned long long)(st.available / MIB));
+	EXPECT_GT(st.available, low.available);
+	EXPECT_GE(back.available, low.low);
+
+	/* 6. The hog leaves: HIGH, and the caches may grow again. */
+	close(self->hold);
+	self->hold = -1;
+	ASSERT_EQ(self->hog, waitpid(self->hog, &status, 0));
+	self->hog = -1;
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(0, wait_state(&self->seen, count, 1U << MB_STATE_HIGH,
+				&high, &count));
+	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->a)), bytes_a1);
+	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->b)), bytes_b1);
+
+	/* 7. Refilled, they grow back (within what the broker allows). */
+	ASSERT_EQ(0, fill(self->a, 2U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, fill(self->b, 3U << 20, CACHE_BYTES));
+	TH_LOG("refilled: cache-a %llu MiB (target %llu), cache-b %llu MiB",
+	       (unsigned long long)
+	       (mb_clerk_bytes(mb_cache_clerk(self->a)) / MIB),
+	       (unsigned long long)
+	       (mb_clerk_target(mb_cache_clerk(self->a)) / MIB),
+	       (unsigned long long)
+	       (mb_clerk_bytes(mb_cache_clerk(self->b)) / MIB));
+	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->a)), bytes_a1);
+	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->b)), bytes_b1);
+	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->a)),
+		  mb_clerk_target(mb_cache_clerk(self->a)));
+	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->b)),
+		  mb_clerk_target(mb_cache_clerk(self->b)));
+}
+
+TEST_HARNESS_MAIN
