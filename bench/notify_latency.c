@@ -259,12 +259,11 @@ static void *psi_main(void *arg)
 			break;
 		if (pfd[1].revents)
 			break;
+		atomic_fetch_add(&dets[DET_PSI].wakeups, 1);
 		if (pfd[0].revents & POLLERR)
 			break;
-		if (pfd[0].revents & POLLPRI) {
-			atomic_fetch_add(&dets[DET_PSI].wakeups, 1);
+		if (pfd[0].revents & POLLPRI)
 			saw_low(&dets[DET_PSI], now_ns());
-		}
 	}
 	close(pfd[0].fd);
 	return NULL;
@@ -451,12 +450,16 @@ static void print_run(int run, const struct run_result *r)
 	uint64_t ref = r->det_ns[DET_REF];
 	int d;
 
-	printf("\nrun %d: hog %s after %.0f ms, %llu MiB allocated, lowest available %.1f MiB\n",
-	       run + 1, r->oom_killed ? "OOM-killed" : "stopped at low/4",
-	       ms((int64_t)(r->end_ns - r->start_ns)),
-	       (unsigned long long)(r->allocated >> 20),
-	       r->min_avail == UINT64_MAX ? 0.0 :
-	       (double)r->min_avail / (1 << 20));
+	/* a killed hog cannot say how much it had; its death is seen as EOF */
+	if (r->oom_killed)
+		printf("\nrun %d: hog OOM-killed (exit seen) after %.0f ms, lowest available %.1f MiB\n",
+		       run + 1, ms((int64_t)(r->end_ns - r->start_ns)),
+		       (double)r->min_avail / (1 << 20));
+	else
+		printf("\nrun %d: hog stopped at low/4 after %.0f ms, %llu MiB allocated, lowest available %.1f MiB\n",
+		       run + 1, ms((int64_t)(r->end_ns - r->start_ns)),
+		       (unsigned long long)(r->allocated >> 20),
+		       (double)r->min_avail / (1 << 20));
 	printf("  %-32s %12s %12s\n", "detector", "latency ms", "warning ms");
 	for (d = 0; d < DET_COUNT; d++) {
 		printf("  %-32s ", dets[d].name);
