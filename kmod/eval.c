@@ -49,7 +49,7 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 {
 	struct mb_thresholds t;
 	struct mb_sample s;
-	struct mb_msg cur;
+	struct mb_msg cur, pub;
 	enum mb_publish what;
 	u64 wait_ns;
 
@@ -85,22 +85,25 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 	cur.reason = reason;
 
 	if (force) {
+		pub = cur;
 		what = MB_PUBLISH_NOW;
 		wait_ns = 0;
 	} else {
 		what = mb_state_decide(mb_ev.published ? &mb_ev.last : NULL,
 				       &cur,
 				       (u64)mb_ev.cfg.ratelimit_ms * NSEC_PER_MSEC,
-				       &wait_ns);
+				       &pub, &wait_ns);
 	}
-	if (what == MB_PUBLISH_NOW)
-		mb_eval_publish(&cur);
+	if (what == MB_PUBLISH_NOW) {
+		mb_eval_publish(&pub);
+		cur.seq = pub.seq;
+	}
 	mb_ev.cur = cur;
 
 	next->poll_ms = mb_state_poll_ms(cur.state, cur.available, &t,
 					 &mb_ev.cfg);
 	next->far = next->poll_ms >= mb_ev.cfg.poll_max_ms;
-	next->deferred_ns = what == MB_PUBLISH_LATER ? wait_ns : 0;
+	next->deferred_ns = wait_ns;
 	mutex_unlock(&mb_ev.lock);
 }
 

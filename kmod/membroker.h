@@ -133,7 +133,7 @@ enum mb_cfg_err {
 /**
  * enum mb_publish - what to do with an evaluation (mb_state_decide())
  * @MB_PUBLISH_NONE:	nothing changed since the last notification
- * @MB_PUBLISH_NOW:	notify now
+ * @MB_PUBLISH_NOW:	notify now (possibly holding a relaxation back)
  * @MB_PUBLISH_LATER:	changed, but the rate limit holds it back
  */
 enum mb_publish {
@@ -152,7 +152,7 @@ u32 mb_state_next(u32 cur, u64 available, const struct mb_thresholds *t);
 u32 mb_state_flags(const struct mb_sample *s, u32 virtual_low_percent);
 enum mb_publish mb_state_decide(const struct mb_msg *last,
 				const struct mb_msg *cur, u64 ratelimit_ns,
-				u64 *wait_ns);
+				struct mb_msg *pub, u64 *wait_ns);
 u32 mb_state_poll_ms(u32 state, u64 available,
 		     const struct mb_thresholds *t,
 		     const struct mb_config *cfg);

@@ -259,43 +259,63 @@ bool mb_state_total_changed(u64 tracked, u64 total)
  * mb_state_decide - publish an evaluation now, later or not at all?
  * @last:	the latest published message, NULL if none yet
  * @cur:	the evaluation
- * @ratelimit_ns: minimum spacing of non-escalating notifications
- * @wait_ns:	for MB_PUBLISH_LATER, how long to wait
+ * @ratelimit_ns: minimum spacing before a relaxing notification
+ * @pub:	for MB_PUBLISH_NOW, the message to publish
+ * @wait_ns:	if not 0, evaluate again after this long: something is
+ *		held back by the rate limit
  *
  * A notification is due when the state, the flags or a threshold changed,
- * or total memory moved by MB_TOTAL_GRANULE or more.  One that makes
- * things more severe (state towards LOW, a flag set) goes out at once,
- * since it is a call to act; anything else waits until @ratelimit_ns after
- * the previous notification, so a level hovering around a threshold causes
- * at most one escalation and one relaxation per interval.
+ * or total memory moved by MB_TOTAL_GRANULE or more.  Escalations (state
+ * towards LOW, a flag set) are a call to act and go out at once.  Every
+ * other change waits until @ratelimit_ns after the previous notification
+ * of any kind; when an escalation and a relaxation coincide (available
+ * memory recovers while committed memory crosses the limit, say), the
+ * escalation goes out with the relaxing part held back at its previous
+ * value.  Thus two notifications less than @ratelimit_ns apart are always
+ * an escalation following another notification, and a level hovering
+ * around a threshold causes at most one escalation and one relaxation per
+ * interval.
  *
  * Return: an enum mb_publish value.
  */
 enum mb_publish mb_state_decide(const struct mb_msg *last,
 				const struct mb_msg *cur, u64 ratelimit_ns,
-				u64 *wait_ns)
+				struct mb_msg *pub, u64 *wait_ns)
 {
+	bool escalates, relaxes;
 	u64 due;
 
+	*pub = *cur;
 	*wait_ns = 0;
 	if (!last)
 		return MB_PUBLISH_NOW;
 
-	if (cur->state == last->state && cur->flags == last->flags &&
+	escalates = mb_severity(cur->state) > mb_severity(last->state) ||
+		    (cur->flags & ~last->flags);
+	relaxes = mb_severity(cur->state) < mb_severity(last->state) ||
+		  (last->flags & ~cur->flags);
+	if (!escalates && !relaxes &&
 	    cur->low == last->low && cur->high == last->high &&
 	    !mb_state_total_changed(last->total, cur->total))
 		return MB_PUBLISH_NONE;
-
-	if (mb_severity(cur->state) > mb_severity(last->state) ||
-	    (cur->flags & ~last->flags))
-		return MB_PUBLISH_NOW;
 
 	due = last->timestamp_ns + ratelimit_ns;
 	if (cur->timestamp_ns >= due)
 		return MB_PUBLISH_NOW;
 
-	*wait_ns = due - cur->timestamp_ns;
-	return MB_PUBLISH_LATER;
+	if (!escalates) {
+		*wait_ns = due - cur->timestamp_ns;
+		return MB_PUBLISH_LATER;
+	}
+
+	if (relaxes) {
+		if (mb_severity(cur->state) < mb_severity(last->state))
+			pub->state = last->state;
+		pub->flags |= last->flags;
+		/* Published now, so the relaxation is due one interval later */
+		*wait_ns = ratelimit_ns;
+	}
+	return MB_PUBLISH_NOW;
 }
 
 /**
