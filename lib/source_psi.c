@@ -18,6 +18,13 @@
  * The trigger goes on the process's cgroup v2 memory.pressure when there
  * is one (pressure the process actually feels), else on the system-wide
  * /proc/pressure/memory.
+ *
+ * A trigger's POLLPRI is consumed by whoever polls it first: the monitor's
+ * epoll sees it, and a poll() here afterwards no longer does.  So a firing
+ * is also recognised from the stall time the same fd reports on read
+ * ("some ... total=<us>"): at least 150 ms of stall per second over the
+ * time since a baseline at most about two windows old means some 1 s
+ * window had at least 150 ms, which is what the trigger fires on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +48,9 @@ struct mb_src_psi {
 	int fd;			/* the trigger */
 	uint64_t fired_ns;	/* when it last fired, 0: never */
 	uint64_t fires;		/* how often it fired */
+	bool have_base;		/* a stall baseline was taken */
+	uint64_t base_ns;	/* when */
+	uint64_t base_stall_us;	/* "some" total stall then */
 	uint64_t seq;
 	struct mb_notification cur;
 };
@@ -49,6 +59,64 @@ struct mb_src_psi {
 int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 		    struct mb_notification *out);
 int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
+int mb_psi_parse_some_total(const char *text, uint64_t *us);
+
+/**
+ * mb_psi_parse_some_total() - the "some" line's total= (microseconds)
+ * Return: 0, or -EINVAL when there is none (e.g. a fake file in tests).
+ */
+int mb_psi_parse_some_total(const char *text, uint64_t *us)
+{
+	unsigned long long v;
+	const char *t;
+
+	if (strncmp(text, "some ", 5))
+		return -EINVAL;
+	t = strstr(text, " total=");
+	if (!t || (strchr(text, '\n') && t > strchr(text, '\n')))
+		return -EINVAL;
+	if (sscanf(t, " total=%llu", &v) != 1)
+		return -EINVAL;
+	*us = v;
+	return 0;
+}
+
+/*
+ * Did the trigger's condition hold since the baseline?  Reads the stall
+ * total from the trigger fd; without one (or on the first call) it only
+ * takes the baseline.
+ */
+static bool mb_src_psi_stalled(struct mb_src_psi *p, uint64_t now_ns)
+{
+	char buf[256];
+	uint64_t us, elapsed, stall_ns;
+	bool fired = false;
+	ssize_t n;
+
+	n = pread(p->fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	if (mb_psi_parse_some_total(buf, &us) < 0)
+		return false;
+	if (p->have_base && us >= p->base_stall_us &&
+	    now_ns > p->base_ns) {
+		elapsed = now_ns - p->base_ns;
+		stall_ns = (us - p->base_stall_us) * 1000;
+		/*
+		 * 150 ms per second of the span (and per at least 1 s):
+		 * stall / span >= 150 / 1000 = 3 / 20, kept in integers
+		 * small enough not to overflow for decades of stall.
+		 */
+		fired = stall_ns * 20 >= 3 * MB_MAX(elapsed, MB_PSI_WINDOW_NS);
+		if (elapsed < MB_PSI_WINDOW_NS && !fired)
+			return false;	/* keep the older baseline */
+	}
+	p->have_base = true;
+	p->base_ns = now_ns;
+	p->base_stall_us = us;
+	return fired;
+}
 
 /*
  * The trigger file: the own cgroup's memory.pressure if it has one,
@@ -121,7 +189,7 @@ err_free:
 
 /**
  * mb_src_psi_eval() - one evaluation of the psi source
- * @fired:	the trigger fired since the previous evaluation
+ * @fired:	poll() saw the trigger fire (the stall total is checked too)
  * @now_ns:	CLOCK_MONOTONIC now
  * Return: as &mb_source_ops.dispatch.
  */
@@ -137,6 +205,8 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 	err = mb_meminfo_read(s->opts->root, &mi);
 	if (err < 0)
 		return err;
+	if (mb_src_psi_stalled(p, now_ns))
+		fired = true;
 	if (fired) {
 		p->fired_ns = now_ns;
 		p->fires++;

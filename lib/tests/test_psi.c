@@ -25,6 +25,7 @@
 /* source_psi.c internal (see internal.h request in the report) */
 int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 		    struct mb_notification *out);
+int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
 #define MIB		(1024ULL * 1024)
 #define SEC		1000000000ULL
@@ -271,10 +272,57 @@ static void test_fired(void)
 	drop_root();
 }
 
+static void stall(uint64_t some_us)
+{
+	put("/proc/pressure/memory",
+	    "some avg10=1.00 avg60=0.50 avg300=0.10 total=%llu\n"
+	    "full avg10=0.00 avg60=0.00 avg300=0.00 total=99999999\n",
+	    (unsigned long long)some_us);
+}
+
+/* The firing the monitor's epoll consumed, seen in the stall total */
+static void test_stall_total(void)
+{
+	struct mb_notification n;
+	struct src x;
+	uint64_t us;
+
+	ok(mb_psi_parse_some_total("some avg10=0.00 avg60=0.00 avg300=0.00 "
+				   "total=1234\nfull avg10=0.00 total=9\n",
+				   &us) == 0 && us == 1234,
+	   "the some line's total is parsed");
+	ok(mb_psi_parse_some_total("full avg10=0.00 total=9\n", &us) ==
+	   -EINVAL, "no some line: -EINVAL");
+	ok(mb_psi_parse_some_total("some 150000 1000000", &us) == -EINVAL,
+	   "a trigger string is not stats: -EINVAL");
+
+	new_root();
+	ok(src_open(&x, 512 * MIB, 1024 * MIB) == 0, "open");
+	stall(5000000);
+	ok(eval(&x, false, 10 * SEC, &n) == 1 && n.state == MB_STATE_HIGH,
+	   "a baseline, however large, is not a firing");
+	stall(5000000 + 100000);
+	ok(eval(&x, false, 10 * SEC + SEC / 2, &n) == 0 &&
+	   n.state == MB_STATE_HIGH, "100 ms of stall in 0.5 s: not yet");
+	stall(5000000 + 200000);
+	ok(eval(&x, false, 10 * SEC + 8 * SEC / 10, &n) == 1 &&
+	   n.state == MB_STATE_LOW,
+	   "200 ms of stall within a window: LOW without POLLPRI");
+	stall(5000000 + 300000);
+	ok(eval(&x, false, 13 * SEC, &n) == 1 && n.state == MB_STATE_HIGH,
+	   "100 ms over 2.2 s: below the trigger's rate, LOW ends");
+	stall(5000000 + 300000 + 400000);
+	ok(eval(&x, false, 15 * SEC, &n) == 1 && n.state == MB_STATE_LOW,
+	   "400 ms over 2 s: 200 ms per second, LOW");
+	x.s.ops->close(&x.s);
+	drop_root();
+}
+
 int main(void)
 {
 	plan(0);
 	test_trigger_file();
+	test_stall_total();
 	test_unavailable();
 	test_classify();
 	test_fired();
