@@ -337,8 +337,10 @@ struct run_result {
 static int wait_recovered(void)
 {
 	uint64_t deadline = now_ns() + RECOVER_NS;
-	/* half way up to the high threshold: headroom, without insisting on
-	 * a HIGH that a small guest may never reach */
+	/*
+	 * half way up to the high threshold: headroom, without insisting on
+	 * a HIGH that a small guest may never reach
+	 */
 	uint64_t want = high_bytes > low_bytes ?
 			low_bytes + (high_bytes - low_bytes) / 2 : 2 * low_bytes;
 	struct timespec ts = { 0, 50 * (long)NSEC_PER_MSEC };

@@ -443,9 +443,10 @@ static int run_batch(struct app *a)
 
 static void print_status(struct app *a, const char *when)
 {
-	printf("%8.1f  %-9s state %-7s cache %6.1f MiB  heap %6.1f MiB  limit %6.1f MiB  released %7.1f MiB  queries %" PRIu64 "\n",
+	printf("%8.1f  %-9s state %-7s cache %6.1f MiB  heap %6.1f MiB  ",
 	       elapsed_s(a), when, mb_state_name(a->state),
-	       (double)cache_bytes(a) / MIB, (double)heap_bytes() / MIB,
+	       (double)cache_bytes(a) / MIB, (double)heap_bytes() / MIB);
+	printf("limit %6.1f MiB  released %7.1f MiB  queries %" PRIu64 "\n",
 	       (double)a->limit / MIB, (double)a->released / MIB, a->queries);
 }
 
@@ -540,6 +541,11 @@ static int run_timed(struct app *a)
 	return 0;
 }
 
+static void result(const char *key, int64_t value)
+{
+	printf("result %s=%" PRId64 "\n", key, value);
+}
+
 static void print_summary(struct app *a)
 {
 	bool regrew = a->restores &&
@@ -547,30 +553,38 @@ static void print_summary(struct app *a)
 		      (!a->low_limit ||
 		       a->heap_peak_restored > (uint64_t)a->low_limit);
 
-	printf("\nsummary: %" PRIu64 " queries (%" PRIu64 " failed), %" PRIu64 " LOW and %" PRIu64 " HIGH events, %" PRIu64 " shrinks released %.1f MiB (%.1f MiB on LOW), cache %s\n",
-	       a->queries, a->errors, a->low_events, a->high_events,
+	printf("\nsummary: %" PRIu64 " queries (%" PRIu64 " failed), ",
+	       a->queries, a->errors);
+	printf("%" PRIu64 " LOW and %" PRIu64 " HIGH events, ",
+	       a->low_events, a->high_events);
+	printf("%" PRIu64 " shrinks released %.1f MiB (%.1f MiB on LOW), ",
 	       a->shrinks, (double)a->released / MIB,
-	       (double)a->released_on_low / MIB,
+	       (double)a->released_on_low / MIB);
+	printf("cache %s\n",
 	       regrew ? "regrew after the target rose" :
 	       a->restores ? "did not regrow after the target rose" :
 	       a->shrinks ? "is still capped (no HIGH since)" :
 	       "was never asked to shrink");
 	/* machine-readable, for test.sh */
-	printf("result queries=%" PRIu64 " errors=%" PRIu64 "\n", a->queries,
-	       a->errors);
-	printf("result low_events=%" PRIu64 " high_events=%" PRIu64 " shrinks=%" PRIu64 " restores=%" PRIu64 "\n",
-	       a->low_events, a->high_events, a->shrinks, a->restores);
-	printf("result released=%" PRIu64 " released_on_low=%" PRIu64 "\n",
-	       a->released, a->released_on_low);
-	printf("result cache_peak_before_low=%" PRIu64 " cache_before_release=%" PRIu64 " cache_after_release=%" PRIu64 "\n",
-	       a->cache_peak_before_low, a->cache_before_release,
-	       a->cache_after_release);
-	printf("result cache_peak_low=%" PRIu64 " queries_low=%" PRIu64 " low_limit=%" PRId64 "\n",
-	       a->cache_peak_low, a->queries_low, a->low_limit);
-	printf("result cache_peak_restored=%" PRIu64 " heap_peak_restored=%" PRIu64 " limit_now=%" PRId64 " orig_limit=%" PRId64 "\n",
-	       a->cache_peak_restored, a->heap_peak_restored, a->limit,
-	       a->orig_limit);
-	printf("result regrew=%d\n", regrew);
+	result("queries", (int64_t)a->queries);
+	result("errors", (int64_t)a->errors);
+	result("low_events", (int64_t)a->low_events);
+	result("high_events", (int64_t)a->high_events);
+	result("shrinks", (int64_t)a->shrinks);
+	result("restores", (int64_t)a->restores);
+	result("released", (int64_t)a->released);
+	result("released_on_low", (int64_t)a->released_on_low);
+	result("cache_peak_before_low", (int64_t)a->cache_peak_before_low);
+	result("cache_before_release", (int64_t)a->cache_before_release);
+	result("cache_after_release", (int64_t)a->cache_after_release);
+	result("cache_peak_low", (int64_t)a->cache_peak_low);
+	result("queries_low", (int64_t)a->queries_low);
+	result("low_limit", a->low_limit);
+	result("cache_peak_restored", (int64_t)a->cache_peak_restored);
+	result("heap_peak_restored", (int64_t)a->heap_peak_restored);
+	result("limit_now", a->limit);
+	result("orig_limit", a->orig_limit);
+	result("regrew", regrew);
 }
 
 static int setup_membroker(struct app *a, int source)
