@@ -179,6 +179,7 @@ static void test_self_dir(void)
 
 static void test_unavailable(void)
 {
+	char path[PATH_MAX];
 	struct src x;
 
 	new_root();
@@ -195,8 +196,8 @@ static void test_unavailable(void)
 
 	put("/proc/self/cgroup", "0::/app\n");
 	app("/app", 1024 * MIB, 0, 100 * MIB, 0);
-	unlink(strcat(strcpy((char[PATH_MAX]){ 0 }, root),
-		      CG "/app/memory.events"));
+	snprintf(path, sizeof(path), "%s" CG "/app/memory.events", root);
+	unlink(path);
 	ok(src_open(&x) == -ENOENT, "no memory.events: -ENOENT");
 
 	put(CG "/app/memory.max", "lots\n");
