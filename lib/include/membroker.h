@@ -130,6 +130,10 @@ MB_API int64_t mb_ring_push(struct mb_ring *ring, const void *record);
  * @seqs:	if not NULL, receives each copied record's sequence number
  * @missed:	if not NULL, receives how many records after @from_seq were
  *		overwritten before they could be read
+ * Every sequence number from @from_seq up to where the copy stopped is
+ * either copied or counted in @missed, so the next call should start at
+ * @from_seq + return value + *@missed (a @from_seq of 0 is taken as 1).
+ * The copy stops early at a record a writer is still writing.
  * Return: the number of records copied (oldest first), or -errno.
  */
 MB_API int mb_ring_read(struct mb_ring *ring, uint64_t from_seq, void *buf,

@@ -17,6 +17,7 @@
 #define WRITERS		4
 #define PER_WRITER	50000
 #define WORDS		8
+#define CAP		2048
 
 struct rec {
 	uint64_t w[WORDS];	/* all equal: writer << 32 | counter */
@@ -138,16 +139,14 @@ static void *reader(void *arg)
 			if (n < 0)
 				return NULL;
 			g.missed += missed;
-			if (n > 0) {
-				if (seqs[0] < next || seqs[n - 1] < seqs[0])
-					g.disorder++;
-				next = seqs[n - 1] + 1;
-			} else if (missed) {
-				next += missed;
-			}
+			if (n > 0 && (seqs[0] < next || seqs[n - 1] < seqs[0] ||
+				      seqs[n - 1] >= next + n + missed))
+				g.disorder++;
+			/* everything before this was read or missed */
+			next += (uint64_t)n + missed;
 			g.seen += (uint64_t)n;
 			check(buf, n, last);
-		} while (n > 0);
+		} while (n > 0 || missed);
 	}
 	/* everything up to the head is accounted for, one way or another */
 	g.id = (int)(next - 1);
@@ -162,7 +161,7 @@ static void test_concurrent(void)
 	uintptr_t i;
 	int n;
 
-	ok(mb_ring_new(&g.r, 256, sizeof(struct rec)) == 0, "ring of 256");
+	ok(mb_ring_new(&g.r, CAP, sizeof(struct rec)) == 0, "ring of %d", CAP);
 	pthread_barrier_init(&g.start, NULL, WRITERS + 1);
 	atomic_store(&g.writers_left, WRITERS);
 	for (i = 0; i < WRITERS; i++)
@@ -184,12 +183,12 @@ static void test_concurrent(void)
 	diag("concurrent reader saw %llu, missed %llu",
 	     (unsigned long long)g.seen, (unsigned long long)g.missed);
 
-	all = calloc(256, sizeof(*all));
-	n = mb_ring_read(g.r, 1, all, NULL, 256, &missed);
+	all = calloc(CAP, sizeof(*all));
+	n = mb_ring_read(g.r, 1, all, NULL, CAP, &missed);
 	g.torn = g.disorder = 0;
 	check(all, n, last);
-	ok(n == 256 && missed == WRITERS * PER_WRITER - 256 && !g.torn &&
-	   !g.disorder, "afterwards: the last 256, consistent");
+	ok(n == CAP && missed == WRITERS * PER_WRITER - CAP && !g.torn &&
+	   !g.disorder, "afterwards: the last %d, consistent", CAP);
 	free(all);
 	pthread_barrier_destroy(&g.start);
 	mb_ring_free(g.r);
