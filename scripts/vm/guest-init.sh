@@ -35,6 +35,10 @@ else
 	unset MB_MODULE
 fi
 
+# MB_TESTS=a,b runs only those tests (commas: the kernel command line
+# splits words at spaces).
+MB_TESTS=$(echo "${MB_TESTS:-}" | tr ',' ' ')
+
 run_tests() {
 	local t rc
 

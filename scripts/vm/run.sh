@@ -7,7 +7,8 @@
 #
 # MODE is check (default), demo or shell; key=value words are appended to
 # the kernel command line and reach the guest's init as environment
-# variables (MB_TESTS="a b", MB_TIMEOUT=secs).  The console goes to
+# variables (MB_TESTS=family,notify selects tests; MB_TIMEOUT=secs is the
+# per-test limit).  The console goes to
 # build/vm/console.log (and to the terminal with V=1 or in shell mode).
 # The guest has a virtio-balloon (bal0) and a virtio-mem device (vm0)
 # that tests drive through the QMP socket build/vm/qmp.sock (qmp.py).
