@@ -72,7 +72,8 @@ static void mb_lru_unlink(struct mb_cache *c, struct mb_cache_entry *e)
 		e->next->prev = e->prev;
 	else
 		c->lru_tail = e->prev;
-	e->prev = e->next = NULL;
+	e->prev = NULL;
+	e->next = NULL;
 }
 
 static void mb_lru_push(struct mb_cache *c, struct mb_cache_entry *e)

@@ -63,10 +63,13 @@ static void mb_clerks_init(void)
 
 static unsigned int mb_clerk_my_slot(void)
 {
-	if (mb_clerk_tls_slot == UINT_MAX)
-		mb_clerk_tls_slot = atomic_fetch_add_explicit(
-				&mb_clerk_next_slot, 1, memory_order_relaxed) %
-				MB_CLERK_SLOTS;
+	unsigned int n;
+
+	if (mb_clerk_tls_slot == UINT_MAX) {
+		n = atomic_fetch_add_explicit(&mb_clerk_next_slot, 1,
+					      memory_order_relaxed);
+		mb_clerk_tls_slot = n % MB_CLERK_SLOTS;
+	}
 	return mb_clerk_tls_slot;
 }
 

@@ -353,7 +353,9 @@ int mb_monitor_new(struct mb_monitor **out,
 	mon = calloc(1, sizeof(*mon));
 	if (!mon)
 		return -ENOMEM;
-	mon->epfd = mon->tfd = mon->efd = -1;
+	mon->epfd = -1;
+	mon->tfd = -1;
+	mon->efd = -1;
 	mon->inflight_id = -1;
 	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
 	mb_lock_init(&mon->lock, MB_LOCK_INNER);

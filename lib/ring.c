@@ -153,8 +153,10 @@ int64_t mb_ring_push(struct mb_ring *ring, const void *record)
 		if (mb_ring_seq(cur) > seq)
 			return (int64_t)seq;	/* already overwritten */
 		if (cur & MB_RING_BUSY) {
-			/* a writer a lap behind is still copying: hand it
-			 * our number so it publishes LOST instead */
+			/*
+			 * a writer a lap behind is still copying: hand it
+			 * our number so that it publishes LOST instead
+			 */
 			if (atomic_compare_exchange_weak_explicit(st, &cur,
 					(seq << MB_RING_SHIFT) | MB_RING_BUSY |
 					MB_RING_STOLEN,

@@ -116,6 +116,7 @@ struct mb_ring;
  */
 MB_API int mb_ring_new(struct mb_ring **out, size_t capacity,
 		       size_t record_size);
+/** mb_ring_free() - free @ring; accepts NULL */
 MB_API void mb_ring_free(struct mb_ring *ring);
 
 /**
@@ -191,6 +192,10 @@ typedef void (*mb_monitor_fn)(struct mb_monitor *mon,
  */
 MB_API int mb_monitor_new(struct mb_monitor **out,
 			  const struct mb_monitor_opts *opts);
+/**
+ * mb_monitor_free() - stop the thread, close the sources, free @mon
+ * Accepts NULL.  Not from one of @mon's own callbacks.
+ */
 MB_API void mb_monitor_free(struct mb_monitor *mon);
 
 /** mb_monitor_source() - the enum mb_source_type in use */
@@ -213,10 +218,18 @@ MB_API int mb_monitor_dispatch(struct mb_monitor *mon);
  * mb_monitor_stop()).  Return: 0 or -errno.
  */
 MB_API int mb_monitor_run(struct mb_monitor *mon, int timeout_ms);
+/**
+ * mb_monitor_stop() - make mb_monitor_run() return (any thread, or a
+ * callback); a stop requested before run() makes the next run() return
+ */
 MB_API void mb_monitor_stop(struct mb_monitor *mon);
 
 /** mb_monitor_start_thread() - dispatch from an internal thread */
 MB_API int mb_monitor_start_thread(struct mb_monitor *mon);
+/**
+ * mb_monitor_stop_thread() - stop and join the internal thread
+ * Return: 0 (also when none runs), -EDEADLK from the thread itself.
+ */
 MB_API int mb_monitor_stop_thread(struct mb_monitor *mon);
 
 /**
@@ -263,19 +276,28 @@ struct mb_clerk_opts {
 	size_t sz;
 	mb_shrink_fn shrink;	/* optional */
 	void *arg;		/* passed to shrink */
-	/* cost of dropping this clerk's memory: 0 (cheap, drop first) ..
-	 * 100 (expensive, drop last); default 50 */
+	/*
+	 * cost of dropping this clerk's memory: 0 (cheap, drop first) ..
+	 * 100 (expensive, drop last); 50 when @opts is NULL
+	 */
 	uint32_t priority;
 };
 
+/**
+ * mb_clerk_new() - a clerk named @name (1..63 bytes), in the snapshot
+ * @opts: may be NULL (no shrink callback, priority 50)
+ * Return: 0, -EINVAL, -ENAMETOOLONG, -ENOMEM.
+ */
 MB_API int mb_clerk_new(struct mb_clerk **out, const char *name,
 			const struct mb_clerk_opts *opts);
 /** mb_clerk_free() - removes it from its broker first; accepts NULL */
 MB_API void mb_clerk_free(struct mb_clerk *clerk);
+/** mb_clerk_name() - the name given to mb_clerk_new() */
 MB_API const char *mb_clerk_name(const struct mb_clerk *clerk);
 
 /** mb_clerk_charge() - account @bytes (hot path, per-CPU partitioned) */
 MB_API int mb_clerk_charge(struct mb_clerk *clerk, uint64_t bytes);
+/** mb_clerk_uncharge() - give back @bytes charged earlier (any thread) */
 MB_API int mb_clerk_uncharge(struct mb_clerk *clerk, uint64_t bytes);
 /** mb_clerk_bytes() - current total */
 MB_API uint64_t mb_clerk_bytes(const struct mb_clerk *clerk);
@@ -348,9 +370,22 @@ struct mb_broker_record {
 MB_API int mb_broker_new(struct mb_broker **out, const char *name,
 			 struct mb_monitor *mon,
 			 const struct mb_broker_opts *opts);
+/**
+ * mb_broker_free() - unsubscribe, release every clerk (waiting for running
+ * shrink calls), free; accepts NULL
+ */
 MB_API void mb_broker_free(struct mb_broker *broker);
+/**
+ * mb_broker_add_clerk() - put @clerk in the pool
+ * Return: 0, -EEXIST (already in it), -EBUSY (in another broker).
+ */
 MB_API int mb_broker_add_clerk(struct mb_broker *broker,
 			       struct mb_clerk *clerk);
+/**
+ * mb_broker_remove_clerk() - take @clerk out (its target becomes
+ * UINT64_MAX); waits for its running shrink call unless called from it.
+ * Return: 0 or -ENOENT.
+ */
 MB_API int mb_broker_remove_clerk(struct mb_broker *broker,
 				  struct mb_clerk *clerk);
 /** mb_broker_notify() - act on @n as if the monitor delivered it */
@@ -383,6 +418,7 @@ struct mb_cache_stats {
 /** mb_cache_new() - a bounded LRU whose memory is its own clerk @name */
 MB_API int mb_cache_new(struct mb_cache **out, const char *name,
 			const struct mb_cache_opts *opts);
+/** mb_cache_free() - leaves its broker, frees entries and clerk; NULL ok */
 MB_API void mb_cache_free(struct mb_cache *cache);
 /** mb_cache_clerk() - the clerk, to add it to a broker */
 MB_API struct mb_clerk *mb_cache_clerk(struct mb_cache *cache);
@@ -398,8 +434,10 @@ MB_API int mb_cache_put(struct mb_cache *cache, const void *key,
  */
 MB_API int64_t mb_cache_get(struct mb_cache *cache, const void *key,
 			    size_t klen, void *buf, size_t buflen);
+/** mb_cache_del() - remove an entry.  Return: 0 or -ENOENT. */
 MB_API int mb_cache_del(struct mb_cache *cache, const void *key,
 			size_t klen);
+/** mb_cache_stats() - a consistent copy of the counters */
 MB_API int mb_cache_stats(struct mb_cache *cache,
 			  struct mb_cache_stats *out);
 
