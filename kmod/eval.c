@@ -57,8 +57,12 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 
 	mutex_lock(&mb_ev.lock);
 	if (!mb_ev.tracked_total ||
-	    mb_state_total_changed(mb_ev.tracked_total, s.total))
+	    mb_state_total_changed(mb_ev.tracked_total, s.total)) {
+		/* CommitLimit follows MemTotal: have it read again now */
+		if (mb_ev.tracked_total)
+			mb_meminfo_refresh_commit_limit(true);
 		mb_ev.tracked_total = s.total;
+	}
 
 	mb_state_thresholds(&mb_ev.cfg, mb_ev.tracked_total, s.wmark_high, &t);
 	if (t.fallback != mb_ev.fallback) {

@@ -164,7 +164,7 @@ void mb_meminfo_exit(void);
 void mb_meminfo_sample(struct mb_sample *s);
 u64 mb_meminfo_total(void);
 u64 mb_meminfo_wmark_high(void);
-void mb_meminfo_refresh_commit_limit(void);
+void mb_meminfo_refresh_commit_limit(bool force);
 
 /**
  * struct mb_next - when the evaluator wants to run again

@@ -119,15 +119,17 @@ static void mb_meminfo_refresh_work(struct work_struct *work)
 
 /**
  * mb_meminfo_refresh_commit_limit - have CommitLimit read again soon
+ * @force:	even if the value is recent (total memory just changed)
  *
- * Asynchronous and cheap; does nothing if the value is recent.
+ * Asynchronous and cheap; without @force does nothing if the value is
+ * recent.
  */
-void mb_meminfo_refresh_commit_limit(void)
+void mb_meminfo_refresh_commit_limit(bool force)
 {
 	u64 now = ktime_get_ns();
 	u64 last = atomic64_read(&mb_mi.requested_ns);
 
-	if (now - last < MB_COMMIT_LIMIT_MAX_AGE_NS)
+	if (!force && now - last < MB_COMMIT_LIMIT_MAX_AGE_NS)
 		return;
 	if (atomic64_cmpxchg(&mb_mi.requested_ns, last, now) != last)
 		return;
@@ -183,7 +185,7 @@ void mb_meminfo_sample(struct mb_sample *s)
 	s->committed = (u64)vm_memory_committed() << PAGE_SHIFT;
 	s->wmark_high = mb_meminfo_wmark_high();
 	s->commit_limit = atomic64_read(&mb_mi.commit_limit);
-	mb_meminfo_refresh_commit_limit();
+	mb_meminfo_refresh_commit_limit(false);
 }
 
 /**
