@@ -54,6 +54,8 @@ hog:
 
 selftests: ksrc
 	+$(MAKE) -C selftests/membroker
+	+$(MAKE) -C selftests/membroker SAN=asan
+	+$(MAKE) -C selftests/membroker SAN=tsan
 	+$(call subdir,selftests/lib)
 
 module:
@@ -91,6 +93,8 @@ clean:
 	+$(call subdir,lib,clean)
 	+$(call subdir,tools,clean)
 	+$(MAKE) -C selftests/membroker clean
+	+$(MAKE) -C selftests/membroker SAN=asan clean
+	+$(MAKE) -C selftests/membroker SAN=tsan clean
 	+$(call subdir,selftests/lib,clean)
 	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	rm -rf $(BUILD)

@@ -8,7 +8,8 @@
 #
 # Phases: host tests of lib/ and tools/ (`make -C DIR check`, skipped with
 # a notice while a directory has no check target), then the selftests in
-# the VM against membroker.ko.
+# the VM against membroker.ko: static, then built with ASan+UBSan and with
+# TSan.
 set -uo pipefail
 . "$(dirname "$0")/vm/common.sh"
 
@@ -64,12 +65,15 @@ host_phase() {
 	fi
 }
 
+# vm_phase NAME TESTDIRS: one boot running the selftests in TESTDIRS.
 vm_phase() {
+	local name=$1 initrd=$VMDIR/$1.cpio.gz log=$VMDIR/$1.console.log
+
 	"$ROOT/scripts/vm/kernel.sh" &&
-	"$ROOT/scripts/vm/initramfs.sh" &&
-	{ "$ROOT/scripts/vm/run.sh" check || true; } &&
-	"$ROOT/scripts/vm/parse-log.sh" "$VMDIR/console.log" \
-		"$RESULTS/vm.counts"
+	TESTDIRS=$2 "$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
+	{ INITRD=$initrd CONSOLE=$log "$ROOT/scripts/vm/run.sh" check ||
+		true; } &&
+	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/$name.counts"
 }
 
 [ -f "$ROOT/kmod/membroker.ko" ] ||
@@ -77,6 +81,11 @@ vm_phase() {
 
 host_phase lib
 host_phase tools
-run_phase vm vm_phase
+st=$BUILD/selftests
+run_phase vm vm_phase vm "$st/lib $st/membroker"
+# The same tests built with sanitizers (dynamic; no library tests, whose
+# own sanitizer runs happen on the host).
+run_phase vm-asan vm_phase vm-asan "$st/membroker-asan"
+run_phase vm-tsan vm_phase vm-tsan "$st/membroker-tsan"
 
 exec "$ROOT/scripts/summary.sh"

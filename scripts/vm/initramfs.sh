@@ -26,6 +26,18 @@ is_static() {
 }
 is_static "$BUSYBOX" || die "$BUSYBOX is not static"
 
+# A sanitizer build is dynamic: give it its libraries and the loader at
+# the paths ldd reports, which is where it will look for them.
+copy_libs() {
+	local lib
+
+	for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
 root=$VMDIR/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root} \
@@ -56,6 +68,7 @@ for d in $TESTDIRS; do
 	for t in $(cat "$d/order"); do
 		[ -x "$d/$t" ] || die "selftest $d/$t listed but not built"
 		cp "$d/$t" "$root/tests/$name/"
+		is_static "$d/$t" || copy_libs "$d/$t"
 		echo "$name/$t" >>"$root/tests/order"
 	done
 done

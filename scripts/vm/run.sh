@@ -22,7 +22,7 @@ mode=${1:-check}
 VM_TIMEOUT=${VM_TIMEOUT:-540}
 kernel=$VMDIR/kernel/vmlinuz
 initrd=${INITRD:-$VMDIR/initramfs.cpio.gz}
-log=$VMDIR/console.log
+log=${CONSOLE:-$VMDIR/console.log}
 qmp=$VMDIR/qmp.sock
 
 [ -s "$kernel" ] || die "no kernel: run scripts/vm/kernel.sh"

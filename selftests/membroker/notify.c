@@ -49,18 +49,21 @@ FIXTURE_TEARDOWN(notify)
 	mb_nl_close(&self->nl);
 }
 
+/*
+ * The kernel faults every page in for us (MADV_POPULATE_WRITE, 5.14+):
+ * unlike a store per page, it costs a sanitizer build no shadow memory,
+ * so the arithmetic above holds in every build.
+ */
 static void __attribute__((noreturn)) hog(uint64_t bytes, int ready, int hold)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	uint64_t off;
 	char *p, c;
 
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		_exit(1);
-	for (off = 0; off < bytes; off += page)
-		p[off] = 1;
+	if (madvise(p, bytes, MADV_POPULATE_WRITE))
+		_exit(3);
 	if (write(ready, "r", 1) != 1)
 		_exit(2);
 	while (read(hold, &c, 1) > 0)
