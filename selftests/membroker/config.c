@@ -37,19 +37,32 @@ FIXTURE_TEARDOWN(config)
 	mb_nl_close(&self->nl);
 }
 
-/* Send @msg and check it is refused with -EINVAL, a reason, no effect. */
-static void expect_rejected(struct __test_metadata *_metadata,
-			    FIXTURE_DATA(config) *self, struct nl_msg *msg)
+/*
+ * Send @msg and check it is refused with a reason and has no effect:
+ * -EINVAL, or with @range also -ERANGE, which is what netlink's own range
+ * policies answer (the uapi documents the range of VIRTUAL_LOW_PERCENT
+ * but not the errno for leaving it).
+ */
+static void __expect_rejected(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(config) *self, struct nl_msg *msg,
+			      bool range)
 {
 	struct mb_config after;
+	int err;
 
 	ASSERT_NE(NULL, msg);
-	EXPECT_EQ(-EINVAL, mb_nl_do(&self->nl, msg, NULL, NULL));
+	err = mb_nl_do(&self->nl, msg, NULL, NULL);
+	if (range && err == -ERANGE)
+		err = -EINVAL;
+	EXPECT_EQ(-EINVAL, err);
 	EXPECT_NE(0, self->nl.extack[0]);
 	TH_LOG("extack: \"%s\"", self->nl.extack);
 	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &after));
 	EXPECT_TRUE(mb_config_equal(&self->saved, &after));
 }
+
+#define expect_rejected(m, self, msg)	__expect_rejected(m, self, msg, false)
+#define expect_out_of_range(m, self, msg) __expect_rejected(m, self, msg, true)
 
 static struct nl_msg *set_msg(FIXTURE_DATA(config) *self)
 {
@@ -154,6 +167,24 @@ TEST_F(config, poll_min_above_max)
 	nla_put_u32(msg, MEMBROKER_A_POLL_MIN_MS, 500);
 	nla_put_u32(msg, MEMBROKER_A_POLL_MAX_MS, 200);
 	expect_rejected(_metadata, self, msg);
+}
+
+TEST_F(config, virtual_low_percent_zero)
+{
+	struct nl_msg *msg = set_msg(self);
+
+	ASSERT_NE(NULL, msg);
+	nla_put_u32(msg, MEMBROKER_A_VIRTUAL_LOW_PERCENT, 0);
+	expect_out_of_range(_metadata, self, msg);
+}
+
+TEST_F(config, virtual_low_percent_above_100)
+{
+	struct nl_msg *msg = set_msg(self);
+
+	ASSERT_NE(NULL, msg);
+	nla_put_u32(msg, MEMBROKER_A_VIRTUAL_LOW_PERCENT, 101);
+	expect_out_of_range(_metadata, self, msg);
 }
 
 /* One bad value spoils the whole request: the good one is not applied. */
