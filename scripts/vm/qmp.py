@@ -8,7 +8,7 @@
   qmp.py query-mem              print vm0's plugged size
   qmp.py raw '{"execute": ...}' send any command
 
-The socket is build/vm/qmp.sock (run.sh creates it), or --socket PATH.
+BYTES take K, M, G suffixes.  The socket is build/vm/qmp.sock (run.sh creates it), or --socket PATH.
 Prints the command's "return" value as JSON; exits 1 on a QMP error.
 Events that arrive meanwhile are skipped: time dynamic-memory effects
 from inside the guest (QEMU rate-limits BALLOON_CHANGE to one a second).
@@ -62,6 +62,13 @@ class QMP:
         self.sock.close()
 
 
+def size(text):
+    """Bytes from "268435456", "0x10000000", "256M", "1G" (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    mult = units.get(text[-1:].upper())
+    return int(text[:-1], 0) * mult if mult else int(text, 0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--socket", default=DEFAULT_SOCKET)
@@ -77,12 +84,12 @@ def main():
     try:
         q = QMP(args.socket)
         if args.command == "balloon":
-            ret = q.execute("balloon", value=int(args.arg, 0))
+            ret = q.execute("balloon", value=size(args.arg))
         elif args.command == "query-balloon":
             ret = q.execute("query-balloon")
         elif args.command == "mem-size":
             ret = q.execute("qom-set", path="vm0", property="requested-size",
-                            value=int(args.arg, 0))
+                            value=size(args.arg))
         elif args.command == "query-mem":
             ret = q.execute("qom-get", path="vm0", property="size")
         else:
