@@ -8,8 +8,8 @@
   qmp.py query-mem              print vm0's plugged size
   qmp.py raw '{"execute": ...}' send any command
 
-BYTES take K, M, G suffixes.  The socket is build/vm/qmp.sock (run.sh creates it), or --socket PATH.
-Prints the command's "return" value as JSON; exits 1 on a QMP error.
+BYTES take K, M, G suffixes.  The socket is build/vm/qmp.sock (run.sh
+creates it), or --socket PATH.  Prints the command's "return" value as JSON; exits 1 on a QMP error.
 Events that arrive meanwhile are skipped: time dynamic-memory effects
 from inside the guest (QEMU rate-limits BALLOON_CHANGE to one a second).
 """
