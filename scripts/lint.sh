@@ -26,10 +26,13 @@ command -v sparse >/dev/null || die "sparse missing: run scripts/vm/deps.sh"
 srcs=$(ls "$ROOT"/kmod/*.[ch] 2>/dev/null | grep -v '\.mod\.c$')
 [ -n "$srcs" ] || die "no sources in kmod/"
 
-# checkpatch: any ERROR, WARNING or CHECK fails.
+# checkpatch: any ERROR, WARNING or CHECK fails.  It runs from build/
+# because it leaves a .checkpatch-camelcase.* cache in its working
+# directory.
 for f in $srcs; do
-	log=$("$CHECKPATCH" --strict --no-tree --show-types --terse -f "$f" \
-		2>&1 | grep -v '^total: 0 errors, 0 warnings, 0 checks')
+	log=$(cd "$BUILD" && "$CHECKPATCH" --strict --no-tree --show-types \
+		--terse -f "$f" 2>&1 |
+		grep -v '^total: 0 errors, 0 warnings, 0 checks')
 	if [ -n "$log" ]; then
 		echo "$log" >&2
 		bad=1
