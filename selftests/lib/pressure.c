@@ -36,11 +36,17 @@
 #define HOG_CHUNK	(4 * MIB)
 #define DEADLINE_S	60		/* a hang, not a timing requirement */
 
-/* Notifications seen by the monitor thread, for the test to wait on. */
+#define SEEN_LOG	256
+
+/*
+ * Every notification the monitor thread delivered, for the test to wait
+ * on: a LOW that the broker's shrinking ends at once is followed by
+ * STEADY before the test may look, so looking at the latest is not enough.
+ */
 struct seen {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct mb_notification last;
+	struct mb_notification log[SEEN_LOG];
 	uint64_t count;
 };
 
@@ -51,28 +57,38 @@ static void on_note(struct mb_monitor *mon, const struct mb_notification *n,
 
 	(void)mon;
 	pthread_mutex_lock(&s->lock);
-	s->last = *n;
+	s->log[s->count % SEEN_LOG] = *n;
 	s->count++;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Wait for a notification newer than @after whose state is in @mask. */
+/*
+ * Wait for a notification after the first @after ones whose state is in
+ * @mask; *@next is where the next wait should start.
+ */
 static int wait_state(struct seen *s, uint64_t after, unsigned int mask,
-		      struct mb_notification *out, uint64_t *count)
+		      struct mb_notification *out, uint64_t *next)
 {
 	struct timespec dl;
+	uint64_t i;
 	int err = 0;
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += DEADLINE_S;
 	pthread_mutex_lock(&s->lock);
-	while (!(s->count > after && (mask & (1U << s->last.state))) && !err)
+	for (i = after; !err; ) {
+		if (i + SEEN_LOG < s->count)
+			i = s->count - SEEN_LOG;	/* overwritten */
+		for (; i < s->count; i++)
+			if (mask & (1U << s->log[i % SEEN_LOG].state))
+				break;
+		if (i < s->count) {
+			*out = s->log[i % SEEN_LOG];
+			*next = i + 1;
+			break;
+		}
 		err = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
-	if (!err) {
-		*out = s->last;
-		if (count)
-			*count = s->count;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return err ? -err : 0;
@@ -101,22 +117,28 @@ static int64_t mem_available(void)
 }
 
 /*
- * The hog: allocate and touch memory until MemAvailable is below @low,
- * report on @ready, then hold it until @hold reaches EOF.  Uses only
- * mmap/read/write: it runs in a child of a threaded process.
+ * The hog: take MemAvailable to 12 MiB below @low, report on @ready,
+ * then hold until @hold reaches EOF.  The amount is fixed up front: the
+ * LOW it causes can make the caches give memory back before the hog would
+ * next look, and a hog that kept going until it saw "below low" would
+ * just eat what they freed.  Uses only mmap/read/write: it runs in a
+ * child of a threaded process.
  */
 static void hog(uint64_t low, int ready, int hold)
 {
-	uint64_t total = 0;
+	uint64_t want, total = 0;
 	char c = 1, *p;
 	int64_t avail;
 	size_t i;
 
-	for (;;) {
+	avail = mem_available();
+	if (avail < 0 || (uint64_t)avail <= low)
+		_exit(2);
+	want = (uint64_t)avail - low + 12 * MIB;
+	while (total < want) {
+		/* never into the OOM killer's zone, whatever else happens */
 		avail = mem_available();
-		if (avail < 0)
-			_exit(2);
-		if ((uint64_t)avail < low)
+		if (avail < 0 || (uint64_t)avail < low / 2)
 			break;
 		p = mmap(NULL, HOG_CHUNK, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -130,7 +152,7 @@ static void hog(uint64_t low, int ready, int hold)
 		_exit(4);
 	while (read(hold, &c, 1) > 0)
 		;
-	_exit(total ? 0 : 5);
+	_exit(0);
 }
 
 static int fill(struct mb_cache *cache, uint32_t base, uint64_t bytes)
@@ -182,7 +204,12 @@ FIXTURE_SETUP(pressure)
 {
 	struct mb_broker_opts bopts = {
 		.sz = sizeof(bopts),
-		.shrink_step_percent = 25,
+		/*
+		 * The broker takes a step from the larger clerk first, each
+		 * asked for at most what it holds: a step of 75% of the pool
+		 * needs both caches, so both must shrink.
+		 */
+		.shrink_step_percent = 75,
 	};
 	struct mb_cache_opts copts = { .sz = sizeof(copts) };
 	struct mb_monitor_opts mopts = MB_OPTS(mb_monitor_opts,
@@ -299,23 +326,29 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 					 mb_cache_clerk(self->b)));
 
 	/*
-	 * 2. Thresholds from what is left: LOW well above the OOM zone,
-	 * HIGH reachable again once the hog is gone.
+	 * 2. Thresholds from what is left: LOW well above the OOM zone;
+	 * HIGH out of reach while the hog holds, even after the 96 MiB step
+	 * (about avail - hog + 96 MiB), and within reach once it is gone
+	 * (about avail + 96 MiB), so that its exit is what brings HIGH.
 	 */
 	avail = mem_available();
 	ASSERT_LT(0, avail);
 	TH_LOG("MemAvailable with full caches: %lld MiB",
 	       (long long)(avail / MIB));
 	cfg.low_bytes = 96 * MIB;
-	cfg.high_bytes = (uint64_t)avail - 48 * MIB;
-	if (cfg.high_bytes < cfg.low_bytes + 64 * MIB)
+	cfg.high_bytes = (uint64_t)avail + 32 * MIB;
+	if ((uint64_t)avail < cfg.low_bytes + 64 * MIB)
 		SKIP(return, "guest too small: %lld MiB available",
 		     (long long)(avail / MIB));
 	cfg.set_mask = MB_KCFG_LOW | MB_KCFG_HIGH;
 	ASSERT_EQ(0, mb_kmod_set_config(self->k, &cfg, NULL, 0));
-	ASSERT_EQ(0, wait_state(&self->seen, 0, (1U << MB_STATE_HIGH) |
-				(1U << MB_STATE_STEADY), &st, &count));
-	ASSERT_EQ(cfg.low_bytes, st.low);
+	/* Notifications from before the change may still be arriving. */
+	count = 0;
+	do {
+		ASSERT_EQ(0, wait_state(&self->seen, count,
+					(1U << MB_STATE_HIGH) |
+					(1U << MB_STATE_STEADY), &st, &count));
+	} while (st.low != cfg.low_bytes);
 	ASSERT_EQ(0, clerk_info("cache-a", &a0));
 	ASSERT_EQ(0, clerk_info("cache-b", &b0));
 
@@ -343,13 +376,12 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 		ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
 		TH_LOG("still LOW: kernel available %llu MiB state %u; "
 		       "cache-a %llu MiB %llu shrinks, cache-b %llu MiB "
-		       "%llu shrinks; %llu notifications",
+		       "%llu shrinks",
 		       (unsigned long long)(st.available / MIB), st.state,
 		       (unsigned long long)(a1.bytes / MIB),
 		       (unsigned long long)a1.shrink_count,
 		       (unsigned long long)(b1.bytes / MIB),
-		       (unsigned long long)b1.shrink_count,
-		       (unsigned long long)self->seen.count);
+		       (unsigned long long)b1.shrink_count);
 	}
 	ASSERT_EQ(0, err);
 
