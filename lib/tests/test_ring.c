@@ -187,8 +187,15 @@ static void test_concurrent(void)
 	n = mb_ring_read(g.r, 1, all, NULL, CAP, &missed);
 	g.torn = g.disorder = 0;
 	check(all, n, last);
-	ok(n == CAP && missed == WRITERS * PER_WRITER - CAP && !g.torn &&
-	   !g.disorder, "afterwards: the last %d, consistent", CAP);
+	/*
+	 * A writer preempted between taking its number and claiming its
+	 * slot loses its record to the writer a lap ahead, so the last lap
+	 * may hold fewer than CAP records; each one lost is reported missed.
+	 */
+	ok(n > 0 && n <= CAP && (uint64_t)n + missed == WRITERS * PER_WRITER &&
+	   !g.torn && !g.disorder,
+	   "afterwards: at most the last %d, consistent (%d + %llu missed)",
+	   CAP, n, (unsigned long long)missed);
 	free(all);
 	pthread_barrier_destroy(&g.start);
 	mb_ring_free(g.r);
