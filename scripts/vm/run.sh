@@ -12,6 +12,9 @@
 # build/vm/console.log (and to the terminal with V=1 or in shell mode).
 # The guest has a virtio-balloon (bal0) and a virtio-mem device (vm0)
 # that tests drive through the QMP socket build/vm/qmp.sock (qmp.py).
+# Tests inside the guest ask for those changes themselves: the guest's
+# second serial port, /dev/ttyS1, is connected to director.py on the host,
+# which performs them over QMP (see director.py for the requests).
 # VM_TIMEOUT (seconds, default 540) bounds the whole run: qemu is killed
 # after it and the run fails.
 set -euo pipefail
@@ -24,10 +27,11 @@ kernel=$VMDIR/kernel/vmlinuz
 initrd=${INITRD:-$VMDIR/initramfs.cpio.gz}
 log=${CONSOLE:-$VMDIR/console.log}
 qmp=$VMDIR/qmp.sock
+ctl=$VMDIR/ctl.sock
 
 [ -s "$kernel" ] || die "no kernel: run scripts/vm/kernel.sh"
 [ -s "$initrd" ] || die "no initramfs: run scripts/vm/initramfs.sh"
-rm -f "$qmp"
+rm -f "$qmp" "$ctl"
 
 append="console=ttyS0 panic=-1 quiet memhp_default_state=online_movable"
 append="$append MB_MODE=$mode $*"
@@ -38,10 +42,17 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
 	-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0
 	-device virtio-balloon-pci,id=bal0
 	-qmp "unix:$qmp,server=on,wait=off"
+	-chardev "socket,id=hostctl,path=$ctl,server=on,wait=off"
+	-serial mon:stdio -serial chardev:hostctl
 	-nographic -no-reboot
 	-kernel "$kernel" -initrd "$initrd" -append "$append")
 
 say "run: ${qemu[*]}"
+# The director connects once QEMU has created the socket and exits when
+# QEMU closes it; its log shows every request it served.
+"$ROOT/scripts/vm/director.py" "$ctl" "$qmp" 2>"${log%console.log}director.log" &
+director=$!
+trap 'kill "$director" 2>/dev/null' EXIT
 rc=0
 if [ "$mode" = shell ]; then
 	"${qemu[@]}" 2>&1 | tee "$log" || rc=$?
@@ -52,7 +63,7 @@ else
 	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
 		tr -d '\r' >"$log" || rc=$?
 fi
-rm -f "$qmp"
+rm -f "$qmp" "$ctl"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "run: the VM did not finish within ${VM_TIMEOUT}s; killed" >&2
 	echo "MB-HOST-TIMEOUT" >>"$log"
