@@ -19,6 +19,7 @@
 #define CTL_EXIT_OK		0	/* done, or stopped as asked */
 #define CTL_EXIT_RUNTIME	1	/* the system said no */
 #define CTL_EXIT_USAGE		2	/* the command line was wrong */
+#define CTL_EXIT_TIMEOUT	3	/* watch: --timeout before --count */
 
 #define CTL_NAME		"membrokerctl"
 
@@ -61,6 +62,7 @@ __printf(2, 3) int ctl_runtime_error(int err, const char *fmt, ...);
 int ctl_bad_value(const char *cmd, const char *what, const char *expect,
 		  const char *val);
 int ctl_getopt_error(const char *cmd, char **argv, int optopt_val);
+bool ctl_is_help(const char *arg);
 
 /* ctl_src.c: opening the module or the monitor, reading state */
 int ctl_pick_source(struct ctl *c);

@@ -196,7 +196,7 @@ int cmd_config(struct ctl *c, int argc, char **argv)
 	};
 	struct mb_kmod_config cfg = { 0 };
 	bool set = false;
-	int opt, err;
+	int opt, err, i;
 
 	while ((opt = getopt_long(argc, argv, "+" CTL_COMMON_OPTS, opts,
 				  NULL)) != -1) {
@@ -216,6 +216,13 @@ int cmd_config(struct ctl *c, int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	/* getopt() stopped at "show" or "set"; -h still means help there */
+	for (i = 0; i < argc; i++) {
+		if (ctl_is_help(argv[i])) {
+			fputs(cmd_config_usage, stdout);
+			return CTL_EXIT_OK;
+		}
+	}
 	if (argc && !strcmp(argv[0], "set")) {
 		err = config_parse_set(&cfg, argc - 1, argv + 1);
 		if (err)

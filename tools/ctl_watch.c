@@ -22,8 +22,10 @@ const char cmd_watch_usage[] =
 "  -c, --count N     exit after N notifications\n"
 "  -t, --timeout S   exit after S seconds (fractions allowed)\n"
 "\n"
-"SIGINT and SIGTERM end the watch with exit status 0.  The source in use\n"
-"is reported on standard error once the watch has started.\n";
+"SIGINT and SIGTERM end the watch with exit status 0, as does --count\n"
+"or --timeout alone.  With both, a timeout before N notifications exits\n"
+"with status 3.  The source in use is reported on standard error once\n"
+"the watch has started.\n";
 
 struct watch {
 	struct ctl *c;
@@ -141,8 +143,15 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 	while (!w.count || w.seen < w.count) {
 		int timeout = ctl_poll_timeout(deadline);
 
-		if (!timeout)
-			break;
+		/*
+		 * "watch --count 1 --timeout 60" asks whether something
+		 * happened within a minute: the answer must not need the
+		 * output to be read.
+		 */
+		if (!timeout) {
+			ret = w.count ? CTL_EXIT_TIMEOUT : CTL_EXIT_OK;
+			goto out_sfd;
+		}
 		if (poll(pfd, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;

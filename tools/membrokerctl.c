@@ -31,7 +31,8 @@ static const char main_usage[] =
 "                       (default: $MEMBROKER_SOURCE, else auto)\n"
 "  -h, --help           help; COMMAND -h for a command's help\n"
 "\n"
-"Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+"Exit status: 0 success, 1 runtime error, 2 usage error, 3 watch --count\n"
+"not reached within --timeout.\n";
 
 /**
  * struct ctl_cmd - a command and the shortest abbreviation it accepts
@@ -96,6 +97,12 @@ int ctl_getopt_error(const char *cmd, char **argv, int optopt_val)
 			       arg);
 }
 
+/* "-h" or "--help" where getopt() no longer looks: after "help", "set" */
+bool ctl_is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
 int ctl_bad_value(const char *cmd, const char *what, const char *expect,
 		  const char *val)
 {
@@ -124,7 +131,7 @@ static int ctl_help(int argc, char **argv)
 
 	if (argc > 1)
 		return ctl_usage_error("help", "too many arguments");
-	if (!argc) {
+	if (!argc || (argc == 1 && ctl_is_help(argv[0]))) {
 		fputs(main_usage, stdout);
 		return CTL_EXIT_OK;
 	}

@@ -130,7 +130,8 @@ fi
 # --- help: status 0, text on stdout -----------------------------------------
 for args in "-h" "--help" "help" "status -h" "st -h" "watch -h" "w -h" \
 	    "config -h" "c -h" "history -h" "hi -h" "top -h" "t -h" \
-	    "help watch"; do
+	    "help watch" "help -h" "config show -h" "config set -h" \
+	    "config set low 1M --help"; do
 	# shellcheck disable=SC2086 # split on purpose
 	run $args
 	if [ "$rc" -eq 0 ] && grep -q '^Usage: membrokerctl' "$tmp/out"; then
@@ -255,6 +256,21 @@ if grep -qx 'source: meminfo' "$tmp/err"; then
 	ok "watch reports its source on stderr"
 else
 	not_ok "watch reports its source on stderr"
+fi
+
+# The fake source reports nothing unless a program pushes a reading.
+run -s fake watch --count 1 --timeout 0.2
+if [ "$rc" -eq 3 ] && [ ! -s "$tmp/out" ] && grep -qx 'source: fake' "$tmp/err"; then
+	ok "watch --count 1 --timeout: nothing arrived, exit status 3"
+else
+	not_ok "watch --count 1 --timeout: nothing arrived, exit status 3" "exit status $rc"
+fi
+
+run -s fake watch --timeout 0.2
+if [ "$rc" -eq 0 ] && [ ! -s "$tmp/out" ]; then
+	ok "watch --timeout alone: nothing arrived, exit status 0"
+else
+	not_ok "watch --timeout alone: nothing arrived, exit status 0" "exit status $rc"
 fi
 
 run -j w -s meminfo --timeout 0.2
