@@ -168,22 +168,42 @@ static void config_show(const struct ctl *c, const struct mb_kmod_config *cfg)
 	printf("history-size: %" PRIu32 "\n", cfg->history_size);
 }
 
-static int config_apply(struct ctl *c, const struct mb_kmod_config *cfg)
+/* "low 1M high 2M", as typed, for a message; cut short with "..." */
+static void config_words(char *buf, size_t len, int argc, char **argv)
 {
-	char msg[256] = "";
+	size_t n = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < argc && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "",
+				      argv[i]);
+	if (n >= len && len > 4)
+		strcpy(buf + len - 4, "...");
+}
+
+/*
+ * The module's own words say more than the errno (EINVAL, ERANGE), but
+ * netlink's checks do not name the setting ("integer out of range"):
+ * repeat what was asked, so that the message says which value it was.
+ */
+static int config_apply(struct ctl *c, const struct mb_kmod_config *cfg,
+			int argc, char **argv)
+{
+	char msg[256] = "", what[128];
 	int err;
 
 	err = mb_kmod_set_config(c->kmod, cfg, msg, sizeof(msg));
+	if (!err)
+		return CTL_EXIT_OK;
 	if (err == -EPERM)
 		return ctl_runtime_error(0,
 			"changing the configuration needs CAP_NET_ADMIN (run as root)");
-	/* the module's own words say more than the errno (EINVAL, ERANGE) */
-	if (err && msg[0])
-		return ctl_runtime_error(0, "the module rejected the configuration: %s",
-					 msg);
-	if (err)
-		return ctl_runtime_error(err, "the module rejected the configuration");
-	return CTL_EXIT_OK;
+	config_words(what, sizeof(what), argc, argv);
+	if (msg[0])
+		return ctl_runtime_error(0, "the module rejected '%s': %s",
+					 what, msg);
+	return ctl_runtime_error(err, "the module rejected '%s'", what);
 }
 
 int cmd_config(struct ctl *c, int argc, char **argv)
@@ -237,7 +257,7 @@ int cmd_config(struct ctl *c, int argc, char **argv)
 	if (err)
 		return err;
 	if (set)
-		return config_apply(c, &cfg);
+		return config_apply(c, &cfg, argc - 1, argv + 1);
 
 	err = mb_kmod_get_config(c->kmod, &cfg);
 	if (err)
