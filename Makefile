@@ -57,6 +57,7 @@ selftests: ksrc
 	+$(MAKE) -C selftests/membroker SAN=asan
 	+$(MAKE) -C selftests/membroker SAN=tsan
 	+$(call subdir,selftests/lib)
+	+$(call subdir,selftests/tools)
 
 module:
 	+$(MAKE) -C kmod KDIR=$(KDIR)
@@ -96,6 +97,7 @@ clean:
 	+$(MAKE) -C selftests/membroker SAN=asan clean
 	+$(MAKE) -C selftests/membroker SAN=tsan clean
 	+$(call subdir,selftests/lib,clean)
+	+$(call subdir,selftests/tools,clean)
 	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	rm -rf $(BUILD)
 

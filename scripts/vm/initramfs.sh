@@ -12,7 +12,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 KO=${KO:-$ROOT/kmod/membroker.ko}
-TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/membroker}
+TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/tools $BUILD/selftests/membroker}
 TOOLDIR=${TOOLDIR:-$BUILD/tools}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 OUT=${1:-$VMDIR/initramfs.cpio.gz}
@@ -58,8 +58,9 @@ else
 fi
 
 # Each directory's tests run in the order of its "order" file, as
-# /tests/<dir>/<test>.  The library's tests come first: membroker's own
-# end with "unload", which reloads the module under everyone's feet.
+# /tests/<dir>/<test>.  The library's and membrokerctl's tests come
+# first: membroker's own end with "unload", which reloads the module under
+# everyone's feet.
 : >"$root/tests/order"
 for d in $TESTDIRS; do
 	[ -f "$d/order" ] || continue

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * "membrokerctl watch" prints each notification the module multicasts,
+ * as it arrives, with exactly the figures a listener of its own receives:
+ * time, sequence number, state, flags, available and total memory,
+ * thresholds and reason.  Notifications are caused on purpose by
+ * configuration changes (reason config), which the module announces at
+ * once.  --count, --timeout, SIGINT and SIGTERM end it with the exit
+ * status membrokerctl(8) promises.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mb_test.h"
+#include "ctl_test.h"
+
+#define READY		"source: kmod\n"
+
+FIXTURE(watch) {
+	struct ctl_proc p;
+	struct mb_nl nl;
+	struct mb_nl mc;
+	struct mb_config saved;
+	struct mb_state st;
+};
+
+FIXTURE_SETUP(watch)
+{
+	ASSERT_EQ(0, access(ctl_path(), X_OK))
+		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
+	MB_OPEN_OR_SKIP(&self->nl);
+	ASSERT_EQ(0, mb_nl_open(&self->mc));
+	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
+	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
+	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
+	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &self->st));
+}
+
+FIXTURE_TEARDOWN(watch)
+{
+	struct mb_config now;
+
+	ctl_proc_free(&self->p);
+	if (!mb_nl_get_config(&self->nl, &now) &&
+	    !mb_config_equal(&now, &self->saved))
+		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
+	mb_nl_close(&self->mc);
+	mb_nl_close(&self->nl);
+}
+
+/*
+ * Change the thresholds and return the notification that announces it,
+ * which must be the first one our own listener gets.
+ */
+static int __notify(struct __test_metadata *_metadata,
+		    FIXTURE_DATA(watch) *self, uint64_t low, uint64_t high,
+		    struct mb_state *seen)
+{
+	struct mb_config cfg = {
+		.have = (1ULL << MEMBROKER_A_LOW_BYTES) |
+			(1ULL << MEMBROKER_A_HIGH_BYTES),
+		.low = low,
+		.high = high,
+	};
+	int err;
+
+	err = mb_nl_set_config(&self->nl, &cfg);
+	if (err)
+		return err;
+	err = mb_nl_recv_notify(&self->mc, seen, MB_NOTIFY_TIMEOUT_MS);
+	if (err)
+		return err;
+	EXPECT_EQ(MEMBROKER_REASON_CONFIG, seen->reason);
+	EXPECT_EQ(low, seen->low);
+	EXPECT_EQ(high, seen->high);
+	return 0;
+}
+
+#define notify(self, low, high, seen) \
+	__notify(_metadata, self, low, high, seen)
+
+static void __count_one(struct __test_metadata *_metadata,
+			FIXTURE_DATA(watch) *self, unsigned int flags)
+{
+	struct mb_state seen;
+	char line[512], why[128];
+
+	ASSERT_EQ(0, ctl_start(&self->p, flags, "watch", "--count", "1"));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
+				  CTL_GUARD_MS))
+		TH_LOG("no ready line; stderr: %s", self->p.err.s);
+	ASSERT_EQ(0, notify(self, self->st.low + 4 * MIB, self->st.high,
+			    &seen));
+	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS))
+		TH_LOG("stderr: %s", self->p.err.s);
+	EXPECT_STREQ(READY, self->p.err.s);
+	ASSERT_EQ(1, ctl_count_lines(self->p.out.s))
+		TH_LOG("stdout: %s", self->p.out.s);
+	ctl_nth_line(self->p.out.s, 0, line, sizeof(line));
+	EXPECT_EQ(0, ctl_line_matches(line, &seen, why, sizeof(why)))
+		TH_LOG("%s in '%s'", why, line);
+	EXPECT_NE(NULL, strstr(line, " reason=config"));
+}
+
+/* One notification, exactly as the module sent it */
+TEST_F(watch, count_one)
+{
+	__count_one(_metadata, self, 0);
+}
+
+/* Any user may listen */
+TEST_F(watch, count_one_unprivileged)
+{
+	__count_one(_metadata, self, CTL_AS_NOBODY);
+}
+
+TEST_F(watch, json_lines)
+{
+	struct mb_state seen[2];
+	char line[1024], why[128];
+	struct json *j;
+	bool resync;
+	int i;
+
+	ASSERT_EQ(0, ctl_start(&self->p, 0, "-j", "watch", "--count", "2"));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
+				  CTL_GUARD_MS));
+	ASSERT_EQ(0, notify(self, self->st.low + 4 * MIB, self->st.high,
+			    &seen[0]));
+	ASSERT_EQ(0, notify(self, self->st.low + 8 * MIB, self->st.high,
+			    &seen[1]));
+	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS));
+	ASSERT_EQ(2, ctl_count_lines(self->p.out.s))
+		TH_LOG("stdout: %s", self->p.out.s);
+	EXPECT_EQ(seen[0].seq + 1, seen[1].seq);
+	for (i = 0; i < 2; i++) {
+		ctl_nth_line(self->p.out.s, i, line, sizeof(line));
+		ASSERT_EQ(0, json_parse(line, &j)) TH_LOG("not JSON: %s", line);
+		EXPECT_EQ(JSON_OBJECT, j->type);
+		EXPECT_EQ(0, json_matches_state(j, &seen[i], why, sizeof(why)))
+			TH_LOG("%s in %s", why, line);
+		EXPECT_EQ(0, json_bool(j, "resync", &resync));
+		EXPECT_FALSE(resync);
+		json_free(j);
+	}
+}
+
+/*
+ * Transitions as a user watching would see them: to steady, then to low,
+ * each line as it happens; then Ctrl-C (SIGINT) ends the watch with
+ * status 0.
+ */
+TEST_F(watch, transitions_until_sigint)
+{
+	uint64_t total = self->st.total, avail = self->st.available;
+	struct mb_state seen[2];
+	char line[512], why[128], want[48];
+	int i;
+
+	ASSERT_EQ(MEMBROKER_STATE_HIGH, self->st.state);
+	ASSERT_EQ(0, ctl_start(&self->p, 0, "watch"));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
+				  CTL_GUARD_MS));
+
+	ASSERT_EQ(0, notify(self, avail / 2, total, &seen[0]));
+	EXPECT_EQ(MEMBROKER_STATE_STEADY, seen[0].state);
+	snprintf(want, sizeof(want), " seq=%llu ",
+		 (unsigned long long)seen[0].seq);
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, want, 0,
+				  CTL_GUARD_MS))
+		TH_LOG("no line for seq %llu; stdout: %s",
+		       (unsigned long long)seen[0].seq, self->p.out.s);
+
+	ASSERT_EQ(0, notify(self, total - 8 * MIB, total, &seen[1]));
+	EXPECT_EQ(MEMBROKER_STATE_LOW, seen[1].state);
+	snprintf(want, sizeof(want), " seq=%llu ",
+		 (unsigned long long)seen[1].seq);
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, want, 0,
+				  CTL_GUARD_MS));
+
+	ASSERT_EQ(0, ctl_signal(&self->p, SIGINT));
+	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS));
+	ASSERT_EQ(2, ctl_count_lines(self->p.out.s))
+		TH_LOG("stdout: %s", self->p.out.s);
+	for (i = 0; i < 2; i++) {
+		ctl_nth_line(self->p.out.s, i, line, sizeof(line));
+		EXPECT_EQ(0, ctl_line_matches(line, &seen[i], why,
+					      sizeof(why)))
+			TH_LOG("%s in '%s'", why, line);
+	}
+	EXPECT_NE(NULL, strstr(self->p.out.s, " state=steady "));
+	EXPECT_NE(NULL, strstr(self->p.out.s, " state=low "));
+	EXPECT_STREQ(READY, self->p.err.s);
+}
+
+TEST_F(watch, sigterm)
+{
+	ASSERT_EQ(0, ctl_start(&self->p, 0, "watch"));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
+				  CTL_GUARD_MS));
+	ASSERT_EQ(0, ctl_signal(&self->p, SIGTERM));
+	EXPECT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS));
+	EXPECT_STREQ(READY, self->p.err.s);
+}
+
+/*
+ * With nothing happening: --timeout alone ends with 0 and no output;
+ * with --count too, with 3, so a script can tell.  "Nothing happening"
+ * is checked, not assumed: the run counts only if the module's sequence
+ * number did not move meanwhile.
+ */
+static int __quiet_run(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(watch) *self, bool count)
+{
+	uint64_t seq0, seq1;
+	int tries, rc;
+
+	for (tries = 0; tries < 5; tries++) {
+		EXPECT_EQ(0, mb_sysfs_read_u64("seq", &seq0));
+		if (count)
+			rc = ctl_run(&self->p, 0, "watch", "--count", "1",
+				     "--timeout", "1");
+		else
+			rc = ctl_run(&self->p, 0, "watch", "--timeout", "1");
+		EXPECT_EQ(0, mb_sysfs_read_u64("seq", &seq1));
+		if (seq0 == seq1)
+			return rc;
+		TH_LOG("notification %llu came meanwhile; again",
+		       (unsigned long long)seq1);
+	}
+	return -EAGAIN;
+}
+
+TEST_F(watch, timeout_nothing_happens)
+{
+	EXPECT_EQ(CTL_OK, __quiet_run(_metadata, self, false));
+	EXPECT_EQ(0, self->p.out.len) TH_LOG("stdout: %s", self->p.out.s);
+	EXPECT_STREQ(READY, self->p.err.s);
+
+	EXPECT_EQ(CTL_TIMEOUT, __quiet_run(_metadata, self, true));
+	EXPECT_EQ(0, self->p.out.len) TH_LOG("stdout: %s", self->p.out.s);
+	EXPECT_STREQ(READY, self->p.err.s);
+}
+
+TEST_HARNESS_MAIN
