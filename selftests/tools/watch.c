@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mb_host.h"
 #include "mb_test.h"
 #include "ctl_test.h"
 
@@ -24,6 +25,8 @@ FIXTURE(watch) {
 	struct mb_nl mc;
 	struct mb_config saved;
 	struct mb_state st;
+	bool resized;		/* virtio-mem was resized from mem_size */
+	uint64_t mem_size;
 };
 
 FIXTURE_SETUP(watch)
@@ -43,6 +46,8 @@ FIXTURE_TEARDOWN(watch)
 	struct mb_config now;
 
 	ctl_proc_free(&self->p);
+	if (self->resized)
+		EXPECT_EQ(0, mb_host_mem_size(self->mem_size));
 	if (!mb_nl_get_config(&self->nl, &now) &&
 	    !mb_config_equal(&now, &self->saved))
 		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
@@ -242,6 +247,68 @@ TEST_F(watch, timeout_nothing_happens)
 	EXPECT_EQ(CTL_TIMEOUT, __quiet_run(_metadata, self, true));
 	EXPECT_EQ(0, self->p.out.len) TH_LOG("stdout: %s", self->p.out.s);
 	EXPECT_STREQ(READY, self->p.err.s);
+}
+
+/* The next notification that shows @total bytes of memory */
+static int wait_total(struct mb_nl *mc, uint64_t total, struct mb_state *seen)
+{
+	int err;
+
+	do {
+		err = mb_nl_recv_notify(mc, seen, MB_NOTIFY_TIMEOUT_MS);
+	} while (!err && seen->total != total);
+	return err;
+}
+
+/*
+ * Memory that comes and goes: 256 MiB plugged through virtio-mem by the
+ * host.  The line for the notification that announces the new total
+ * shows it, like every other figure, as the module sent it.
+ */
+TEST_F_TIMEOUT(watch, memory_plugged, 90)
+{
+	uint64_t total0 = self->st.total, total1 = total0 + 256 * MIB, v;
+	char want[48], line[512], why[128];
+	struct mb_state seen;
+	const char *at;
+
+	if (!mb_host_available())
+		SKIP(return, "no host to resize the VM (scripts/vm/director.py)");
+	ASSERT_EQ(0, mb_host_query_mem(&self->mem_size));
+	ASSERT_EQ(0, ctl_start(&self->p, 0, "watch"));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
+				  CTL_GUARD_MS));
+
+	self->resized = true;
+	ASSERT_EQ(0, mb_host_mem_size(self->mem_size + 256 * MIB));
+	ASSERT_EQ(0, wait_total(&self->mc, total1, &seen))
+		TH_LOG("MemTotal never reached %llu",
+		       (unsigned long long)total1);
+	snprintf(want, sizeof(want), " seq=%llu ",
+		 (unsigned long long)seen.seq);
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, want, 0,
+				  CTL_GUARD_MS))
+		TH_LOG("no line for seq %llu; stdout: %s",
+		       (unsigned long long)seen.seq, self->p.out.s);
+	ASSERT_EQ(0, ctl_signal(&self->p, SIGINT));
+	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS));
+	at = strstr(self->p.out.s, want);
+	ASSERT_NE(NULL, at);
+	while (at > self->p.out.s && at[-1] != '\n')
+		at--;
+	ctl_nth_line(at, 0, line, sizeof(line));
+	EXPECT_EQ(0, ctl_line_matches(line, &seen, why, sizeof(why)))
+		TH_LOG("%s in '%s'", why, line);
+
+	/* status agrees, and the memory goes back */
+	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "status"));
+	ASSERT_EQ(0, ctl_field_bytes(self->p.out.s, "total", &v));
+	EXPECT_EQ(total1, v);
+	ASSERT_EQ(0, mb_host_mem_size(self->mem_size));
+	ASSERT_EQ(0, wait_total(&self->mc, total0, &seen))
+		TH_LOG("MemTotal never went back to %llu",
+		       (unsigned long long)total0);
+	self->resized = false;
 }
 
 TEST_HARNESS_MAIN
