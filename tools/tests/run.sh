@@ -6,7 +6,7 @@
 # status, the meminfo/fake/automatic sources, JSON validity, watch ending
 # on --count/--timeout/SIGTERM, top in batch mode, and config/history
 # explaining that they need the module.  The module paths are exercised in
-# the VM (see membrokerctl(8) and the rig's guest scripts).
+# the VM by selftests/tools.
 #
 # Environment: MEMBROKERCTL (the binary), RESULTS (directory for the
 # counts file), COUNTS (its name, default tools.counts; it holds
