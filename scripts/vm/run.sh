@@ -50,7 +50,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
 say "run: ${qemu[*]}"
 # The director connects once QEMU has created the socket and exits when
 # QEMU closes it; its log shows every request it served.
-"$ROOT/scripts/vm/director.py" "$ctl" "$qmp" 2>"${log%console.log}director.log" &
+"$ROOT/scripts/vm/director.py" "$ctl" "$qmp" 2>"${log%.log}.director.log" &
 director=$!
 trap 'kill "$director" 2>/dev/null' EXIT
 rc=0
