@@ -54,6 +54,7 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 	u64 wait_ns;
 
 	mb_meminfo_sample(&s);
+	reason = mb_trigger_reason(reason);
 
 	mutex_lock(&mb_ev.lock);
 	if (!mb_ev.tracked_total ||

@@ -190,6 +190,7 @@ void mb_eval_query(struct mb_msg *msg);
 int mb_trigger_init(void);
 void mb_trigger_exit(void);
 void mb_trigger_sync(u32 reason);
+u32 mb_trigger_reason(u32 reason);
 
 /* history.c */
 int mb_history_init(unsigned int size);

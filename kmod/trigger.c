@@ -10,7 +10,9 @@
  * Sources of evaluations:
  *  - a shrinker: the kernel calls count_objects() when it starts
  *    reclaiming, the earliest sign of pressure it gives;
- *  - the memory hotplug notifier (MEM_ONLINE, MEM_OFFLINE);
+ *  - the memory hotplug notifier (MEM_ONLINE, MEM_OFFLINE, and their
+ *    cancellations); any evaluation that runs while a memory block is
+ *    being onlined or offlined is named HOTPLUG too;
  *  - the OOM notifier, called right before the OOM killer picks a victim;
  *  - an adaptive poll (interval from mb_state_poll_ms()), on a normal
  *    timer near the threshold and a deferrable one far from it, where an
@@ -51,6 +53,7 @@ static struct {
 	struct delayed_work eval;	/* the evaluation, normal timer */
 	struct delayed_work idle;	/* deferrable timer, only kicks @eval */
 	atomic_t pending;		/* BIT(reason) of kicks not evaluated */
+	atomic_t hotplug_busy;		/* memory blocks going on/offline */
 #ifdef MB_HAVE_SHRINKER_ALLOC
 	struct shrinker *shrinker;
 #else
@@ -182,12 +185,68 @@ static unsigned long mb_trigger_scan(struct shrinker *shrinker,
 	return SHRINK_STOP;
 }
 
+/*
+ * Total memory changes page by page while a block is onlined or offlined,
+ * before MEM_ONLINE or MEM_OFFLINE is sent: a poll that runs in between
+ * sees part of the change, and must name hotplug as its cause all the
+ * same.  Memory hotplug operations are serialised by the kernel, so
+ * @hotplug_busy is 0 or 1; it never goes below 0 even if the module was
+ * loaded in the middle of an operation.
+ */
 static int mb_trigger_memory_event(struct notifier_block *nb,
 				   unsigned long action, void *data)
 {
-	if (action == MEM_ONLINE || action == MEM_OFFLINE)
+	switch (action) {
+	case MEM_GOING_ONLINE:
+	case MEM_GOING_OFFLINE:
+		atomic_inc(&mb_trig.hotplug_busy);
+		/* Pairs with smp_rmb() in mb_trigger_reason(). */
+		smp_mb__after_atomic();
+		break;
+	case MEM_ONLINE:
+	case MEM_OFFLINE:
+	case MEM_CANCEL_ONLINE:
+	case MEM_CANCEL_OFFLINE:
+		/* Kick first: no evaluation in between goes unnamed. */
 		mb_trigger_kick(MEMBROKER_REASON_HOTPLUG);
+		atomic_dec_if_positive(&mb_trig.hotplug_busy);
+		break;
+	}
 	return NOTIFY_OK;
+}
+
+/**
+ * mb_trigger_reason - the reason an evaluation reports
+ * @reason:	the reason it was run for
+ *
+ * Called after memory was measured: if a memory block was being onlined
+ * or offlined at that moment, or has been since the evaluation started
+ * (its HOTPLUG kick is pending), the measurement may show that change,
+ * and HOTPLUG names it better than a poll or a query would.
+ *
+ * Return: @reason, or MEMBROKER_REASON_HOTPLUG where it is more important.
+ */
+u32 mb_trigger_reason(u32 reason)
+{
+	/*
+	 * Pairs with smp_mb__after_atomic() in mb_trigger_memory_event():
+	 * a measurement that saw pages change hands sees the block busy.
+	 */
+	smp_rmb();
+	if (!atomic_read(&mb_trig.hotplug_busy)) {
+		/*
+		 * Busy when memory was measured, but not any more: then it
+		 * has kicked, since the kick's atomic_fetch_or() is ordered
+		 * before atomic_dec_if_positive().  The kick waits in
+		 * @pending until the next evaluation.
+		 */
+		smp_rmb();
+		if (!(atomic_read(&mb_trig.pending) &
+		      BIT(MEMBROKER_REASON_HOTPLUG)))
+			return reason;
+	}
+	return mb_trigger_pick_reason(BIT(reason) |
+				      BIT(MEMBROKER_REASON_HOTPLUG));
 }
 
 static int mb_trigger_oom_event(struct notifier_block *nb,
@@ -258,6 +317,7 @@ int mb_trigger_init(void)
 	mb_trig.stopping = false;
 	mb_trig.timer_reason = MEMBROKER_REASON_POLL;
 	atomic_set(&mb_trig.pending, 0);
+	atomic_set(&mb_trig.hotplug_busy, 0);
 	INIT_DELAYED_WORK(&mb_trig.eval, mb_trigger_eval_work);
 	INIT_DEFERRABLE_WORK(&mb_trig.idle, mb_trigger_idle_work);
 	mb_trig.mem_nb.notifier_call = mb_trigger_memory_event;
