@@ -19,7 +19,7 @@
 #include <linux/mutex.h>
 #include <linux/membroker.h>
 
-/* Shortest and longest allowed values, also enforced by the netlink policy */
+/* Shortest and longest allowed values, see mb_state_check_config() */
 #define MB_POLL_MIN_MS_MIN		1
 #define MB_POLL_MIN_MS_MAX		1000
 #define MB_POLL_MAX_MS_MIN		10

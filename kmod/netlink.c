@@ -28,31 +28,41 @@ static const struct genl_multicast_group mb_nl_mcgrps[] = {
 	[MB_NL_MCGRP_NOTIFY] = { .name = MEMBROKER_MCGRP_NOTIFY },
 };
 
-/* 60000 does not fit the s16 limits of NLA_POLICY_RANGE() */
-static struct netlink_range_validation mb_nl_poll_max_range = {
-	.min = MB_POLL_MAX_MS_MIN,
-	.max = MB_POLL_MAX_MS_MAX,
-};
-
 /*
- * SET_CONFIG takes exactly the configuration attributes; everything else,
- * including HISTORY_SIZE and the state attributes, is rejected by strict
- * validation.  Byte values are checked against total memory in state.c.
+ * SET_CONFIG takes exactly the configuration attributes.  Their values are
+ * checked by mb_state_check_config() rather than by range policies, so
+ * that every refusal is -EINVAL with a message (netlink's own range check
+ * answers -ERANGE) and so that one place knows the limits.  The state
+ * attributes and HISTORY_SIZE are rejected by name; anything above
+ * MEMBROKER_A_MAX, a wrong length or trailing bytes by strict validation.
+ * PAD is accepted and ignored: a GET_CONFIG reply may carry it, and the
+ * uapi promises that a reply sent back changes nothing.
  */
+#define MB_NL_READ_ONLY \
+	{ .type = NLA_REJECT, .reject_message = "attribute is read-only" }
+
 static const struct nla_policy mb_nl_set_config_policy[MEMBROKER_A_MAX + 1] = {
+	[MEMBROKER_A_STATE]		= MB_NL_READ_ONLY,
+	[MEMBROKER_A_FLAGS]		= MB_NL_READ_ONLY,
+	[MEMBROKER_A_SEQ]		= MB_NL_READ_ONLY,
+	[MEMBROKER_A_TIMESTAMP_NS]	= MB_NL_READ_ONLY,
+	[MEMBROKER_A_AVAILABLE_BYTES]	= MB_NL_READ_ONLY,
+	[MEMBROKER_A_TOTAL_BYTES]	= MB_NL_READ_ONLY,
 	[MEMBROKER_A_LOW_BYTES]		= { .type = NLA_U64 },
 	[MEMBROKER_A_HIGH_BYTES]	= { .type = NLA_U64 },
+	[MEMBROKER_A_COMMITTED_BYTES]	= MB_NL_READ_ONLY,
+	[MEMBROKER_A_COMMIT_LIMIT_BYTES] = MB_NL_READ_ONLY,
+	[MEMBROKER_A_REASON]		= MB_NL_READ_ONLY,
+	[MEMBROKER_A_PAD]		= { .type = NLA_BINARY },
 	[MEMBROKER_A_HYSTERESIS_BYTES]	= { .type = NLA_U64 },
-	[MEMBROKER_A_POLL_MIN_MS]	=
-		NLA_POLICY_RANGE(NLA_U32, MB_POLL_MIN_MS_MIN,
-				 MB_POLL_MIN_MS_MAX),
-	[MEMBROKER_A_POLL_MAX_MS]	=
-		NLA_POLICY_FULL_RANGE(NLA_U32, &mb_nl_poll_max_range),
-	[MEMBROKER_A_RATELIMIT_MS]	=
-		NLA_POLICY_MAX(NLA_U32, MB_RATELIMIT_MS_MAX),
-	[MEMBROKER_A_VIRTUAL_LOW_PERCENT] =
-		NLA_POLICY_RANGE(NLA_U32, MB_VIRTUAL_LOW_PERCENT_MIN,
-				 MB_VIRTUAL_LOW_PERCENT_MAX),
+	[MEMBROKER_A_POLL_MIN_MS]	= { .type = NLA_U32 },
+	[MEMBROKER_A_POLL_MAX_MS]	= { .type = NLA_U32 },
+	[MEMBROKER_A_RATELIMIT_MS]	= { .type = NLA_U32 },
+	[MEMBROKER_A_VIRTUAL_LOW_PERCENT] = { .type = NLA_U32 },
+	[MEMBROKER_A_HISTORY_SIZE]	= {
+		.type = NLA_REJECT,
+		.reject_message = "history_size is a module parameter only",
+	},
 };
 
 static struct genl_family mb_nl_family;
@@ -292,16 +302,45 @@ static void mb_nl_config_error(struct genl_info *info, enum mb_cfg_err err)
 		NL_SET_BAD_ATTR(extack, info->attrs[type]);
 }
 
+/* The attributes SET_CONFIG acts on; the policy admits only these and PAD */
+static const int mb_nl_config_attrs[] = {
+	MEMBROKER_A_LOW_BYTES,
+	MEMBROKER_A_HIGH_BYTES,
+	MEMBROKER_A_HYSTERESIS_BYTES,
+	MEMBROKER_A_POLL_MIN_MS,
+	MEMBROKER_A_POLL_MAX_MS,
+	MEMBROKER_A_RATELIMIT_MS,
+	MEMBROKER_A_VIRTUAL_LOW_PERCENT,
+};
+
+static bool mb_nl_has_config(struct nlattr **a)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mb_nl_config_attrs); i++)
+		if (a[mb_nl_config_attrs[i]])
+			return true;
+	return false;
+}
+
 /*
  * The family is not parallel_ops, so genetlink serialises requests and no
  * other SET_CONFIG can slip in between reading and writing the
- * configuration.
+ * configuration.  The merged configuration is checked as a whole and
+ * applied only if all of it is acceptable.
  */
 static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **a = info->attrs;
 	enum mb_cfg_err err;
 	struct mb_config cfg;
+
+	/* Most likely a client bug; a silent success would hide it. */
+	if (!mb_nl_has_config(a)) {
+		NL_SET_ERR_MSG_MOD(info->extack,
+				   "no configuration attribute to set");
+		return -EINVAL;
+	}
 
 	mb_eval_get_config(&cfg);
 	if (a[MEMBROKER_A_LOW_BYTES])
