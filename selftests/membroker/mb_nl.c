@@ -33,6 +33,7 @@ int mb_nl_open(struct mb_nl *nl)
 	nl->fd = -1;
 	nl->family = -1;
 	nl->group = -1;
+	nl->extack_offs = -1;
 	nl->buf = malloc(MB_RECV_BUF);
 	nl->sk = nl_socket_alloc();
 	if (!nl->buf || !nl->sk) {
@@ -142,15 +143,20 @@ static int recv_one(struct mb_nl *nl, int timeout_ms)
 	return n;
 }
 
-/* Keep the text of NLMSGERR_ATTR_MSG, if the kernel sent one. */
+/*
+ * Keep the text of NLMSGERR_ATTR_MSG and the offset in NLMSGERR_ATTR_OFFS,
+ * if the kernel sent them.
+ */
 static void save_extack(struct mb_nl *nl, const struct nlmsghdr *nlh)
 {
 	const struct nlmsgerr *e = NLMSG_DATA(nlh);
 	const struct nlattr *a;
+	uint32_t offs;
 	size_t off;
 	int rem;
 
 	nl->extack[0] = '\0';
+	nl->extack_offs = -1;
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
 		return;
 	off = sizeof(*e);
@@ -162,10 +168,14 @@ static void save_extack(struct mb_nl *nl, const struct nlmsghdr *nlh)
 	a = (const struct nlattr *)((const char *)nlh + off);
 	rem = nlh->nlmsg_len - off;
 	for (; nla_ok(a, rem); a = nla_next(a, &rem)) {
-		if (nla_type(a) != NLMSGERR_ATTR_MSG || nla_len(a) < 1)
-			continue;
-		snprintf(nl->extack, sizeof(nl->extack), "%.*s",
-			 nla_len(a), (const char *)nla_data(a));
+		if (nla_type(a) == NLMSGERR_ATTR_MSG && nla_len(a) >= 1) {
+			snprintf(nl->extack, sizeof(nl->extack), "%.*s",
+				 nla_len(a), (const char *)nla_data(a));
+		} else if (nla_type(a) == NLMSGERR_ATTR_OFFS &&
+			   nla_len(a) == sizeof(offs)) {
+			memcpy(&offs, nla_data(a), sizeof(offs));
+			nl->extack_offs = (int)offs;
+		}
 	}
 }
 
@@ -225,6 +235,7 @@ int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
 	int err;
 
 	nl->extack[0] = '\0';
+	nl->extack_offs = -1;
 	err = nl_send_auto(nl->sk, msg);
 	seq = nlmsg_hdr(msg)->nlmsg_seq;
 	nlmsg_free(msg);

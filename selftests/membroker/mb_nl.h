@@ -31,6 +31,8 @@
  * @family:	resolved family id
  * @group:	resolved id of the "notify" multicast group
  * @extack:	message text of the last NLMSG_ERROR, "" if none
+ * @extack_offs: offset of the attribute the last NLMSG_ERROR blamed
+ *		(NLMSGERR_ATTR_OFFS) from the start of the request, -1 if none
  * @buf:	receive buffer
  */
 struct mb_nl {
@@ -39,6 +41,7 @@ struct mb_nl {
 	int family;
 	int group;
 	char extack[256];
+	int extack_offs;
 	unsigned char *buf;
 };
 
