@@ -22,6 +22,7 @@ enum {
 	CHILD_SET_NOT_EPERM	= 1 << 3,
 	CHILD_GET_STATE_FAILED	= 1 << 4,
 	CHILD_GET_CONFIG_FAILED	= 1 << 5,
+	CHILD_BAD_SET_NOT_EPERM	= 1 << 6,
 };
 
 FIXTURE(perm) {
@@ -85,6 +86,15 @@ static int unprivileged_child(const struct mb_state *st)
 			strerror(-err));
 		ret |= CHILD_SET_NOT_EPERM;
 	}
+	/* Privilege comes first: no validation result leaks to nobody */
+	cfg.have |= 1ULL << MEMBROKER_A_HIGH_BYTES;
+	cfg.high = cfg.low;
+	err = mb_nl_set_config(&nl, &cfg);
+	if (err != -EPERM) {
+		fprintf(stderr, "# unprivileged bad SET_CONFIG: %s\n",
+			strerror(-err));
+		ret |= CHILD_BAD_SET_NOT_EPERM;
+	}
 	err = mb_nl_get_state(&nl, &got);
 	if (err || (got.have & MB_STATE_ATTRS) != MB_STATE_ATTRS)
 		ret |= CHILD_GET_STATE_FAILED;
@@ -112,6 +122,7 @@ TEST_F(perm, unprivileged_can_read_not_write)
 	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_STILL_CAPABLE);
 	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_OPEN_FAILED);
 	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_SET_NOT_EPERM);
+	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_BAD_SET_NOT_EPERM);
 	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_GET_STATE_FAILED);
 	EXPECT_EQ(0, WEXITSTATUS(status) & CHILD_GET_CONFIG_FAILED);
 
