@@ -135,11 +135,22 @@ struct race {
 	uint64_t low_recv_ns;	/* when the first LOW reached us */
 	uint64_t low_eval_ns;	/* when the kernel evaluated it */
 	uint64_t kill_ns;	/* when the hog's death reached us */
+	uint32_t last_state;	/* of the latest notification, 0: none */
 	bool quiet;
 };
 
-/* Handle one notification; returns true once memory has recovered. */
-static bool on_notify(struct race *r, const struct mb_state *st)
+/*
+ * Memory has recovered once the hog is dead and the latest notification
+ * is not LOW.  The recovery may well arrive before SIGCHLD does: the
+ * hog's memory is freed before its parent is told that it exited.
+ */
+static bool recovered(const struct race *r)
+{
+	return r->kill_ns && r->last_state &&
+	       r->last_state != MEMBROKER_STATE_LOW;
+}
+
+static void on_notify(struct race *r, const struct mb_state *st)
 {
 	if (!r->quiet)
 		print_state("notify: ", st);
@@ -147,7 +158,7 @@ static bool on_notify(struct race *r, const struct mb_state *st)
 		r->low_recv_ns = now_ns();
 		r->low_eval_ns = st->timestamp_ns;
 	}
-	return r->kill_ns && st->state != MEMBROKER_STATE_LOW;
+	r->last_state = st->state;
 }
 
 static void report(const struct race *r, int status)
@@ -175,7 +186,6 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 	struct race r = { .quiet = quiet };
 	struct pollfd pfd[2];
 	int sfd, status = 0, err;
-	bool recovered = false;
 	struct mb_state st;
 	sigset_t chld;
 	pid_t pid;
@@ -198,7 +208,7 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 
 	/* Until the hog dies, and then until memory has recovered. */
-	while (!recovered) {
+	while (!recovered(&r)) {
 		int timeout = r.kill_ns ? RECOVERY_MS : -1;
 		int n = poll(pfd, 2, timeout);
 
@@ -230,7 +240,7 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 				err = 0;
 			if (err)
 				break;
-			recovered = on_notify(&r, &st);
+			on_notify(&r, &st);
 		}
 	}
 	if (!r.kill_ns) {
