@@ -9,11 +9,15 @@
  *   mb-demo oom-race [-q] [-- HOG-ARGS]
  *	run "mb-hog --until-oom HOG-ARGS", watch notifications meanwhile,
  *	and when the OOM killer ends the hog (SIGKILL) tell how long before
- *	it LOW was announced.  -q prints only that measurement.
+ *	the kill LOW was announced.  -q prints only that measurement.
  *
- * Times are CLOCK_MONOTONIC, the clock of MEMBROKER_A_TIMESTAMP_NS.
+ * Times are CLOCK_MONOTONIC, the clock of MEMBROKER_A_TIMESTAMP_NS.  The
+ * moment of the kill is the OOM killer's "Killed process" record in
+ * /dev/kmsg; without it, the moment the hog's death reached mb-demo,
+ * which comes later (after the hog's memory has been torn down).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,11 +135,104 @@ static pid_t spawn_hog(char **extra, int nextra)
 	return pid;
 }
 
+/*
+ * The OOM killer logs "Killed process PID" right after it sends SIGKILL.
+ * The record's timestamp is the kernel log clock (local_clock()), not
+ * CLOCK_MONOTONIC; a marker record written at start gives the offset
+ * between the two, to within the duration of that write.
+ */
+struct kmsg {
+	int fd;			/* /dev/kmsg, nonblocking; -1: unavailable */
+	int64_t offset_ns;	/* CLOCK_MONOTONIC minus the log clock */
+	pid_t victim;		/* whose kill to look for */
+	uint64_t kill_ns;	/* CLOCK_MONOTONIC of the kill, 0: unseen */
+};
+
+#define KMSG_MARKER	"mb-demo: oom-race clock marker"
+/* A read must take a whole record, or it fails (CONSOLE_EXT_LOG_MAX) */
+#define KMSG_RECORD_MAX	8192
+
+/* The next record's timestamp (ns, log clock) and text; false if none. */
+static bool kmsg_next(int fd, uint64_t *ts_ns, char *text, size_t len)
+{
+	char buf[KMSG_RECORD_MAX], *msg;
+	unsigned long long ts_us;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* records were overwritten: go on */
+		if (n <= 0)
+			return false;
+		buf[n] = '\0';
+		msg = strchr(buf, ';');
+		if (!msg || sscanf(buf, "%*u,%*u,%llu", &ts_us) != 1)
+			continue;
+		*ts_ns = ts_us * 1000;
+		snprintf(text, len, "%s", msg + 1);
+		return true;
+	}
+}
+
+static void kmsg_open(struct kmsg *k)
+{
+	uint64_t t0, t1, ts;
+	char text[256];
+	ssize_t n;
+	int wfd;
+
+	k->kill_ns = 0;
+	k->fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (k->fd < 0)
+		return;
+	lseek(k->fd, 0, SEEK_END);
+	wfd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (wfd < 0)
+		goto fail;
+	/* Readers only see a record once a newline has finished it */
+	t0 = now_ns();
+	n = write(wfd, KMSG_MARKER "\n", strlen(KMSG_MARKER) + 1);
+	t1 = now_ns();
+	close(wfd);
+	if (n < 0)
+		goto fail;
+	while (kmsg_next(k->fd, &ts, text, sizeof(text))) {
+		if (strstr(text, KMSG_MARKER)) {
+			k->offset_ns = (int64_t)(t0 + (t1 - t0) / 2) -
+				       (int64_t)ts;
+			return;
+		}
+	}
+fail:
+	close(k->fd);
+	k->fd = -1;
+}
+
+/* Read what the kernel logged; note the victim's kill if it is there. */
+static void kmsg_drain(struct kmsg *k)
+{
+	char text[256], *p, *end;
+	uint64_t ts;
+
+	if (k->fd < 0)
+		return;
+	while (kmsg_next(k->fd, &ts, text, sizeof(text))) {
+		p = strstr(text, "Killed process ");
+		if (!p || k->kill_ns)
+			continue;
+		if (strtol(p + strlen("Killed process "), &end, 10) ==
+		    k->victim && *end == ' ')
+			k->kill_ns = ts + k->offset_ns;
+	}
+}
+
 struct race {
 	uint64_t low_recv_ns;	/* when the first LOW reached us */
 	uint64_t low_eval_ns;	/* when the kernel evaluated it */
 	uint64_t kill_ns;	/* when the hog's death reached us */
 	uint32_t last_state;	/* of the latest notification, 0: none */
+	struct kmsg kmsg;
 	bool quiet;
 };
 
@@ -161,6 +258,11 @@ static void on_notify(struct race *r, const struct mb_state *st)
 	r->last_state = st->state;
 }
 
+static double ms_between(uint64_t from_ns, uint64_t to_ns)
+{
+	return (double)(int64_t)(to_ns - from_ns) / 1e6;
+}
+
 static void report(const struct race *r, int status)
 {
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
@@ -173,10 +275,20 @@ static void report(const struct race *r, int status)
 		printf("oom-race: NO LOW notification before the OOM kill\n");
 		return;
 	}
-	printf("oom-race: LOW arrived %.1f ms before the OOM kill "
-	       "(evaluated %.1f ms before)\n",
-	       (double)(int64_t)(r->kill_ns - r->low_recv_ns) / 1e6,
-	       (double)(int64_t)(r->kill_ns - r->low_eval_ns) / 1e6);
+	if (r->kmsg.kill_ns) {
+		printf("oom-race: LOW arrived %.1f ms before the OOM kill "
+		       "(evaluated %.1f ms before)\n",
+		       ms_between(r->low_recv_ns, r->kmsg.kill_ns),
+		       ms_between(r->low_eval_ns, r->kmsg.kill_ns));
+		printf("oom-race: the hog's death reached us %.1f ms after "
+		       "the kill\n", ms_between(r->kmsg.kill_ns, r->kill_ns));
+	} else {
+		printf("oom-race: LOW arrived %.1f ms before the hog's death "
+		       "reached us (evaluated %.1f ms before); no OOM killer "
+		       "record in /dev/kmsg\n",
+		       ms_between(r->low_recv_ns, r->kill_ns),
+		       ms_between(r->low_eval_ns, r->kill_ns));
+	}
 	fflush(stdout);
 }
 
@@ -184,7 +296,7 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 			int nextra)
 {
 	struct race r = { .quiet = quiet };
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int sfd, status = 0, err;
 	struct mb_state st;
 	sigset_t chld;
@@ -199,18 +311,21 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 	sfd = signalfd(-1, &chld, SFD_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
+	kmsg_open(&r.kmsg);
 	pid = spawn_hog(extra, nextra);
 	if (pid < 0) {
 		err = -errno;
 		goto out;
 	}
+	r.kmsg.victim = pid;
 	pfd[0] = (struct pollfd){ .fd = nl->fd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = r.kmsg.fd, .events = POLLIN };
 
 	/* Until the hog dies, and then until memory has recovered. */
 	while (!recovered(&r)) {
 		int timeout = r.kill_ns ? RECOVERY_MS : -1;
-		int n = poll(pfd, 2, timeout);
+		int n = poll(pfd, 3, timeout);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -232,8 +347,12 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 				continue;
 			r.kill_ns = now_ns();
 			pfd[1].fd = -1;
+			kmsg_drain(&r.kmsg);
+			pfd[2].fd = -1;
 			report(&r, status);
 		}
+		if (pfd[2].revents)
+			kmsg_drain(&r.kmsg);
 		if (pfd[0].revents) {
 			err = mb_nl_recv_notify(nl, &st, 0);
 			if (err == -ETIMEDOUT)
@@ -248,6 +367,8 @@ static int cmd_oom_race(struct mb_nl *nl, bool quiet, char **extra,
 		waitpid(pid, &status, 0);
 	}
 out:
+	if (r.kmsg.fd >= 0)
+		close(r.kmsg.fd);
 	close(sfd);
 	return err;
 }
