@@ -12,93 +12,212 @@
  * classifies it into one of three states, the way Windows' memory resource
  * notifications do:
  *
- *   MEMBROKER_STATE_LOW     available < low threshold.  Applications should
- *                           give memory back (shrink caches, trim heaps).
+ *   MEMBROKER_STATE_LOW     little memory left.  Applications should give
+ *                           memory back (shrink caches, trim heaps).
  *   MEMBROKER_STATE_STEADY  between the thresholds.  Hold steady.
- *   MEMBROKER_STATE_HIGH    available > high threshold.  Caches may grow.
+ *   MEMBROKER_STATE_HIGH    plenty of memory.  Caches may grow.
  *
  * Independently of the state, the flag MEMBROKER_FLAG_VIRTUAL_LOW is set
- * while committed address space (Committed_AS) is at or above
- * virtual_low_percent of the commit limit (CommitLimit).
+ * while committed address space is near the commit limit.  The state and
+ * the configuration are global: the same in every network namespace.
  *
- * The states are level based with hysteresis: once LOW, the state leaves LOW
- * only when available >= low + hysteresis; once HIGH, it leaves HIGH only
- * when available <= high - hysteresis.  The effective hysteresis is at most
- * half the distance between the thresholds.  Notifications that make things
- * more severe (towards LOW, or VIRTUAL_LOW set) are sent at once; all other
- * notifications are sent no sooner than ratelimit_ms after the previous one,
- * so at most two notifications are sent per ratelimit_ms interval and a
- * listener always ends up with the latest state.
+ * STATE RULE
+ * ==========
  *
- * Thresholds of 0 are automatic: they are computed from total RAM and the
- * zones' high watermarks (see Documentation/membroker.rst) and recomputed
- * whenever total memory changes (memory hotplug, virtio-mem, balloon).
+ * With "available" = MemAvailable, the thresholds in force low < high and
+ * the effective hysteresis h (all in bytes), an evaluation maps available
+ * memory to a state given the previous state:
  *
- * TRANSPORT
- * =========
+ *   previous LOW  and available <  low + h   ->  LOW
+ *   previous HIGH and available >  high - h  ->  HIGH
+ *   otherwise:        available <  low       ->  LOW
+ *                     available >  high      ->  HIGH
+ *                     else                   ->  STEADY
+ *
+ * So LOW is entered below low and left only at low + h or more; HIGH is
+ * entered above high and left only at high - h or less.  h is the
+ * configured or automatic hysteresis, but at most (high - low) / 2, so the
+ * two bands never overlap, and available memory that moves within a band
+ * narrower than h changes the state at most once.  One evaluation may go
+ * from LOW straight to HIGH or back.
+ *
+ * VIRTUAL_LOW is set while Committed_AS * 100 >= CommitLimit *
+ * virtual_low_percent (no hysteresis; the rate limit below applies).
+ *
+ * NOTIFICATIONS AND THEIR RATE
+ * ============================
+ *
+ * Memory is evaluated when the kernel starts reclaiming, when memory is
+ * onlined or offlined, right before the OOM killer picks a victim, on
+ * GET_STATE and SET_CONFIG, and by a poll whose interval shrinks from
+ * poll_max_ms to poll_min_ms as available memory nears the low threshold.
+ * An evaluation leads to a notification when, compared with the previous
+ * notification, the state or the flags changed, a threshold in force
+ * changed, or total memory moved by 1 MiB or more.  A notification is a
+ * NOTIFY multicast, a history entry and a sysfs_notify() (see SYSFS); it
+ * carries the next sequence number.
+ *
+ * An escalation (the state becomes more severe, HIGH < STEADY < LOW, or a
+ * flag is set) is sent at once.  Any other notification is sent no sooner
+ * than ratelimit_ms after the previous notification, by an evaluation
+ * scheduled for that moment (reason MEMBROKER_REASON_DEFERRED), and only if
+ * there is still a difference then; so a listener always ends up with the
+ * latest state.  If an escalation and a relaxation coincide (available
+ * memory recovers as committed memory crosses its limit, say), the
+ * escalation is sent at once with the relaxing part held back at its
+ * previous value, and the relaxation follows ratelimit_ms later.
+ * SET_CONFIG's notification (reason MEMBROKER_REASON_CONFIG) is the only
+ * exception: it is always sent, at once.
+ *
+ * Hence, apart from CONFIG notifications, and as measured by
+ * MEMBROKER_A_TIMESTAMP_NS:
+ *  - two notifications less than ratelimit_ms apart are always an
+ *    escalation following another notification;
+ *  - any interval of ratelimit_ms holds at most one non-escalating
+ *    notification, and only as its first; every later one raises the
+ *    state or sets a flag and lowers nothing, and there are only three
+ *    such steps (HIGH -> STEADY -> LOW, VIRTUAL_LOW set), so the interval
+ *    holds at most four notifications, and that only if memory sweeps
+ *    across the whole range that fast;
+ *  - a level hovering around one threshold causes at most one escalation
+ *    and one relaxation per ratelimit_ms interval.
+ * A ratelimit_ms of 0 removes the bound.
+ *
+ * THRESHOLDS
+ * ==========
+ *
+ * Configured thresholds of 0 are automatic.  With total = MemTotal and
+ * W = the sum of all zones' high watermarks (without watermark boost):
+ *
+ *   low  = min(max(clamp(total / 8, 32 MiB, 256 MiB), 4 * W), total / 4)
+ *   high = min(3 * low, total / 2)
+ *   h    = low / 8
+ *
+ * where low is the configured one if set (an automatic high follows a
+ * configured low).  They are recomputed on every evaluation, so they
+ * follow memory hotplug, virtio-mem and balloon drivers (changes of total
+ * memory below 1 MiB are ignored).  Should total memory shrink so far that
+ * the configured thresholds no longer give low < high, the automatic ones
+ * are used until they fit again; GET_CONFIG still shows the configured
+ * values, state messages show the thresholds in force.
+ * Documentation/membroker.rst explains the numbers.
+ *
+ * TRANSPORT AND ERRORS
+ * ====================
  *
  * Generic netlink family MEMBROKER_FAMILY_NAME, version
  * MEMBROKER_FAMILY_VERSION, with one multicast group MEMBROKER_MCGRP_NOTIFY.
- * Resolving the family autoloads the module where it is installed.
- * Attributes are validated strictly: unknown attributes, attributes that do
- * not belong to a command, and malformed values are rejected with -EINVAL
- * and an extended ack message, and change nothing.
+ * Resolving the family autoloads the module where it is installed.  The
+ * family works in every network namespace; NOTIFY reaches listeners in
+ * all of them.  Subscribing and the GET commands need no privilege.
+ *
+ * Requests are validated strictly.  A request is refused with -EINVAL and
+ * an extended ack message (with NLMSGERR_ATTR_OFFS pointing at the
+ * offending attribute where there is one), and changes nothing, if it
+ * carries an attribute its command does not take (any, for the GET
+ * commands), an attribute type above MEMBROKER_A_MAX, an attribute of the
+ * wrong length or with NLA_F_NESTED, trailing bytes, or a bad value (see
+ * SET_CONFIG); also if the genetlink header's reserved field is not 0 or
+ * nlmsg_flags has bits other than NLM_F_REQUEST, NLM_F_ACK, NLM_F_ECHO
+ * and NLM_F_DUMP.  Other errors: -EPERM for SET_CONFIG without privilege,
+ * checked before anything else; -EOPNOTSUPP for an unknown command, for
+ * NOTIFY sent as a request, for GET_HISTORY without NLM_F_DUMP and for the
+ * other commands with it; -ENOMEM under memory pressure.
  *
  * COMMANDS
  * ========
  *
  * MEMBROKER_CMD_GET_STATE (do, any user)
  *	Request: no attributes.  The module evaluates memory at once and
- *	replies with a state message (below), reason MEMBROKER_REASON_QUERY.
- *	If that evaluation changed the state, a NOTIFY is also multicast.
+ *	replies with a state message (below) of that evaluation, reason
+ *	MEMBROKER_REASON_QUERY.  If the evaluation leads to a notification,
+ *	it is sent before the reply.  The reply's SEQ is that of the latest
+ *	notification; its other values can be ahead of that notification
+ *	when the rate limit holds a relaxation back.
  *
- * MEMBROKER_CMD_NOTIFY (multicast on MEMBROKER_MCGRP_NOTIFY, to every
- * network namespace)
- *	A state message, sent whenever the state or the flags change, and
- *	whenever the thresholds or total memory change.  Every NOTIFY carries
- *	a new MEMBROKER_A_SEQ, one more than the previous one; a listener that
- *	sees a gap, or gets ENOBUFS on its socket, has missed notifications and
- *	should resynchronise with GET_STATE.
+ * MEMBROKER_CMD_NOTIFY (multicast on MEMBROKER_MCGRP_NOTIFY)
+ *	A state message, sent as described under NOTIFICATIONS.  Its SEQ is
+ *	one more than the previous notification's; a listener that sees a
+ *	gap, or gets ENOBUFS on its socket, has missed notifications and
+ *	should resynchronise with GET_STATE.  Notifications are built with
+ *	atomic allocations, and one lost for lack of memory shows as a gap.
  *
  * MEMBROKER_CMD_GET_CONFIG (do, any user)
- *	Reply: the configuration as set (0 means automatic for the byte
- *	values), i.e. every attribute accepted by SET_CONFIG, plus
- *	MEMBROKER_A_HISTORY_SIZE.  A GET_CONFIG reply sent back as SET_CONFIG
- *	(without HISTORY_SIZE) changes nothing.  The thresholds in force are
- *	in the state message.
+ *	Request: no attributes.  Reply: the configuration as set (0 means
+ *	automatic for the byte values), i.e. every attribute SET_CONFIG
+ *	takes, plus MEMBROKER_A_HISTORY_SIZE.  The reply, without
+ *	HISTORY_SIZE, sent back as SET_CONFIG leaves the configuration as
+ *	it is.  The thresholds in force are in the state message.
  *
- * MEMBROKER_CMD_SET_CONFIG (do, CAP_NET_ADMIN in the initial user namespace)
- *	Request: any subset of LOW_BYTES, HIGH_BYTES, HYSTERESIS_BYTES,
- *	POLL_MIN_MS, POLL_MAX_MS, RATELIMIT_MS, VIRTUAL_LOW_PERCENT.  Absent
- *	attributes keep their value.  The request is applied whole or not at
- *	all; it is rejected with -EINVAL if the resulting low threshold is not
- *	below the high one, if a byte value exceeds total memory, or if
- *	POLL_MIN_MS > POLL_MAX_MS.  Unprivileged callers get -EPERM.
- *	On success the new thresholds are applied at once and a NOTIFY with
- *	reason MEMBROKER_REASON_CONFIG is sent.
+ * MEMBROKER_CMD_SET_CONFIG (do, CAP_NET_ADMIN in the initial user
+ * namespace, for the process that opened the socket and for the sender)
+ *	Request: at least one of these; absent ones keep their value.
+ *
+ *	  attribute            type  unit   range               default
+ *	  LOW_BYTES            u64   bytes  0 (auto) or <= total  0
+ *	  HIGH_BYTES           u64   bytes  0 (auto) or <= total  0
+ *	  HYSTERESIS_BYTES     u64   bytes  0 (low/8) or <= total 0
+ *	  POLL_MIN_MS          u32   ms     1..1000               5
+ *	  POLL_MAX_MS          u32   ms     10..60000             1000
+ *	  RATELIMIT_MS         u32   ms     0..10000              100
+ *	  VIRTUAL_LOW_PERCENT  u32   %      1..100                90
+ *
+ *	(total = MemTotal now.)  MEMBROKER_A_PAD is accepted and ignored.
+ *	The request is applied whole or not at all.  It is refused with
+ *	-EINVAL and a message if it sets nothing, if it carries a state
+ *	attribute or HISTORY_SIZE (read-only), if a value is outside its
+ *	range, if POLL_MIN_MS > POLL_MAX_MS, or if the resulting low
+ *	threshold (automatic or not) is not below the resulting high one;
+ *	the checks apply to the configuration as it would be after the
+ *	request.  On success the new thresholds apply at once and a NOTIFY
+ *	with reason MEMBROKER_REASON_CONFIG is sent (and recorded) before the
+ *	acknowledgment, whether or not anything changed.  The module
+ *	parameters of the same names set the initial configuration.
  *
  * MEMBROKER_CMD_GET_HISTORY (dump, any user)
- *	One state message per recorded notification, oldest first, from an
- *	in-kernel ring of the last MEMBROKER_A_HISTORY_SIZE notifications.
- *	Consecutive messages have consecutive sequence numbers, except where
- *	the ring was overwritten while the dump was in progress.
+ *	Request: NLM_F_DUMP, no attributes.  One state message per
+ *	notification in an in-kernel ring of the last HISTORY_SIZE
+ *	notifications (module parameter history_size, 256..65536, default
+ *	512), oldest first, exactly as they were sent, including those sent
+ *	while nobody listened, such as the first one (SEQ 1, reason
+ *	MEMBROKER_REASON_LOAD, sent at module load).  Consecutive messages
+ *	have consecutive sequence numbers, except where the ring was
+ *	overwritten while the dump was in progress; notifications published
+ *	after the dump began are left out, so it always ends.
  *
  * STATE MESSAGE
  * =============
  *
  * GET_STATE replies, NOTIFY events and GET_HISTORY entries all carry:
- * STATE, FLAGS, SEQ, TIMESTAMP_NS, AVAILABLE_BYTES, TOTAL_BYTES, LOW_BYTES,
- * HIGH_BYTES, COMMITTED_BYTES, COMMIT_LIMIT_BYTES and REASON.  A GET_STATE
- * reply carries the SEQ of the latest notification sent.  u64 attributes may
- * be preceded by MEMBROKER_A_PAD for alignment; ignore it.
+ *   STATE, FLAGS, REASON      what was decided, and why it was evaluated
+ *   SEQ                       the notification's sequence number (from 1)
+ *   TIMESTAMP_NS              CLOCK_MONOTONIC of the evaluation
+ *   AVAILABLE_BYTES, TOTAL_BYTES
+ *                             MemAvailable and MemTotal
+ *   LOW_BYTES, HIGH_BYTES     the thresholds in force
+ *   COMMITTED_BYTES, COMMIT_LIMIT_BYTES
+ *                             Committed_AS and CommitLimit (the latter
+ *                             reread at most once a second)
+ * u64 attributes may be preceded by MEMBROKER_A_PAD for alignment; ignore
+ * it.  New attributes may be added; ignore those you do not know.
  *
  * SYSFS
  * =====
  *
- * The same state is readable under /sys/kernel/membroker/ (state, flags,
- * seq, available_bytes, total_bytes, low_bytes, high_bytes).  "state" and
- * "seq" are sysfs_notify()'d on every notification, so poll(POLLPRI) on them
- * works without netlink.
+ * /sys/kernel/membroker/ holds the latest notification (not a newer
+ * evaluation), readable by everyone, one value and a newline per file:
+ *   state            "low", "steady" or "high"
+ *   flags            MEMBROKER_FLAG_* bits, decimal
+ *   seq              sequence number, decimal
+ *   available_bytes, total_bytes, low_bytes, high_bytes
+ *                    decimal
+ * Each read shows the notification latest at that moment: reading "seq"
+ * before and after the others tells whether they belong together.
+ * "state" and "seq" are sysfs_notify()'d on every notification: read the
+ * file, poll() it for POLLPRI, and read it again from offset 0 when
+ * poll() returns; this works without netlink.  The module parameters
+ * (the initial configuration) are in /sys/module/membroker/parameters/,
+ * read-only.
  */
 #ifndef _UAPI_LINUX_MEMBROKER_H
 #define _UAPI_LINUX_MEMBROKER_H
@@ -173,7 +292,7 @@ enum membroker_attr {
 	MEMBROKER_A_HYSTERESIS_BYTES,	/* u64 config: 0=auto */
 	MEMBROKER_A_POLL_MIN_MS,	/* u32 config: shortest poll interval */
 	MEMBROKER_A_POLL_MAX_MS,	/* u32 config: longest poll interval */
-	MEMBROKER_A_RATELIMIT_MS,	/* u32 config: see "hysteresis" above */
+	MEMBROKER_A_RATELIMIT_MS,	/* u32 config: see NOTIFICATIONS above */
 	MEMBROKER_A_VIRTUAL_LOW_PERCENT, /* u32 config: 1..100 of CommitLimit */
 	MEMBROKER_A_HISTORY_SIZE,	/* u32: entries in the history ring */
 
