@@ -183,9 +183,9 @@ static void config_words(char *buf, size_t len, int argc, char **argv)
 }
 
 /*
- * The module's own words say more than the errno (EINVAL, ERANGE), but
- * netlink's checks do not name the setting ("integer out of range"):
- * repeat what was asked, so that the message says which value it was.
+ * The module's extack message says more than the errno (always EINVAL)
+ * and names the setting, but not the value given: repeat what was asked,
+ * so that the message says which value it was.
  */
 static int config_apply(struct ctl *c, const struct mb_kmod_config *cfg,
 			int argc, char **argv)

@@ -266,7 +266,7 @@ static void __expect_refused(struct __test_metadata *_metadata,
 		TH_LOG("want '%s' in: %s", why, self->p.err.s);
 	EXPECT_EQ(1, ctl_count_lines(self->p.err.s))
 		TH_LOG("one line, not: %s", self->p.err.s);
-	/* which values: the kernel's words may not say ("out of range") */
+	/* which values: the kernel's words name the setting, not the value */
 	if (!(flags & CTL_AS_NOBODY)) {
 		char asked[256] = "rejected '";
 		int i;
@@ -327,9 +327,12 @@ TEST_F(config, out_of_range)
 {
 	expect_refused(self, 0, "poll_min_ms is greater than poll_max_ms",
 		       "poll-min", "900", "poll-max", "100");
-	expect_refused(self, 0, "out of range", "vlow", "0");
-	expect_refused(self, 0, "out of range", "vlow", "101");
-	expect_refused(self, 0, "out of range", "poll-min", "5000");
+	expect_refused(self, 0, "virtual_low_percent must be within 1..100",
+		       "vlow", "0");
+	expect_refused(self, 0, "virtual_low_percent must be within 1..100",
+		       "vlow", "101");
+	expect_refused(self, 0, "poll_min_ms must be within 1..1000",
+		       "poll-min", "5000");
 }
 
 /* Changing the configuration is for root; the message must say so */
