@@ -55,12 +55,32 @@ run_tests() {
 	done
 }
 
+# MB_MODE=bench (make bench): notify_latency, MB_BENCH_RUNS hog runs that
+# stop at low/4, then MB_BENCH_OOM_RUNS that end in the OOM killer (0
+# skips either part).
+run_bench() {
+	local runs oom=
+
+	for runs in "${MB_BENCH_RUNS:-3}" "${MB_BENCH_OOM_RUNS:-3}"; do
+		if [ "$runs" -gt 0 ]; then
+			echo "MB-BENCH-BEGIN notify_latency" \
+				"--runs $runs${oom:+ $oom}"
+			timeout "$MB_TIMEOUT" notify_latency --runs "$runs" $oom
+			echo "MB-BENCH-END notify_latency rc=$?"
+		fi
+		oom=--oom
+	done
+}
+
 case "$MB_MODE" in
 check)
 	run_tests
 	;;
 demo)
 	/bin/mb-demo.sh
+	;;
+bench)
+	run_bench
 	;;
 shell)
 	setsid cttyhack sh

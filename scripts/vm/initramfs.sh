@@ -57,6 +57,12 @@ else
 	say "initramfs: $KO not built; the guest will run without it"
 fi
 
+# The VM bench (make bench, MB_MODE=bench), when built.
+bench=$BUILD/bench/notify_latency
+if [ -x "$bench" ] && is_static "$bench"; then
+	cp "$bench" "$root/bin/"
+fi
+
 # Each directory's tests run in the order of its "order" file, as
 # /tests/<dir>/<test>.  The library's and membrokerctl's tests come
 # first: membroker's own end with "unload", which reloads the module under
