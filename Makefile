@@ -7,6 +7,7 @@
 #   make deps       install build/test dependencies (Debian 12, idempotent)
 #   make module     membroker.ko against KDIR
 #   make check      deps + everything + host tests + VM selftests
+#   make bench      host benches, then notify_latency in the VM (bench/)
 #   make lint       checkpatch --strict, sparse and W=1 on kmod/
 #   make demo       boot the VM and show LOW arriving before the OOM killer
 #   make clean
@@ -76,6 +77,15 @@ else
 		  "see build/build.log" >&2; exit 1; }
 endif
 	scripts/check.sh
+
+# Figures, not tests: the host benches, then the VM's notify_latency
+# (bench/README.md).  No threshold is checked; a broken result fails.
+bench: deps
+	+$(MAKE) lib module
+	+$(MAKE) -C bench all
+	+$(MAKE) -C bench run
+	bench/vm.sh
+.PHONY: bench
 
 lint: deps ksrc
 	scripts/lint.sh
