@@ -52,16 +52,18 @@ say "run: ${qemu[*]}"
 # QEMU closes it; its log shows every request it served.
 "$ROOT/scripts/vm/director.py" "$ctl" "$qmp" 2>"${log%.log}.director.log" &
 director=$!
-trap 'kill "$director" 2>/dev/null' EXIT
+# (|| true: it may be gone already, and set -e would make that our status)
+trap 'kill "$director" 2>/dev/null || true' EXIT
 rc=0
 if [ "$mode" = shell ]; then
 	"${qemu[@]}" 2>&1 | tee "$log" || rc=$?
 elif [ "$V" = 1 ]; then
 	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
-		tr -d '\r' | tee "$log" || rc=$?
+		stdbuf -oL tr -d '\r' | tee "$log" || rc=$?
 else
+	# line by line, so that the log can be followed (make demo does)
 	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
-		tr -d '\r' >"$log" || rc=$?
+		stdbuf -oL tr -d '\r' >"$log" || rc=$?
 fi
 rm -f "$qmp" "$ctl"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
