@@ -58,6 +58,8 @@ struct config {
 	unsigned int seconds;
 	uint64_t low_mib, high_mib;
 	bool keep;
+	/* print CLOCK_MONOTONIC times, to line up with other programs */
+	bool monotonic;
 	/* --fake-steps */
 	unsigned int steps, low_at, high_at;
 };
@@ -85,6 +87,14 @@ struct app {
 	uint64_t released_on_low;
 	uint64_t cache_before_release;	/* cache bytes before the last shrink */
 	uint64_t cache_after_release;	/* and right after it */
+	/*
+	 * The process's resident memory before the last shrink, and once
+	 * the broker is done with it (it trims the heap after shrinking):
+	 * whether the pages really went back to the system.
+	 */
+	uint64_t rss_before_release;
+	uint64_t rss_after_release;
+	bool rss_pending;		/* a shrink awaits its "after" */
 	int64_t low_limit;	/* lowest soft heap limit set */
 	uint64_t limited_target;	/* clerk target when it was set */
 	uint64_t restores;	/* times the limit was lifted */
@@ -115,7 +125,9 @@ static uint64_t now_ns(void)
 
 static double elapsed_s(const struct app *a)
 {
-	return (double)(now_ns() - a->start_ns) / (double)NSEC_PER_SEC;
+	uint64_t base = a->cfg.monotonic ? 0 : a->start_ns;
+
+	return (double)(now_ns() - base) / (double)NSEC_PER_SEC;
 }
 
 /* xorshift64: a fixed seed makes every run issue the same queries */
@@ -148,6 +160,19 @@ static uint64_t heap_bytes(void)
 	sqlite3_int64 used = sqlite3_memory_used();
 
 	return used > 0 ? (uint64_t)used : 0;
+}
+
+static uint64_t rss_bytes(void)
+{
+	unsigned long long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* ---- accounting: the clerk follows SQLite's own total ---- */
@@ -232,6 +257,8 @@ static int64_t shrink_cb(struct mb_clerk *clerk, uint64_t bytes, void *arg)
 	int err;
 
 	(void)clerk;
+	a->rss_before_release = rss_bytes();
+	a->rss_pending = true;
 	/* first cap the cache so that it cannot grow straight back */
 	lower_limit(a);
 	sqlite3_db_release_memory(a->db);
@@ -268,6 +295,11 @@ static void on_notification(struct mb_monitor *mon,
 	/* every one counts: a LOW repeated while it lasts is another step */
 	if (n->state == MB_STATE_LOW)
 		a->low_events++;
+	/* subscribed after the broker: its shrink and trim are done */
+	if (a->rss_pending) {
+		a->rss_after_release = rss_bytes();
+		a->rss_pending = false;
+	}
 	if (n->state == MB_STATE_HIGH)
 		a->high_events++;
 	a->state = n->state;
@@ -577,6 +609,8 @@ static void print_summary(struct app *a)
 	result("cache_peak_before_low", (int64_t)a->cache_peak_before_low);
 	result("cache_before_release", (int64_t)a->cache_before_release);
 	result("cache_after_release", (int64_t)a->cache_after_release);
+	result("rss_before_release", (int64_t)a->rss_before_release);
+	result("rss_after_release", (int64_t)a->rss_after_release);
 	result("cache_peak_low", (int64_t)a->cache_peak_low);
 	result("queries_low", (int64_t)a->queries_low);
 	result("low_limit", a->low_limit);
@@ -595,6 +629,11 @@ static int setup_membroker(struct app *a, int source)
 				      .high_bytes = a->cfg.high_mib << 20 };
 	struct mb_clerk_opts co = { .sz = sizeof(co), .shrink = shrink_cb,
 				    .arg = a, .priority = 20 };
+	/*
+	 * free() keeps SQLite's pages in the heap; malloc_trim() after a
+	 * shrink is what gives them back to the system
+	 */
+	struct mb_broker_opts bo = { .sz = sizeof(bo), .trim = true };
 	struct mb_notification st;
 	int err;
 
@@ -604,7 +643,7 @@ static int setup_membroker(struct app *a, int source)
 			mb_source_name((uint32_t)source), strerror(-err));
 		return err;
 	}
-	err = mb_broker_new(&a->broker, "sqlite", a->mon, NULL);
+	err = mb_broker_new(&a->broker, "sqlite", a->mon, &bo);
 	if (!err)
 		err = mb_clerk_new(&a->clerk, "sqlite-pagecache", &co);
 	if (!err)
@@ -648,6 +687,8 @@ static void usage(FILE *f)
 		"  --cache-mib N        SQLite page cache size (default 64)\n"
 		"  --batch N            queries per batch (default 500)\n"
 		"  --seconds N          run time, 0 = until SIGTERM (default 30)\n"
+		"  --monotonic          print CLOCK_MONOTONIC times instead of\n"
+		"                       seconds since the start\n"
 		"  -s, --source NAME    auto|kmod|cgroup|psi|meminfo|fake (default auto)\n"
 		"  --low-mib N, --high-mib N\n"
 		"                       thresholds for sources without their own\n"
@@ -675,6 +716,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		{ "cache-mib", required_argument, NULL, 'c' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "seconds", required_argument, NULL, 't' },
+		{ "monotonic", no_argument, NULL, 'M' },
 		{ "source", required_argument, NULL, 's' },
 		{ "fake-steps", required_argument, NULL, 'f' },
 		{ "low-mib", required_argument, NULL, 'L' },
@@ -709,6 +751,9 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 			break;
 		case 's':
 			cfg->source = optarg;
+			break;
+		case 'M':
+			cfg->monotonic = true;
 			break;
 		case 'L':
 			cfg->low_mib = strtoull(optarg, NULL, 0);

@@ -58,10 +58,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "TAP version 13"
-echo "1..16"
+echo "1..17"
 
 if [ ! -x "$BIN" ]; then
-	for i in $(seq 16); do
+	for i in $(seq 17); do
 		ok 1 "$BIN is built"
 	done
 	finish
@@ -93,6 +93,18 @@ check "the broker asked the clerk for memory" "${shrinks:-0} >= 1"
 check "bytes given back on LOW > 0" "${released_on_low:-0} > 0"
 check "cache bytes went down on LOW" \
 	"${cache_after_release:-1} < ${cache_before_release:-0}"
+# free() alone keeps most pages in the heap: without the broker's
+# malloc_trim() about half of them stay resident.  ASan's allocator holds
+# freed memory in its quarantine and ignores malloc_trim().
+desc="resident memory fell by most of what was released (pages went back to the system)"
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+	n=$((n + 1))
+	skip=$((skip + 1))
+	echo "ok $n - $desc # SKIP under ASan"
+else
+	check "$desc" \
+		"(${rss_before_release:-0} - ${rss_after_release:-0}) * 4 >= ${released_on_low:-1} * 3"
+fi
 check "the soft heap limit was lowered" \
 	"${low_limit:-0} > 0"
 check "queries kept completing while low" "${queries_low:-0} > 0"
