@@ -270,7 +270,10 @@ static void report(const struct race *r, int status)
 		       status);
 		return;
 	}
-	printf("oom-race: hog killed by SIGKILL (OOM killer)\n");
+	/* monotonic, so that it lines up with the notifications' times */
+	printf("oom-race: hog killed by SIGKILL (OOM killer) at %llu.%03llu s\n",
+	       (unsigned long long)(r->kill_ns / 1000000000ULL),
+	       (unsigned long long)(r->kill_ns / 1000000ULL % 1000));
 	if (!r->low_recv_ns) {
 		printf("oom-race: NO LOW notification before the OOM kill\n");
 		return;
