@@ -90,6 +90,12 @@ for d in "$BUILD/selftests/membroker/bin" "$TOOLDIR"; do
 		fi
 	done
 done
+# The SQLite example for the demo scenario (make -C examples/sqlite-cache
+# static), when built.
+sqlite=$BUILD/examples/sqlite-cache/sqlite-cache-static
+if [ -x "$sqlite" ] && is_static "$sqlite"; then
+	cp "$sqlite" "$root/bin/sqlite-cache"
+fi
 install -m 0755 "$ROOT/scripts/vm/guest-demo.sh" "$root/bin/mb-demo.sh"
 
 (cd "$root" && find . -print0 | LC_ALL=C sort -z |
