@@ -7,9 +7,10 @@
 # per phase (V=1: everything); logs are in build/results/<phase>.log.
 #
 # Phases: host tests of lib/ and tools/ (`make -C DIR check`, skipped with
-# a notice while a directory has no check target), then the selftests in
-# the VM against membroker.ko: static, then built with ASan+UBSan and with
-# TSan.
+# a notice while a directory has no check target) and of the SQLite
+# example, then the selftests in the VM against membroker.ko: static, then
+# built with ASan+UBSan and with TSan; last the demo scenario (the one
+# `make demo` plays), checked by scripts/vm/demo-report.py.
 set -uo pipefail
 . "$(dirname "$0")/vm/common.sh"
 
@@ -76,11 +77,26 @@ vm_phase() {
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/$name.counts"
 }
 
+# scenario_phase: one boot playing the demo (scripts/vm/guest-demo.sh);
+# demo-report.py asserts the order of events and what the caches did.
+scenario_phase() {
+	local initrd=$VMDIR/scenario.cpio.gz log=$VMDIR/scenario.console.log
+
+	"$ROOT/scripts/vm/kernel.sh" &&
+	"$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
+	{ INITRD=$initrd CONSOLE=$log VM_TIMEOUT=300 \
+		"$ROOT/scripts/vm/run.sh" demo || true; } &&
+	"$ROOT/scripts/vm/demo-report.py" "$log" --timeline \
+		--check "$RESULTS/scenario.counts"
+}
+
 [ -f "$ROOT/kmod/membroker.ko" ] ||
 	echo "check: kmod/membroker.ko not built; VM tests will skip" >&2
 
 host_phase lib
 host_phase tools
+run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
+	make -C "$ROOT/examples/sqlite-cache" check
 st=$BUILD/selftests
 # membrokerctl's tests (tools) before membroker's, whose last one reloads
 # the module.
@@ -89,5 +105,6 @@ run_phase vm vm_phase vm "$st/lib $st/tools $st/membroker"
 # own sanitizer runs happen on the host).
 run_phase vm-asan vm_phase vm-asan "$st/membroker-asan"
 run_phase vm-tsan vm_phase vm-tsan "$st/membroker-tsan"
+run_phase scenario scenario_phase
 
 exec "$ROOT/scripts/summary.sh"
