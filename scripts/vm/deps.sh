@@ -8,9 +8,11 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+# zlib1g-dev: the static SQLite example links -lz (sqlite3.pc's
+# Libs.private), which libsqlite3-dev does not pull in.
 PKGS="gcc make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
-python3"
+zlib1g-dev python3"
 
 updated=0
 apt_update() {
