@@ -17,7 +17,12 @@
  *   int mb_path_join(root, path, buf, len)    root + path into buf
  *
  * Sources get the monitor's options through s->opts (root, thresholds)
- * and say which poll events their fd raises in s->events (see source.h).
+ * and say which poll events their fd raises in s->events (see struct
+ * mb_source_ops below).
+ *
+ * Every declaration that is private to the library lives here, in one
+ * place; nothing else declares library functions (-Wmissing-prototypes
+ * keeps it so).
  */
 #ifndef MB_INTERNAL_H
 #define MB_INTERNAL_H
@@ -126,10 +131,85 @@ bool mb_clerk_claim(struct mb_clerk *clerk, struct mb_broker *broker);
 void mb_clerk_release(struct mb_clerk *clerk);
 
 /* ---------------------------------------------------------------- */
-/* sources                                                           */
+/* sources: the contract between the monitor and source_*.c          */
 /* ---------------------------------------------------------------- */
 
+/*
+ * The monitor (monitor.c) knows how to wait, combine and deliver; a
+ * source knows how to measure memory.
+ */
+/**
+ * struct mb_source_ops - one kind of notification source
+ * @type:	enum mb_source_type
+ * @name:	short name reported to users ("kmod", "psi", ...)
+ * @open:	probe and open.  Sets s->fd (or -1 for a timer-only source),
+ *		s->events (0 means POLLIN; a PSI trigger or sysfs attribute
+ *		is always POLLIN-readable and must say POLLPRI) and s->priv.
+ *		s->opts is already set.  Returns 0, or -ENOENT/-ENODEV/
+ *		-EOPNOTSUPP/-EACCES when the source is not usable on this machine (automatic
+ *		selection then tries the next one), or another -errno.
+ * @dispatch:	called by the monitor when s->fd is readable or the timeout
+ *		returned by @timeout_ms expired.  Must not block.  Stores the
+ *		latest reading in *out and returns 1 if it differs in state or
+ *		flags from the previous one or is otherwise worth recording
+ *		(thresholds or total changed), 0 if there is nothing new, or
+ *		-errno.  A source that lost events (ENOBUFS) resynchronises
+ *		itself before returning.  The monitor calls it once right
+ *		after @open (s->last.state is then MB_STATE_UNKNOWN) to get
+ *		the initial reading, and, for a source with an fd, again
+ *		while it keeps returning 1 (at most a few times per round).
+ * @timeout_ms:	milliseconds until @dispatch should be called even if s->fd
+ *		is quiet; -1 for never.  May adapt to the headroom above the
+ *		low threshold.
+ * @close:	release everything @open acquired.  Called once.
+ */
+struct mb_source_ops {
+	enum mb_source_type type;
+	const char *name;
+	int (*open)(struct mb_source *s);
+	int (*dispatch)(struct mb_source *s, struct mb_notification *out);
+	int (*timeout_ms)(struct mb_source *s);
+	void (*close)(struct mb_source *s);
+};
+
+/**
+ * struct mb_source - an open source, owned by one monitor
+ * @ops:	its operations
+ * @fd:		pollable fd (POLLIN or POLLPRI), or -1
+ * @events:	poll events that mean "call @dispatch" (POLLIN if 0)
+ * @priv:	the source's own state
+ * @opts:	the monitor's options (root, low_bytes, high_bytes), valid
+ *		from @open to @close; root is never NULL
+ * @last:	the latest reading it delivered (kept by the monitor)
+ */
+struct mb_source {
+	const struct mb_source_ops *ops;
+	int fd;
+	short events;
+	void *priv;
+	const struct mb_monitor_opts *opts;
+	struct mb_notification last;
+};
+
+extern const struct mb_source_ops mb_source_kmod_ops;
+extern const struct mb_source_ops mb_source_cgroup_ops;
+extern const struct mb_source_ops mb_source_psi_ops;
+extern const struct mb_source_ops mb_source_meminfo_ops;
+extern const struct mb_source_ops mb_source_fake_ops;
+
 int mb_source_fake_push(struct mb_source *s, const struct mb_notification *n);
+
+/* source_cgroup.c; mb_cgroup_self_dir() is shared with source_psi.c */
+int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
+int mb_cgroup_parse_limit(const char *text, uint64_t *out);
+int mb_cgroup_parse_events(const char *text, uint64_t *out);
+int mb_src_cgroup_eval(struct mb_source *s, uint64_t now_ns,
+		       struct mb_notification *out);
+
+/* source_psi.c: evaluation with the firing and the time passed in */
+int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
+		    struct mb_notification *out);
+int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
 /* monitor.c: make every source due now (tests) */
 void mb_monitor_force_poll(struct mb_monitor *mon);

@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "source.h"
 
 #define MB_MONITOR_DEF_RING	1024
 #define MB_MONITOR_DEF_REPEAT	1000	/* ms */

@@ -42,7 +42,6 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 
 #define MB_CG_WINDOW_NS		(1000ULL * MB_NSEC_PER_MSEC)
 #define MB_CG_DEFAULT_MNT	"/sys/fs/cgroup"
@@ -57,13 +56,6 @@ struct mb_src_cgroup {
 	uint64_t seq;
 	struct mb_notification cur;
 };
-
-/* Shared with source_psi.c and the tests (see report). */
-int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
-int mb_cgroup_parse_limit(const char *text, uint64_t *out);
-int mb_cgroup_parse_events(const char *text, uint64_t *out);
-int mb_src_cgroup_eval(struct mb_source *s, uint64_t now_ns,
-		       struct mb_notification *out);
 
 /* Where cgroup2 is mounted, from mountinfo; /sys/fs/cgroup if unknown. */
 static void mb_cgroup_mnt(const char *root, char *buf, size_t len)

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "source.h"
 
 #define MB_FAKE_QUEUE	256
 

@@ -17,7 +17,6 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 
 struct mb_src_kmod {
 	struct mb_kmod *k;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 
 #include "internal.h"
-#include "source.h"
 
 struct mb_src_meminfo {
 	uint64_t seq;

@@ -38,7 +38,6 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 
 /* 150 ms of stall in a 1 s window, in microseconds as PSI wants them */
 #define MB_PSI_TRIGGER		"some 150000 1000000"
@@ -54,12 +53,6 @@ struct mb_src_psi {
 	uint64_t seq;
 	struct mb_notification cur;
 };
-
-/* Also used by the tests, which inject firings and time (see report). */
-int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
-		    struct mb_notification *out);
-int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
-int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
 /**
  * mb_psi_parse_some_total() - the "some" line's total= (microseconds)

@@ -18,15 +18,7 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 #include "tap.h"
-
-/* source_cgroup.c internals (see internal.h request in the report) */
-int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
-int mb_cgroup_parse_limit(const char *text, uint64_t *out);
-int mb_cgroup_parse_events(const char *text, uint64_t *out);
-int mb_src_cgroup_eval(struct mb_source *s, uint64_t now_ns,
-		       struct mb_notification *out);
 
 #define MIB		(1024ULL * 1024)
 #define SEC		1000000000ULL

@@ -15,7 +15,6 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 #include "tap.h"
 
 #define MIB	(1024ULL * 1024)

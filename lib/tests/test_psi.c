@@ -19,13 +19,7 @@
 
 #include "membroker.h"
 #include "internal.h"
-#include "source.h"
 #include "tap.h"
-
-/* source_psi.c internal (see internal.h request in the report) */
-int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
-		    struct mb_notification *out);
-int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
 #define MIB		(1024ULL * 1024)
 #define SEC		1000000000ULL
