@@ -146,18 +146,35 @@ void mb_clerk_release(struct mb_clerk *clerk);
  *		s->events (0 means POLLIN; a PSI trigger or sysfs attribute
  *		is always POLLIN-readable and must say POLLPRI) and s->priv.
  *		s->opts is already set.  Returns 0, or -ENOENT/-ENODEV/
- *		-EOPNOTSUPP/-EACCES when the source is not usable on this machine (automatic
- *		selection then tries the next one), or another -errno.
+ *		-EOPNOTSUPP/-EACCES when the source is not usable on this
+ *		machine (automatic selection then tries the next one), or
+ *		another -errno.
  * @dispatch:	called by the monitor when s->fd is readable or the timeout
- *		returned by @timeout_ms expired.  Must not block.  Stores the
- *		latest reading in *out and returns 1 if it differs in state or
- *		flags from the previous one or is otherwise worth recording
+ *		returned by @timeout_ms expired.  Must not block.
+ *		s->revents holds the poll events the monitor's epoll saw on
+ *		s->fd since the previous call (0 on a timeout): a PSI
+ *		trigger's POLLPRI is consumed by the poll that reports it,
+ *		so the source must take it from there rather than poll
+ *		again.  A source whose s->events is POLLPRI is called on
+ *		every dispatch of the monitor, since a poll of the monitor's
+ *		fd by the application's own loop consumes the edge before
+ *		the monitor's epoll can report it.
+ *		*out arrives holding s->last.  The source stores its latest
+ *		reading there (also when it returns 0: the monitor keeps the
+ *		figures fresh) and returns 1 if it differs in state or flags
+ *		from the previous one or is otherwise worth recording
  *		(thresholds or total changed), 0 if there is nothing new, or
- *		-errno.  A source that lost events (ENOBUFS) resynchronises
- *		itself before returning.  The monitor calls it once right
- *		after @open (s->last.state is then MB_STATE_UNKNOWN) to get
- *		the initial reading, and, for a source with an fd, again
- *		while it keeps returning 1 (at most a few times per round).
+ *		-errno; -ENODEV means it is gone for good and the monitor
+ *		closes it.  A source that lost events (ENOBUFS)
+ *		resynchronises itself before returning.  The monitor calls
+ *		it once right after @open (s->last.state is then
+ *		MB_STATE_UNKNOWN) to get the initial reading, and, for a
+ *		source with an fd, again while it keeps returning 1 (at most
+ *		a few times per round).
+ * @refresh:	optional: measure now although nothing signalled, for the
+ *		LOW repeat (which must carry fresh figures, not the ones of
+ *		the notification it repeats).  Returns as @dispatch.
+ *		Without it the monitor calls @dispatch with s->revents 0.
  * @timeout_ms:	milliseconds until @dispatch should be called even if s->fd
  *		is quiet; -1 for never.  May adapt to the headroom above the
  *		low threshold.
@@ -168,6 +185,7 @@ struct mb_source_ops {
 	const char *name;
 	int (*open)(struct mb_source *s);
 	int (*dispatch)(struct mb_source *s, struct mb_notification *out);
+	int (*refresh)(struct mb_source *s, struct mb_notification *out);
 	int (*timeout_ms)(struct mb_source *s);
 	void (*close)(struct mb_source *s);
 };
@@ -177,15 +195,17 @@ struct mb_source_ops {
  * @ops:	its operations
  * @fd:		pollable fd (POLLIN or POLLPRI), or -1
  * @events:	poll events that mean "call @dispatch" (POLLIN if 0)
+ * @revents:	what the monitor's epoll saw on @fd, for @dispatch
  * @priv:	the source's own state
  * @opts:	the monitor's options (root, low_bytes, high_bytes), valid
  *		from @open to @close; root is never NULL
- * @last:	the latest reading it delivered (kept by the monitor)
+ * @last:	its latest reading (kept by the monitor)
  */
 struct mb_source {
 	const struct mb_source_ops *ops;
 	int fd;
 	short events;
+	uint32_t revents;
 	void *priv;
 	const struct mb_monitor_opts *opts;
 	struct mb_notification last;
@@ -198,6 +218,7 @@ extern const struct mb_source_ops mb_source_meminfo_ops;
 extern const struct mb_source_ops mb_source_fake_ops;
 
 int mb_source_fake_push(struct mb_source *s, const struct mb_notification *n);
+int mb_source_fake_set(struct mb_source *s, const struct mb_notification *n);
 
 /* source_cgroup.c; mb_cgroup_self_dir() is shared with source_psi.c */
 int mb_cgroup_self_dir(const char *root, char *buf, size_t len);
@@ -211,8 +232,19 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 		    struct mb_notification *out);
 int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
-/* monitor.c: make every source due now (tests) */
+/* monitor.c, for tests */
+/* make every source due now */
 void mb_monitor_force_poll(struct mb_monitor *mon);
+/* mb_monitor_new() with @ops as the primary source, whatever opts say */
+int mb_monitor_new_ops(struct mb_monitor **out,
+		       const struct mb_monitor_opts *opts,
+		       const struct mb_source_ops *ops);
+/*
+ * What the fake source measures now, without notifying: the figures a
+ * refresh (the LOW repeat) finds.  Its state must be the current one.
+ */
+int mb_monitor_fake_set(struct mb_monitor *mon,
+			const struct mb_notification *n);
 
 /* kmod.c and source_kmod.c (the sources engineer's), for their tests */
 int mb_kmod_nlerr(int nlerr);

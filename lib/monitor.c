@@ -10,15 +10,32 @@
  * nothing changes the fd stays quiet except when a polling source's own
  * timeout is due.
  *
+ * A dispatch learns which source fds are ready from epoll_wait() and
+ * hands each source the events reported for it (s->revents).  It must not
+ * poll a source's fd itself: a PSI trigger's POLLPRI is an edge that the
+ * first poll to see it consumes.  mb_monitor_run() passes on what its own
+ * epoll_wait() reported in the same way.
+ *
  * Several sources combine to the most severe: LOW beats STEADY beats HIGH,
  * flags are OR'ed, and the other fields are those of the source that
  * decided the state.  A notification is delivered when a source reports
  * something new and either decides the combined state or changes it.
+ * Readings with nothing new still refresh the combined figures, and while
+ * the state is LOW every source is asked for a fresh reading before the
+ * LOW is delivered again (low_repeat_ms), so a repeat never carries stale
+ * figures.
+ *
+ * A source that fails reports -errno from mb_monitor_dispatch(); it is
+ * asked again at its next event or timeout.  One that is gone for good
+ * (-ENODEV) is closed, and when no source is left the monitor falls back
+ * to polling /proc/meminfo.  Neither stops mb_monitor_run() or the
+ * monitor's thread.
  *
  * Subscribers are called from mb_monitor_dispatch() with no lock held but
  * the dispatch lock, so one dispatch runs at a time; a second caller
- * returns 0 at once instead of blocking.  Every delivered notification
- * also goes into the monitor's ring with the process's RSS.
+ * returns 0 at once instead of blocking (and what it saw is left for the
+ * running one, which looks again before it returns).  Every delivered
+ * notification also goes into the monitor's ring with the process's RSS.
  */
 #include <errno.h>
 #include <poll.h>
@@ -60,9 +77,14 @@ struct mb_sub {
 struct mb_monitor {
 	struct mb_monitor_opts opts;
 	char *root;
+	/* slots in opening order; a closed source keeps its slot, ops NULL */
 	struct mb_source src[MB_SOURCE_COUNT];
 	uint64_t due[MB_SOURCE_COUNT];	/* next timeout, ns */
+	/* epoll events seen for each slot and not yet dispatched */
+	_Atomic uint32_t revents[MB_SOURCE_COUNT];
 	int nsrc;
+	int fake;			/* slot of the fake source, or -1 */
+	_Atomic int type;		/* reported by mb_monitor_source() */
 	int epfd, tfd, efd;
 
 	/* dispatch state, under dlock */
@@ -124,33 +146,56 @@ static void mb_drain(int fd)
 }
 
 static int mb_monitor_open_source(struct mb_monitor *mon,
-				  enum mb_source_type type)
+				  const struct mb_source_ops *ops)
 {
-	struct mb_source *s = &mon->src[mon->nsrc];
+	struct mb_source *s;
 	struct epoll_event ev = { 0 };
 	int err;
 
+	if (mon->nsrc == MB_SOURCE_COUNT)
+		return -ENOSPC;
+	s = &mon->src[mon->nsrc];
 	memset(s, 0, sizeof(*s));
-	s->ops = mb_source_table[type];
+	s->ops = ops;
 	s->fd = -1;
 	s->opts = &mon->opts;
 	err = s->ops->open(s);
-	if (err)
+	if (err) {
+		s->ops = NULL;
 		return err;
+	}
 	if (s->fd >= 0) {
 		ev.events = s->events ? (uint32_t)s->events : EPOLLIN;
 		ev.data.u32 = (uint32_t)mon->nsrc;
 		if (epoll_ctl(mon->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
 			err = -errno;
 			s->ops->close(s);
+			s->ops = NULL;
 			return err;
 		}
 	}
+	atomic_store(&mon->revents[mon->nsrc], 0);
+	mon->due[mon->nsrc] = 0;
 	mon->nsrc++;
 	return 0;
 }
 
-static int mb_monitor_open_sources(struct mb_monitor *mon)
+/* The type of the first source still open, for mb_monitor_source(). */
+static void mb_monitor_update_type(struct mb_monitor *mon)
+{
+	int i;
+
+	for (i = 0; i < mon->nsrc; i++) {
+		if (mon->src[i].ops) {
+			atomic_store(&mon->type, (int)mon->src[i].ops->type);
+			return;
+		}
+	}
+	atomic_store(&mon->type, -ENODEV);
+}
+
+static int mb_monitor_open_sources(struct mb_monitor *mon,
+				   const struct mb_source_ops *ops)
 {
 	uint32_t type = mon->opts.source, extra = mon->opts.extra_sources;
 	const char *env;
@@ -160,7 +205,7 @@ static int mb_monitor_open_sources(struct mb_monitor *mon)
 	if (type >= MB_SOURCE_COUNT || (extra & 1) ||
 	    extra >= (1U << MB_SOURCE_COUNT))
 		return -EINVAL;
-	if (type == MB_SOURCE_AUTO) {
+	if (type == MB_SOURCE_AUTO && !ops) {
 		env = getenv("MEMBROKER_SOURCE");
 		if (env && *env) {
 			t = mb_source_parse(env);
@@ -169,11 +214,14 @@ static int mb_monitor_open_sources(struct mb_monitor *mon)
 			type = (uint32_t)t;
 		}
 	}
-	if (type != MB_SOURCE_AUTO) {
-		err = mb_monitor_open_source(mon, type);
+	if (ops) {
+		err = mb_monitor_open_source(mon, ops);
+	} else if (type != MB_SOURCE_AUTO) {
+		err = mb_monitor_open_source(mon, mb_source_table[type]);
 	} else {
 		for (i = 0; i < MB_ARRAY_SIZE(mb_source_auto); i++) {
-			err = mb_monitor_open_source(mon, mb_source_auto[i]);
+			err = mb_monitor_open_source(mon,
+				mb_source_table[mb_source_auto[i]]);
 			if (!mb_source_unavailable(err))
 				break;
 		}
@@ -183,10 +231,14 @@ static int mb_monitor_open_sources(struct mb_monitor *mon)
 	for (t = 1; t < MB_SOURCE_COUNT; t++) {
 		if (!(extra & (1U << t)) || (int)mon->src[0].ops->type == t)
 			continue;
-		err = mb_monitor_open_source(mon, t);
+		err = mb_monitor_open_source(mon, mb_source_table[t]);
 		if (err)
 			return mb_source_unavailable(err) ? -ENOENT : err;
 	}
+	for (t = 0; t < mon->nsrc; t++)
+		if (mon->src[t].ops == &mb_source_fake_ops)
+			mon->fake = t;
+	mb_monitor_update_type(mon);
 	return 0;
 }
 
@@ -212,7 +264,7 @@ static void mb_monitor_combine(struct mb_monitor *mon,
 	int i, best = -1;
 
 	for (i = 0; i < mon->nsrc; i++) {
-		if (!mb_severity(mon->src[i].last.state))
+		if (!mon->src[i].ops || !mb_severity(mon->src[i].last.state))
 			continue;
 		flags |= mon->src[i].last.flags;
 		if (best < 0 || mb_severity(mon->src[i].last.state) >
@@ -221,7 +273,8 @@ static void mb_monitor_combine(struct mb_monitor *mon,
 	}
 	if (best < 0) {
 		memset(out, 0, sizeof(*out));
-		out->source = mon->src[0].ops->type;
+		i = atomic_load(&mon->type);
+		out->source = i > 0 ? (uint32_t)i : 0;
 	} else {
 		*out = mon->src[best].last;
 		out->flags = flags;
@@ -254,14 +307,38 @@ static void mb_monitor_arm(struct mb_monitor *mon)
 	timerfd_settime(mon->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static bool mb_fd_ready(const struct mb_source *s)
+/* Remember what epoll reported for the sources, until a dispatch. */
+static void mb_monitor_note(struct mb_monitor *mon,
+			    const struct epoll_event *ev, int n)
 {
-	struct pollfd pfd = {
-		.fd = s->fd,
-		.events = s->events ? s->events : POLLIN,
-	};
+	int i;
 
-	return s->fd >= 0 && poll(&pfd, 1, 0) > 0 && pfd.revents;
+	for (i = 0; i < n; i++)
+		if (ev[i].data.u32 < MB_SOURCE_COUNT)
+			atomic_fetch_or(&mon->revents[ev[i].data.u32],
+					ev[i].events);
+}
+
+/* Everything epoll has ready now, without waiting. */
+static void mb_monitor_harvest(struct mb_monitor *mon)
+{
+	/* room for every fd: each ready one is reported in one call */
+	struct epoll_event ev[MB_SOURCE_COUNT + 2];
+	int n;
+
+	n = epoll_wait(mon->epfd, ev, MB_ARRAY_SIZE(ev), 0);
+	if (n > 0)
+		mb_monitor_note(mon, ev, n);
+}
+
+static bool mb_monitor_has_pending(struct mb_monitor *mon)
+{
+	int i;
+
+	for (i = 0; i < MB_SOURCE_COUNT; i++)
+		if (atomic_load(&mon->revents[i]))
+			return true;
+	return false;
 }
 
 static void mb_monitor_after_opts(struct mb_monitor *mon)
@@ -290,7 +367,8 @@ void mb_monitor_free(struct mb_monitor *mon)
 	mb_unlock(&mb_monitors_lock);
 
 	for (i = 0; i < mon->nsrc; i++)
-		mon->src[i].ops->close(&mon->src[i]);
+		if (mon->src[i].ops)
+			mon->src[i].ops->close(&mon->src[i]);
 	if (mon->epfd >= 0)
 		close(mon->epfd);
 	if (mon->tfd >= 0)
@@ -313,23 +391,42 @@ static int mb_monitor_add_fd(struct mb_monitor *mon, int fd)
 	return epoll_ctl(mon->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* Ask source @i for a reading; update s->last unless it failed. */
+static int mb_monitor_read(struct mb_monitor *mon, int i, uint64_t now,
+			   uint32_t revents, bool refresh)
+{
+	struct mb_source *s = &mon->src[i];
+	struct mb_notification n = s->last;
+	int r;
+
+	s->revents = revents;
+	if (refresh && s->ops->refresh)
+		r = s->ops->refresh(s, &n);
+	else
+		r = s->ops->dispatch(s, &n);
+	s->revents = 0;
+	if (r < 0)
+		return r;
+	if (!n.source)
+		n.source = s->ops->type;
+	if (!n.time_ns)
+		n.time_ns = now;
+	/* a first reading that says nothing keeps the state unknown */
+	if (r == 1 || s->last.state != MB_STATE_UNKNOWN)
+		s->last = n;
+	return r;
+}
+
 /* The first reading of every source, delivered by the first dispatch. */
 static void mb_monitor_prime(struct mb_monitor *mon)
 {
-	struct mb_notification n;
 	uint64_t now = mb_now_ns();
 	struct mb_source *s;
 	int i, winner;
 
 	for (i = 0; i < mon->nsrc; i++) {
 		s = &mon->src[i];
-		if (s->ops->dispatch(s, &n) == 1) {
-			if (!n.source)
-				n.source = s->ops->type;
-			if (!n.time_ns)
-				n.time_ns = now;
-			s->last = n;
-		}
+		mb_monitor_read(mon, i, now, 0, false);
 		mon->due[i] = mb_due(now, s->ops->timeout_ms(s));
 	}
 	mb_monitor_combine(mon, &mon->combined, &winner);
@@ -340,8 +437,9 @@ static void mb_monitor_prime(struct mb_monitor *mon)
 	mb_kick(mon->efd);
 }
 
-int mb_monitor_new(struct mb_monitor **out,
-		   const struct mb_monitor_opts *opts)
+int mb_monitor_new_ops(struct mb_monitor **out,
+		       const struct mb_monitor_opts *opts,
+		       const struct mb_source_ops *ops)
 {
 	struct mb_monitor *mon;
 	int err;
@@ -356,6 +454,7 @@ int mb_monitor_new(struct mb_monitor **out,
 	mon->tfd = -1;
 	mon->efd = -1;
 	mon->inflight_id = -1;
+	mon->fake = -1;
 	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
 	mb_lock_init(&mon->lock, MB_LOCK_INNER);
 	pthread_cond_init(&mon->idle, NULL);
@@ -393,7 +492,7 @@ int mb_monitor_new(struct mb_monitor **out,
 	if (!err)
 		err = mb_monitor_add_fd(mon, mon->efd);
 	if (!err)
-		err = mb_monitor_open_sources(mon);
+		err = mb_monitor_open_sources(mon, ops);
 	if (err)
 		goto err;
 	mb_monitor_prime(mon);
@@ -404,11 +503,17 @@ err:
 	return err;
 }
 
+int mb_monitor_new(struct mb_monitor **out,
+		   const struct mb_monitor_opts *opts)
+{
+	return mb_monitor_new_ops(out, opts, NULL);
+}
+
 int mb_monitor_source(const struct mb_monitor *mon)
 {
 	if (!mon)
 		return -EINVAL;
-	return mon->src[0].ops->type;
+	return atomic_load(&((struct mb_monitor *)mon)->type);
 }
 
 int mb_monitor_get_fd(const struct mb_monitor *mon)
@@ -448,42 +553,90 @@ static void mb_monitor_deliver(struct mb_monitor *mon,
 	mb_unlock(&mon->lock);
 }
 
-/* Read what is due from every source into out[]; returns the count. */
-static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
-			      struct mb_notification *out, int *err)
+/*
+ * Source @i is gone for good: close it, and when nothing is left fall
+ * back to polling /proc/meminfo.  Returns the fallback's slot or -1.
+ */
+static int mb_monitor_retire(struct mb_monitor *mon, int i, uint64_t now)
 {
-	struct mb_notification n, c;
+	struct mb_source *s = &mon->src[i];
+	bool meminfo = s->ops->type == MB_SOURCE_MEMINFO;
+	int k, slot;
+
+	if (s->fd >= 0)
+		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	s->ops->close(s);
+	s->ops = NULL;
+	s->fd = -1;
+	memset(&s->last, 0, sizeof(s->last));
+	mon->due[i] = UINT64_MAX;
+	atomic_store(&mon->revents[i], 0);
+	for (k = 0; k < mon->nsrc; k++)
+		if (mon->src[k].ops)
+			break;
+	slot = mon->nsrc;
+	if (k < mon->nsrc || meminfo ||
+	    mb_monitor_open_source(mon, &mb_source_meminfo_ops) < 0) {
+		mb_monitor_update_type(mon);
+		return -1;
+	}
+	mb_monitor_update_type(mon);
+	mb_monitor_read(mon, slot, now, 0, false);
+	return slot;
+}
+
+/*
+ * Read what is due from every source into out[]; returns the count.
+ * With @refresh every source is asked for a fresh reading.
+ */
+static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
+			      bool refresh, struct mb_notification *out,
+			      int *err)
+{
+	struct mb_notification c;
 	struct mb_source *s;
 	int i, k, r, winner, nout = 0;
+	uint32_t rev;
 
 	for (i = 0; i < mon->nsrc; i++) {
 		s = &mon->src[i];
-		if (!mon->force && now < mon->due[i] && !mb_fd_ready(s))
+		if (!s->ops)
+			continue;
+		rev = atomic_exchange(&mon->revents[i], 0);
+		if (!mon->force && !refresh && !rev && now < mon->due[i] &&
+		    !(s->events & POLLPRI))
 			continue;
 		for (k = 0; k < MB_DISPATCH_BATCH; k++) {
 			if (nout == MB_DISPATCH_MAX) {
 				mb_kick(mon->efd);	/* more next time */
 				break;
 			}
-			r = s->ops->dispatch(s, &n);
-			if (r < 0)
+			r = mb_monitor_read(mon, i, now, k ? 0 : rev,
+					    refresh && !k);
+			if (r == -ENODEV) {
 				*err = r;
-			if (r <= 0)
+				r = mb_monitor_retire(mon, i, now);
+				if (r < 0)
+					break;
+				/* the fallback's first reading: news */
+				s = &mon->src[r];
+				r = 1;
+			} else if (r < 0) {
+				*err = r;
 				break;
-			if (!n.source)
-				n.source = s->ops->type;
-			if (!n.time_ns)
-				n.time_ns = now;
-			s->last = n;
+			}
 			mb_monitor_combine(mon, &c, &winner);
-			if (winner == i || c.state != mon->combined.state ||
-			    c.flags != mon->combined.flags)
+			if (r == 1 && (winner == (int)(s - mon->src) ||
+				       c.state != mon->combined.state ||
+				       c.flags != mon->combined.flags))
 				out[nout++] = c;
 			mon->combined = c;
-			if (s->fd < 0)
+			if (r == 0 || s->fd < 0)
 				break;
 		}
-		mon->due[i] = mb_due(now, s->ops->timeout_ms(s));
+		if (s->ops)
+			mon->due[s - mon->src] =
+				mb_due(now, s->ops->timeout_ms(s));
 	}
 	mon->force = false;
 	return nout;
@@ -493,6 +646,7 @@ int mb_monitor_dispatch(struct mb_monitor *mon)
 {
 	struct mb_notification out[MB_DISPATCH_MAX + 2];
 	int i, nout = 0, err = 0;
+	bool refresh;
 	uint64_t now;
 
 	if (!mon)
@@ -501,20 +655,23 @@ int mb_monitor_dispatch(struct mb_monitor *mon)
 		return 0;	/* another thread is dispatching */
 	mb_drain(mon->efd);
 	mb_drain(mon->tfd);
+	mb_monitor_harvest(mon);
 	now = mb_now_ns();
 	if (mon->initial_pending) {
 		mon->initial_pending = false;
 		if (mon->combined.state != MB_STATE_UNKNOWN)
 			out[nout++] = mon->combined;
 	}
-	nout += mb_monitor_collect(mon, now, out + nout, &err);
+	/* time to say LOW again: with figures read now, not the old ones */
+	refresh = mon->combined.state == MB_STATE_LOW && mon->repeat_ns &&
+		  now >= mon->repeat_due;
+	nout += mb_monitor_collect(mon, now, refresh, out + nout, &err);
 	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns) {
 		if (nout && out[nout - 1].state == MB_STATE_LOW) {
 			mon->repeat_due = now + mon->repeat_ns;
-		} else if (now >= mon->repeat_due) {
+		} else if (refresh) {
 			/* still LOW: say so again, brokers take another step */
-			out[nout] = mon->combined;
-			out[nout++].time_ns = now;
+			out[nout++] = mon->combined;
 			mon->repeat_due = now + mon->repeat_ns;
 		}
 	}
@@ -525,6 +682,9 @@ int mb_monitor_dispatch(struct mb_monitor *mon)
 		mb_monitor_deliver(mon, &out[i]);
 	}
 	mb_unlock(&mon->dlock);
+	/* events noted by a caller that found us busy: dispatch again */
+	if (mb_monitor_has_pending(mon))
+		mb_kick(mon->efd);
 	return nout ? nout : err;
 }
 
@@ -538,8 +698,8 @@ void mb_monitor_force_poll(struct mb_monitor *mon)
 
 int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 {
+	struct epoll_event ev[MB_SOURCE_COUNT + 2];
 	uint64_t end = 0, now;
-	struct epoll_event ev;
 	int r, wait = -1;
 
 	if (!mon || timeout_ms < -1)
@@ -557,13 +717,14 @@ int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 			wait = (int)((end - now + MB_NSEC_PER_MSEC - 1) /
 				     MB_NSEC_PER_MSEC);
 		}
-		r = epoll_wait(mon->epfd, &ev, 1, wait);
+		r = epoll_wait(mon->epfd, ev, MB_ARRAY_SIZE(ev), wait);
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0) {
-			r = mb_monitor_dispatch(mon);
-			if (r < 0)
-				return r;
+			/* the events epoll_wait() consumed go to the sources */
+			mb_monitor_note(mon, ev, r);
+			/* a failing source is the dispatcher's news, not ours */
+			mb_monitor_dispatch(mon);
 		}
 	}
 }
@@ -700,14 +861,21 @@ struct mb_ring *mb_monitor_ring(struct mb_monitor *mon)
 int mb_monitor_fake_push(struct mb_monitor *mon,
 			 const struct mb_notification *n)
 {
-	int i;
-
 	if (!mon || !n)
 		return -EINVAL;
-	for (i = 0; i < mon->nsrc; i++)
-		if (mon->src[i].ops->type == MB_SOURCE_FAKE)
-			return mb_source_fake_push(&mon->src[i], n);
-	return -EOPNOTSUPP;
+	if (mon->fake < 0)
+		return -EOPNOTSUPP;
+	return mb_source_fake_push(&mon->src[mon->fake], n);
+}
+
+int mb_monitor_fake_set(struct mb_monitor *mon,
+			const struct mb_notification *n)
+{
+	if (!mon || !n)
+		return -EINVAL;
+	if (mon->fake < 0)
+		return -EOPNOTSUPP;
+	return mb_source_fake_set(&mon->src[mon->fake], n);
 }
 
 void mb_monitor_after_fork_child(void)

@@ -4,6 +4,10 @@
  * tests and demonstrations.  Pushed notifications queue up and are handed
  * to the monitor one per dispatch call, in order; the eventfd is readable
  * exactly while the queue is not empty.
+ *
+ * What the source "measures now" is the latest notification it handed
+ * out, or what mb_monitor_fake_set() says when memory moved without a
+ * change of state; a refresh (the monitor's LOW repeat) returns that.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +25,7 @@ struct mb_src_fake {
 	uint64_t seq;
 	size_t head, count;
 	struct mb_notification q[MB_FAKE_QUEUE];
+	struct mb_notification cur;	/* measured now */
 };
 
 static int mb_src_fake_open(struct mb_source *s)
@@ -72,6 +77,20 @@ out:
 	return err;
 }
 
+int mb_source_fake_set(struct mb_source *s, const struct mb_notification *n)
+{
+	struct mb_src_fake *p = s->priv;
+
+	if (n->state > MB_STATE_HIGH)
+		return -EINVAL;
+	mb_lock(&p->lock);
+	p->cur = *n;
+	p->cur.source = MB_SOURCE_FAKE;
+	p->cur.seq = p->seq;
+	mb_unlock(&p->lock);
+	return 0;
+}
+
 static int mb_src_fake_dispatch(struct mb_source *s,
 				struct mb_notification *out)
 {
@@ -82,12 +101,30 @@ static int mb_src_fake_dispatch(struct mb_source *s,
 	mb_lock(&p->lock);
 	if (p->count) {
 		*out = p->q[p->head];
+		p->cur = *out;
 		p->head = (p->head + 1) % MB_FAKE_QUEUE;
 		p->count--;
 		ret = 1;
 	}
 	if (!p->count && read(p->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		ret = -errno;
+	mb_unlock(&p->lock);
+	return ret;
+}
+
+static int mb_src_fake_refresh(struct mb_source *s,
+			       struct mb_notification *out)
+{
+	struct mb_src_fake *p = s->priv;
+	int ret = 0;
+
+	mb_lock(&p->lock);
+	if (p->cur.state != MB_STATE_UNKNOWN) {
+		ret = p->cur.state != s->last.state ||
+		      p->cur.flags != s->last.flags;
+		*out = p->cur;
+		out->time_ns = mb_now_ns();
+	}
 	mb_unlock(&p->lock);
 	return ret;
 }
@@ -116,6 +153,7 @@ const struct mb_source_ops mb_source_fake_ops = {
 	.name = "fake",
 	.open = mb_src_fake_open,
 	.dispatch = mb_src_fake_dispatch,
+	.refresh = mb_src_fake_refresh,
 	.timeout_ms = mb_src_fake_timeout,
 	.close = mb_src_fake_close,
 };

@@ -43,7 +43,7 @@ static int mb_src_meminfo_read(struct mb_source *s,
 	p->high = high;
 
 	out->time_ns = mb_now_ns();
-	out->seq = p->seq + 1;
+	out->seq = p->seq;
 	out->state = mb_classify(mi.available, low, high, s->last.state);
 	out->flags = mb_virtual_flags(mi.committed, mi.commit_limit);
 	out->source = MB_SOURCE_MEMINFO;
@@ -94,7 +94,7 @@ static int mb_src_meminfo_dispatch(struct mb_source *s,
 	    l->total == out->total && l->low == out->low &&
 	    l->high == out->high)
 		return 0;
-	p->seq++;
+	out->seq = ++p->seq;
 	return 1;
 }
 

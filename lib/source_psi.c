@@ -19,12 +19,18 @@
  * is one (pressure the process actually feels), else on the system-wide
  * /proc/pressure/memory.
  *
- * A trigger's POLLPRI is consumed by whoever polls it first: the monitor's
- * epoll sees it, and a poll() here afterwards no longer does.  So a firing
- * is also recognised from the stall time the same fd reports on read
- * ("some ... total=<us>"): at least 150 ms of stall per second over the
- * time since a baseline at most about two windows old means some 1 s
- * window had at least 150 ms, which is what the trigger fires on.
+ * A trigger's POLLPRI is consumed by whoever polls it first
+ * (psi_trigger_poll() clears the event as it reports it).  When the
+ * monitor's epoll_wait() reports it, the monitor hands it over in
+ * s->revents; a poll() here only catches a firing since then.  But an
+ * application that polls the monitor's fd in its own loop makes the
+ * kernel poll the trigger through the nested epoll, and that consumes
+ * the firing before the monitor can see it.  The monitor therefore calls
+ * this source on every dispatch, and a firing is also recognised from the
+ * stall time the same fd reports on read ("some ... total=<us>"): at
+ * least 150 ms of stall per second over the time since a baseline at most
+ * about two windows old means some 1 s window had at least 150 ms, which
+ * is what the trigger fires on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -243,18 +249,23 @@ static int mb_src_psi_dispatch(struct mb_source *s,
 {
 	struct mb_src_psi *p = s->priv;
 	struct pollfd pfd = { .fd = p->fd, .events = POLLPRI };
+	uint32_t rev = s->revents;
 	int r;
 
-	/* Called on timeouts too: ask the trigger whether it fired. */
+	/*
+	 * What the monitor's epoll saw, plus a firing since: the poll that
+	 * reported the earlier one consumed it.
+	 */
 	do {
 		r = poll(&pfd, 1, 0);
 	} while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;
+	rev |= (uint32_t)pfd.revents;
 	/* The cgroup holding the trigger went away. */
-	if (pfd.revents & (POLLERR | POLLNVAL))
+	if (rev & (POLLERR | POLLNVAL))
 		return -ENODEV;
-	return mb_src_psi_eval(s, pfd.revents & POLLPRI, mb_now_ns(), out);
+	return mb_src_psi_eval(s, rev & POLLPRI, mb_now_ns(), out);
 }
 
 static int mb_src_psi_timeout(struct mb_source *s)

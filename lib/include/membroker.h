@@ -169,7 +169,8 @@ struct mb_monitor_opts {
 	/*
 	 * while the combined state is LOW, deliver it again this often so
 	 * that brokers keep shrinking in steps until the pressure ends
-	 * (0: 1000 ms; UINT32_MAX: never)
+	 * (0: 1000 ms; UINT32_MAX: never).  Each repeat carries figures
+	 * the sources measured for it.
 	 */
 	uint32_t low_repeat_ms;
 };
@@ -198,7 +199,13 @@ MB_API int mb_monitor_new(struct mb_monitor **out,
  */
 MB_API void mb_monitor_free(struct mb_monitor *mon);
 
-/** mb_monitor_source() - the enum mb_source_type in use */
+/**
+ * mb_monitor_source() - the enum mb_source_type in use
+ * The primary source chosen when the monitor was created, or
+ * MB_SOURCE_MEMINFO once the monitor fell back to it because every
+ * source it had was gone for good.
+ * Return: the type, -EINVAL, or -ENODEV when no source is left.
+ */
 MB_API int mb_monitor_source(const struct mb_monitor *mon);
 
 /**
@@ -209,13 +216,20 @@ MB_API int mb_monitor_get_fd(const struct mb_monitor *mon);
 
 /**
  * mb_monitor_dispatch() - handle what is pending, never blocks
- * Return: number of notifications delivered, or -errno.
+ * A source that fails is asked again at its next event or timeout; one
+ * that is gone for good is closed, and when none is left the monitor
+ * falls back to polling /proc/meminfo (and says so in the next
+ * notification's source).  A call while another thread dispatches returns
+ * 0 at once; the running dispatch picks up what this one saw.
+ * Return: number of notifications delivered, else 0, or the -errno of a
+ * source that failed.
  */
 MB_API int mb_monitor_dispatch(struct mb_monitor *mon);
 
 /**
  * mb_monitor_run() - wait and dispatch until @timeout_ms elapses (-1: until
- * mb_monitor_stop()).  Return: 0 or -errno.
+ * mb_monitor_stop()).  A failing source does not end it.
+ * Return: 0, or -errno when waiting itself failed.
  */
 MB_API int mb_monitor_run(struct mb_monitor *mon, int timeout_ms);
 /**

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The monitor, driven by the fake source: delivery to subscribers, the
- * ring (with RSS), a quiet fd when nothing happens, LOW re-delivery,
- * combination with a second source (most severe wins, flags OR'ed),
- * subscribe/unsubscribe rules, run/stop and the internal thread.
+ * ring (with RSS), a quiet fd when nothing happens, LOW re-delivery with
+ * fresh figures, combination with a second source (most severe wins,
+ * flags OR'ed), subscribe/unsubscribe rules, run/stop and the internal
+ * thread.  Test sources of our own check what the monitor hands a source
+ * (the poll events it saw) and what it does when one fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "membroker.h"
@@ -136,6 +143,43 @@ static void test_self_unsubscribe(void)
 	mb_monitor_free(mon);
 }
 
+static char root[] = "/tmp/mb-test-monitor-XXXXXX";
+
+static void write_meminfo(uint64_t avail_kb, uint64_t committed_kb)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proc/meminfo", root);
+	f = fopen(path, "w");
+	fprintf(f, "MemTotal:       4194304 kB\nMemFree:         100 kB\n"
+		"MemAvailable:   %llu kB\nCommitLimit:    1000000 kB\n"
+		"Committed_AS:   %llu kB\n", (unsigned long long)avail_kb,
+		(unsigned long long)committed_kb);
+	fclose(f);
+}
+
+static bool make_root(void)
+{
+	char path[128];
+
+	if (!mkdtemp(root))
+		return false;
+	snprintf(path, sizeof(path), "%s/proc", root);
+	return mkdir(path, 0755) == 0;
+}
+
+static void drop_root(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/proc/meminfo", root);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/proc", root);
+	rmdir(path);
+	rmdir(root);
+}
+
 static void test_low_repeat(void)
 {
 	struct mb_notification n = { .state = MB_STATE_LOW };
@@ -160,20 +204,356 @@ static void test_low_repeat(void)
 	mb_monitor_free(mon);
 }
 
-static char root[] = "/tmp/mb-test-monitor-XXXXXX";
-
-static void write_meminfo(uint64_t avail_kb, uint64_t committed_kb)
+/* Dispatch until a subscriber call arrives (the fd bounds each wait). */
+static void next_call(struct mb_monitor *mon, struct seen *s)
 {
-	char path[128];
-	FILE *f;
+	int calls = s->calls;
 
-	snprintf(path, sizeof(path), "%s/proc/meminfo", root);
-	f = fopen(path, "w");
-	fprintf(f, "MemTotal:       4194304 kB\nMemFree:         100 kB\n"
-		"MemAvailable:   %llu kB\nCommitLimit:    1000000 kB\n"
-		"Committed_AS:   %llu kB\n", (unsigned long long)avail_kb,
-		(unsigned long long)committed_kb);
-	fclose(f);
+	while (s->calls == calls) {
+		readable(mon, -1);
+		mb_monitor_dispatch(mon);
+	}
+}
+
+/* Each LOW repeat carries what the source measures now */
+static void test_repeat_fresh(void)
+{
+	struct mb_notification n = { .state = MB_STATE_LOW, .available = 1000 };
+	struct seen s = { .self_id = -1 };
+	struct mb_monitor *mon = fake_monitor(1);
+	struct mb_notification rec;
+
+	mb_monitor_subscribe(mon, on_note, &s);
+	mb_monitor_dispatch(mon);
+	mb_monitor_fake_push(mon, &n);
+	ok(mb_monitor_dispatch(mon) == 1 && s.last.available == 1000,
+	   "LOW with 1000 available");
+	n.available = 500;
+	mb_monitor_fake_set(mon, &n);	/* memory moved, state did not */
+	next_call(mon, &s);
+	ok(s.calls == 2 && s.last.state == MB_STATE_LOW &&
+	   s.last.available == 500, "the repeat carries 500, not 1000");
+	mb_ring_read(mb_monitor_ring(mon), mb_ring_last_seq(
+		     mb_monitor_ring(mon)), &rec, NULL, 1, NULL);
+	ok(rec.available == 500, "... and so does its ring record");
+	n.available = 250;
+	mb_monitor_fake_set(mon, &n);
+	next_call(mon, &s);
+	ok(s.last.state == MB_STATE_LOW && s.last.available == 250,
+	   "every repeat reads afresh (250)");
+	n.state = MB_STATE_STEADY;
+	n.available = 5000;
+	mb_monitor_fake_set(mon, &n);
+	next_call(mon, &s);
+	ok(s.last.state == MB_STATE_STEADY && s.last.available == 5000,
+	   "a refresh that finds the pressure gone delivers STEADY");
+	ok(readable(mon, 0) == 0, "and the repeats stop");
+	mb_monitor_free(mon);
+}
+
+/* The same with a source that measures: meminfo under a fake root */
+static void test_repeat_meminfo(void)
+{
+	struct mb_monitor_opts o = {
+		.sz = sizeof(o), .source = MB_SOURCE_MEMINFO, .root = root,
+		.low_repeat_ms = 1,
+	};
+	struct seen s = { .self_id = -1 };
+	struct mb_monitor *mon;
+
+	write_meminfo(100 * 1024, 10);		/* 100 MiB: LOW */
+	if (!ok(mb_monitor_new(&mon, &o) == 0, "meminfo monitor"))
+		return;
+	mb_monitor_subscribe(mon, on_note, &s);
+	next_call(mon, &s);
+	ok(s.last.state == MB_STATE_LOW &&
+	   s.last.available == 100 * 1024 * 1024ULL, "LOW at 100 MiB");
+	write_meminfo(60 * 1024, 10);		/* still LOW */
+	next_call(mon, &s);
+	ok(s.last.state == MB_STATE_LOW &&
+	   s.last.available == 60 * 1024 * 1024ULL,
+	   "the repeat carries the 60 MiB read since");
+	mb_monitor_free(mon);
+}
+
+/* ---- test sources: what the monitor hands them ---- */
+
+static struct {
+	int fd[2];		/* [1] is the source's fd */
+	uint32_t revents;	/* OR of what dispatch was given */
+	int calls;
+	atomic_int fail;	/* returned by dispatch if non-zero */
+	atomic_int failed;	/* times it did */
+} ts;
+
+/* A stream socket pair with urgent data: POLLPRI, like a PSI trigger */
+static int oob_pair(int fd[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	int l;
+	char c;
+
+	if (!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd)) {
+		if (send(fd[0], "!", 1, MSG_OOB) == 1) {
+			recv(fd[1], &c, 1, MSG_OOB);	/* and clear it */
+			return 0;
+		}
+		close(fd[0]);
+		close(fd[1]);
+	}
+	/* kernels without AF_UNIX urgent data: TCP over loopback */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (void *)&a, &al))
+		goto err;
+	fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd[0] < 0 || connect(fd[0], (void *)&a, sizeof(a)))
+		goto err;
+	fd[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (fd[1] < 0)
+		goto err;
+	close(l);
+	return 0;
+err:
+	if (l >= 0)
+		close(l);
+	return -1;
+}
+
+static int edge_open(struct mb_source *s)
+{
+	ts.revents = 0;
+	ts.calls = 0;
+	if (oob_pair(ts.fd))
+		return -EOPNOTSUPP;
+	s->fd = ts.fd[1];
+	s->events = POLLPRI;
+	return 0;
+}
+
+static int edge_dispatch(struct mb_source *s, struct mb_notification *out)
+{
+	char c;
+
+	ts.calls++;
+	ts.revents |= s->revents;
+	if (!(s->revents & POLLPRI))
+		return 0;
+	/* taking the urgent byte ends the event, as reading PSI does */
+	recv(s->fd, &c, 1, MSG_OOB);
+	out->state = MB_STATE_LOW;
+	out->available = ts.calls;
+	return 1;
+}
+
+static int edge_timeout(struct mb_source *s)
+{
+	(void)s;
+	return -1;
+}
+
+static void edge_close(struct mb_source *s)
+{
+	close(ts.fd[0]);
+	close(s->fd);
+	s->fd = -1;
+}
+
+static const struct mb_source_ops edge_ops = {
+	.type = MB_SOURCE_PSI,
+	.name = "edge",
+	.open = edge_open,
+	.dispatch = edge_dispatch,
+	.timeout_ms = edge_timeout,
+	.close = edge_close,
+};
+
+static void on_stop(struct mb_monitor *mon, const struct mb_notification *n,
+		    void *arg)
+{
+	on_note(mon, n, arg);
+	mb_monitor_stop(mon);
+}
+
+static void test_revents(void)
+{
+	struct mb_monitor_opts o = {
+		.sz = sizeof(o), .low_repeat_ms = UINT32_MAX,
+		.extra_sources = 1U << MB_SOURCE_FAKE,
+	};
+	struct mb_notification n = { .state = MB_STATE_HIGH };
+	struct seen s = { .self_id = -1 };
+	struct mb_monitor *mon;
+	int calls;
+
+	if (mb_monitor_new_ops(&mon, &o, &edge_ops)) {
+		skip("no socket with urgent data here");
+		return;
+	}
+	mb_monitor_subscribe(mon, on_note, &s);
+	mb_monitor_dispatch(mon);
+	ok(readable(mon, 0) == 0 && !(ts.revents & POLLPRI),
+	   "quiet before the event");
+	send(ts.fd[0], "!", 1, MSG_OOB);
+	ok(readable(mon, -1) == 1, "POLLPRI on the source: fd readable");
+	ok(mb_monitor_dispatch(mon) == 1 && s.last.state == MB_STATE_LOW &&
+	   (ts.revents & POLLPRI),
+	   "dispatch handed the source the POLLPRI its epoll saw");
+	ok(readable(mon, 0) == 0, "quiet once the source took the event");
+
+	/* the events mb_monitor_run()'s own epoll_wait() reported too */
+	ts.revents = 0;
+	mb_monitor_unsubscribe(mon, 0);
+	mb_monitor_subscribe(mon, on_stop, &s);
+	send(ts.fd[0], "!", 1, MSG_OOB);
+	ok(mb_monitor_run(mon, -1) == 0 && (ts.revents & POLLPRI) &&
+	   s.calls == 2, "run() passes them on as well");
+
+	/* a POLLPRI source is asked on every dispatch, events or not */
+	calls = ts.calls;
+	ts.revents = 0;
+	mb_monitor_fake_push(mon, &n);
+	mb_monitor_dispatch(mon);
+	ok(ts.calls == calls + 1 && ts.revents == 0,
+	   "an edge source is called when another source woke us");
+	mb_monitor_free(mon);
+}
+
+static int failing_open(struct mb_source *s)
+{
+	ts.fd[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->fd = ts.fd[1];
+	return s->fd < 0 ? -errno : 0;
+}
+
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int calls;
+	struct mb_notification last;
+} w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 } };
+
+static void wake(void)
+{
+	pthread_mutex_lock(&w.m);
+	pthread_cond_broadcast(&w.cv);
+	pthread_mutex_unlock(&w.m);
+}
+
+static int failing_dispatch(struct mb_source *s, struct mb_notification *out)
+{
+	uint64_t v;
+	int err;
+
+	if (read(s->fd, &v, sizeof(v)) < 0 && !s->last.state) {
+		out->state = MB_STATE_HIGH;	/* the initial reading */
+		return 1;
+	}
+	err = atomic_load(&ts.fail);
+	if (err) {
+		atomic_fetch_add(&ts.failed, 1);
+		wake();
+		return err;
+	}
+	out->state = out->state == MB_STATE_LOW ? MB_STATE_STEADY :
+						  MB_STATE_LOW;
+	return 1;
+}
+
+static void failing_close(struct mb_source *s)
+{
+	close(s->fd);
+	s->fd = -1;
+}
+
+static const struct mb_source_ops failing_ops = {
+	.type = MB_SOURCE_KMOD,
+	.name = "failing",
+	.open = failing_open,
+	.dispatch = failing_dispatch,
+	.timeout_ms = edge_timeout,
+	.close = failing_close,
+};
+
+static void poke(void)
+{
+	uint64_t one = 1;
+
+	if (write(ts.fd[1], &one, sizeof(one)) != sizeof(one))
+		diag("eventfd write failed");
+}
+
+static void on_wake(struct mb_monitor *mon, const struct mb_notification *n,
+		    void *arg)
+{
+	(void)mon;
+	(void)arg;
+	pthread_mutex_lock(&w.m);
+	w.calls++;
+	w.last = *n;
+	pthread_cond_broadcast(&w.cv);
+	pthread_mutex_unlock(&w.m);
+}
+
+/* Wait for @cond; false after 30 s, which only bounds a hang. */
+#define WAIT_FOR(cond) ({						\
+	struct timespec dl;						\
+	int e = 0;							\
+	clock_gettime(CLOCK_REALTIME, &dl);				\
+	dl.tv_sec += 30;						\
+	pthread_mutex_lock(&w.m);					\
+	while (!(cond) && !e)						\
+		e = pthread_cond_timedwait(&w.cv, &w.m, &dl);		\
+	pthread_mutex_unlock(&w.m);					\
+	!e; })
+
+static void test_source_failures(void)
+{
+	struct mb_monitor_opts o = {
+		.sz = sizeof(o), .root = root, .low_repeat_ms = UINT32_MAX,
+	};
+	struct mb_monitor *mon;
+	int calls;
+
+	write_meminfo(512 * 1024, 10);
+	atomic_store(&ts.fail, 0);
+	if (!ok(mb_monitor_new_ops(&mon, &o, &failing_ops) == 0,
+		"monitor on a test source"))
+		return;
+	mb_monitor_subscribe(mon, on_wake, NULL);
+	mb_monitor_dispatch(mon);
+	atomic_store(&ts.fail, -EIO);
+	poke();
+	ok(mb_monitor_dispatch(mon) == -EIO, "a failing source: -EIO");
+	ok(mb_monitor_source(mon) == MB_SOURCE_KMOD, "... and stays in use");
+
+	/* the thread must outlive a failing source */
+	atomic_store(&ts.failed, 0);
+	ok(mb_monitor_start_thread(mon) == 0, "thread");
+	poke();
+	ok(WAIT_FOR(atomic_load(&ts.failed) == 1), "it failed in the thread");
+	atomic_store(&ts.fail, 0);
+	pthread_mutex_lock(&w.m);
+	calls = w.calls;
+	pthread_mutex_unlock(&w.m);
+	poke();
+	ok(WAIT_FOR(w.calls > calls),
+	   "the thread still dispatches after a source failed");
+	mb_monitor_stop_thread(mon);
+
+	/* gone for good: closed, and /proc/meminfo takes over */
+	atomic_store(&ts.fail, -ENODEV);
+	poke();
+	calls = w.calls;
+	ok(mb_monitor_dispatch(mon) == 1 && w.calls == calls + 1 &&
+	   w.last.source == MB_SOURCE_MEMINFO &&
+	   w.last.state == MB_STATE_STEADY,
+	   "a source that is gone: meminfo's reading delivered");
+	ok(mb_monitor_source(mon) == MB_SOURCE_MEMINFO,
+	   "mb_monitor_source() reports the fallback");
+	mb_monitor_free(mon);
 }
 
 static void test_combined(void)
@@ -186,14 +566,7 @@ static void test_combined(void)
 	struct mb_notification n = { 0 };
 	struct seen s = { .self_id = -1 };
 	struct mb_monitor *mon;
-	char path[128];
 
-	snprintf(path, sizeof(path), "%s/proc", root);
-	if (!mkdtemp(root) || (snprintf(path, sizeof(path), "%s/proc", root),
-			       mkdir(path, 0755))) {
-		ok(0, "temporary root");
-		return;
-	}
 	/* 4 GiB: thresholds 256/768 MiB; 512 MiB available is STEADY */
 	write_meminfo(512 * 1024, 10);
 	ok(mb_monitor_new(&mon, &o) == 0, "fake + meminfo");
@@ -223,9 +596,6 @@ static void test_combined(void)
 	   s.last.source == MB_SOURCE_MEMINFO,
 	   "fake back to HIGH: meminfo's STEADY decides");
 	mb_monitor_free(mon);
-	unlink((snprintf(path, sizeof(path), "%s/proc/meminfo", root), path));
-	rmdir((snprintf(path, sizeof(path), "%s/proc", root), path));
-	rmdir(root);
 }
 
 static struct {
@@ -339,11 +709,20 @@ static void test_errors(void)
 int main(void)
 {
 	plan(0);
+	if (!make_root()) {
+		ok(0, "temporary root");
+		return done_testing();
+	}
 	test_fake();
 	test_self_unsubscribe();
 	test_low_repeat();
+	test_repeat_fresh();
+	test_repeat_meminfo();
+	test_revents();
+	test_source_failures();
 	test_combined();
 	test_thread();
 	test_errors();
+	drop_root();
 	return done_testing();
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -266,6 +267,36 @@ static void test_fired(void)
 	drop_root();
 }
 
+/*
+ * The firing the monitor's epoll reported reaches dispatch in s->revents:
+ * the poll that saw it consumed it, so the trigger fd shows nothing now
+ * (a regular file never shows POLLPRI, which stands in for that).
+ */
+static void test_revents(void)
+{
+	struct mb_notification n;
+	struct src x;
+
+	new_root();
+	ok(src_open(&x, 512 * MIB, 1024 * MIB) == 0, "open");
+	n = x.s.last;
+	ok(x.s.ops->dispatch(&x.s, &n) == 1 && n.state == MB_STATE_HIGH,
+	   "dispatch without events: HIGH");
+	x.s.last = n;
+	x.s.revents = POLLPRI;
+	ok(x.s.ops->dispatch(&x.s, &n) == 1 && n.state == MB_STATE_LOW,
+	   "POLLPRI in s->revents: the firing counts, LOW");
+	x.s.last = n;
+	x.s.revents = 0;
+	ok(x.s.ops->dispatch(&x.s, &n) == 0 && n.state == MB_STATE_LOW,
+	   "held for the window afterwards");
+	x.s.revents = POLLERR;
+	ok(x.s.ops->dispatch(&x.s, &n) == -ENODEV,
+	   "POLLERR (the cgroup went away): -ENODEV");
+	x.s.ops->close(&x.s);
+	drop_root();
+}
+
 static void stall(uint64_t some_us)
 {
 	put("/proc/pressure/memory",
@@ -320,5 +351,6 @@ int main(void)
 	test_unavailable();
 	test_classify();
 	test_fired();
+	test_revents();
 	return done_testing();
 }
