@@ -246,11 +246,34 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 int mb_monitor_fake_set(struct mb_monitor *mon,
 			const struct mb_notification *n);
 
-/* kmod.c and source_kmod.c (the sources engineer's), for their tests */
+/* kmod.c: the module client's parts, for source_kmod.c and the tests */
 int mb_kmod_nlerr(int nlerr);
 int mb_kmod_parse_state(struct nlmsghdr *nlh, struct mb_notification *out);
 int mb_kmod_parse_config(struct nlmsghdr *nlh, struct mb_kmod_config *out);
+int mb_kmod_parse_ctrl(struct nlmsghdr *nlh);
 size_t mb_kmod_extack_msg(const struct nlmsghdr *nlh, char *buf, size_t len);
+int mb_kmod_refresh(struct mb_kmod *k);
+
+/*
+ * source_kmod.c.  The source talks to the module through these, so that
+ * tests can put a script in the module's place.
+ *   recv:	as mb_kmod_recv() (-ENODEV: the family went away)
+ *   get_state:	as mb_kmod_get_state() (-ENOENT: the family is gone)
+ *   refresh:	as mb_kmod_refresh(): >= 0 when the family is there
+ *   get_fd:	the fd to poll, or -1
+ *   close:	release the handle
+ */
+struct mb_src_kmod_io {
+	int (*recv)(void *h, struct mb_notification *n);
+	int (*get_state)(void *h, struct mb_notification *n);
+	int (*refresh)(void *h);
+	int (*get_fd)(void *h);
+	void (*close)(void *h);
+};
+
+/* Make @s a kmod source on handle @h (owned from now on, even on error) */
+int mb_src_kmod_attach(struct mb_source *s, const struct mb_src_kmod_io *io,
+		       void *h);
 int mb_src_kmod_feed(struct mb_notification *cur, bool *have, int r,
 		     const struct mb_notification *n);
 

@@ -10,6 +10,16 @@
  * notifications that overruns the event socket (ENOBUFS) never costs a
  * request its reply.
  *
+ * The module can be unloaded and loaded again under us.  Unregistering
+ * the family drops every listener of its groups, and the new family may
+ * get another id, so the event socket also listens to nlctrl's "notify"
+ * group: CTRL_CMD_DELFAMILY for "membroker" is reported as -ENODEV,
+ * CTRL_CMD_NEWFAMILY makes us resolve the family and join its group
+ * again and is reported as -ENOBUFS (resynchronise: the new module's
+ * sequence numbers start again at 1).  A request that finds the family id
+ * unknown (-ENOENT, a reload we did not hear of) resolves it again and is
+ * sent once more.
+ *
  * Thread safety: a struct mb_kmod is used by one thread at a time (the
  * request socket's sequence numbers and the receive buffer are not
  * locked).  Distinct handles share nothing and may be used concurrently.
@@ -48,6 +58,7 @@ struct mb_kmod {
 	struct nl_sock *evt;	/* "notify" group, non-blocking */
 	int family;		/* generic netlink family id */
 	int group;		/* multicast group id of "notify" */
+	int ctrl_group;		/* nlctrl's "notify", 0 if not joined */
 	bool subscribed;
 	/* the datagram mb_kmod_recv() is consuming */
 	size_t rlen;
@@ -431,6 +442,82 @@ static struct nl_msg *mb_kmod_msg(struct mb_kmod *k, uint8_t cmd, int flags)
 	return msg;
 }
 
+static int mb_kmod_resolve(struct nl_sock *sk, int *family, int *group)
+{
+	int err;
+
+	err = genl_ctrl_resolve(sk, MEMBROKER_FAMILY_NAME);
+	if (err < 0)
+		return mb_kmod_nlerr(err);
+	*family = err;
+	err = genl_ctrl_resolve_grp(sk, MEMBROKER_FAMILY_NAME,
+				    MEMBROKER_MCGRP_NOTIFY);
+	if (err < 0)
+		return mb_kmod_nlerr(err);
+	*group = err;
+	return 0;
+}
+
+/**
+ * mb_kmod_refresh() - resolve the family again after a module reload
+ * On a subscribed handle the "notify" group is joined again: removing
+ * the family dropped every listener, and its id may have changed.
+ * Return: 1 if the family or group id changed, 0 if not, -ENOENT when
+ * the family is gone, -errno.
+ */
+int mb_kmod_refresh(struct mb_kmod *k)
+{
+	int family, group, err;
+	bool changed;
+
+	err = mb_kmod_resolve(k->req, &family, &group);
+	if (err < 0)
+		return err;
+	changed = family != k->family || group != k->group;
+	if (k->subscribed) {
+		if (group != k->group)
+			nl_socket_drop_membership(k->evt, k->group);
+		err = nl_socket_add_membership(k->evt, group);
+		if (err < 0)
+			return mb_kmod_nlerr(err);
+	}
+	k->family = family;
+	k->group = group;
+	return changed;
+}
+
+/*
+ * Build (@fill adds the attributes), send and run one request.  A family
+ * id the kernel does not know (-ENOENT) means the module was reloaded,
+ * or is gone: resolve it again and, if it is back, send once more.
+ */
+static int mb_kmod_call(struct mb_kmod *k, uint8_t cmd, int flags,
+			int (*fill)(struct nl_msg *msg, const void *arg),
+			const void *fill_arg, struct mb_kmod_req *req)
+{
+	struct mb_kmod_req first = *req;
+	struct nl_msg *msg;
+	int err, tries;
+
+	for (tries = 0;; tries++) {
+		*req = first;
+		msg = mb_kmod_msg(k, cmd, flags);
+		if (!msg)
+			return -ENOMEM;
+		err = fill ? fill(msg, fill_arg) : 0;
+		if (err < 0) {
+			nlmsg_free(msg);
+			return mb_kmod_nlerr(err);
+		}
+		err = mb_kmod_transact(k, msg, req);
+		if (err != -ENOENT || tries)
+			return err;
+		err = mb_kmod_refresh(k);
+		if (err < 0)
+			return err;
+	}
+}
+
 static struct nl_sock *mb_kmod_sock(int *err)
 {
 	struct nl_sock *sk = nl_socket_alloc();
@@ -476,19 +563,9 @@ int mb_kmod_open(struct mb_kmod **out)
 	/* We ask for acks where we want them, per request. */
 	nl_socket_disable_auto_ack(k->req);
 
-	err = genl_ctrl_resolve(k->req, MEMBROKER_FAMILY_NAME);
-	if (err < 0) {
-		err = mb_kmod_nlerr(err);
+	err = mb_kmod_resolve(k->req, &k->family, &k->group);
+	if (err < 0)
 		goto err_req;
-	}
-	k->family = err;
-	err = genl_ctrl_resolve_grp(k->req, MEMBROKER_FAMILY_NAME,
-				    MEMBROKER_MCGRP_NOTIFY);
-	if (err < 0) {
-		err = mb_kmod_nlerr(err);
-		goto err_req;
-	}
-	k->group = err;
 
 	k->evt = mb_kmod_sock(&err);
 	if (!k->evt)
@@ -536,15 +613,12 @@ static int mb_kmod_state_fn(struct nlmsghdr *nlh, void *arg)
 int mb_kmod_get_state(struct mb_kmod *k, struct mb_notification *out)
 {
 	struct mb_kmod_req req = { .fn = mb_kmod_state_fn, .arg = out };
-	struct nl_msg *msg;
 	int err;
 
 	if (!k || !out)
 		return -EINVAL;
-	msg = mb_kmod_msg(k, MEMBROKER_CMD_GET_STATE, NLM_F_ACK);
-	if (!msg)
-		return -ENOMEM;
-	err = mb_kmod_transact(k, msg, &req);
+	err = mb_kmod_call(k, MEMBROKER_CMD_GET_STATE, NLM_F_ACK, NULL, NULL,
+			   &req);
 	if (err < 0)
 		return err;
 	/* An ack without a reply would leave *out unset. */
@@ -561,15 +635,12 @@ static int mb_kmod_config_fn(struct nlmsghdr *nlh, void *arg)
 int mb_kmod_get_config(struct mb_kmod *k, struct mb_kmod_config *out)
 {
 	struct mb_kmod_req req = { .fn = mb_kmod_config_fn, .arg = out };
-	struct nl_msg *msg;
 	int err;
 
 	if (!k || !out)
 		return -EINVAL;
-	msg = mb_kmod_msg(k, MEMBROKER_CMD_GET_CONFIG, NLM_F_ACK);
-	if (!msg)
-		return -ENOMEM;
-	err = mb_kmod_transact(k, msg, &req);
+	err = mb_kmod_call(k, MEMBROKER_CMD_GET_CONFIG, NLM_F_ACK, NULL, NULL,
+			   &req);
 	if (err < 0)
 		return err;
 	return req.stopped ? 0 : -EBADMSG;
@@ -579,25 +650,12 @@ int mb_kmod_get_config(struct mb_kmod *k, struct mb_kmod_config *out)
 			 MB_KCFG_POLL_MIN | MB_KCFG_POLL_MAX | \
 			 MB_KCFG_RATELIMIT | MB_KCFG_VIRTUAL_LOW)
 
-int mb_kmod_set_config(struct mb_kmod *k, const struct mb_kmod_config *cfg,
-		       char *errmsg, size_t errlen)
+static int mb_kmod_config_fill(struct nl_msg *msg, const void *arg)
 {
-	struct mb_kmod_req req = { .errmsg = errmsg, .errlen = errlen };
-	uint32_t m;
-	struct nl_msg *msg;
+	const struct mb_kmod_config *cfg = arg;
+	uint32_t m = cfg->set_mask;
 	int err = 0;
 
-	if (errmsg && errlen)
-		errmsg[0] = '\0';
-	if (!k || !cfg || (cfg->set_mask & ~MB_KCFG_ALL))
-		return -EINVAL;
-	if (!errlen)
-		req.errmsg = NULL;
-	msg = mb_kmod_msg(k, MEMBROKER_CMD_SET_CONFIG, NLM_F_ACK);
-	if (!msg)
-		return -ENOMEM;
-
-	m = cfg->set_mask;
 	if (m & MB_KCFG_LOW)
 		err = err ?: nla_put_u64(msg, MEMBROKER_A_LOW_BYTES,
 					 cfg->low_bytes);
@@ -619,11 +677,22 @@ int mb_kmod_set_config(struct mb_kmod *k, const struct mb_kmod_config *cfg,
 	if (m & MB_KCFG_VIRTUAL_LOW)
 		err = err ?: nla_put_u32(msg, MEMBROKER_A_VIRTUAL_LOW_PERCENT,
 					 cfg->virtual_low_percent);
-	if (err < 0) {
-		nlmsg_free(msg);
-		return mb_kmod_nlerr(err);
-	}
-	return mb_kmod_transact(k, msg, &req);
+	return err;
+}
+
+int mb_kmod_set_config(struct mb_kmod *k, const struct mb_kmod_config *cfg,
+		       char *errmsg, size_t errlen)
+{
+	struct mb_kmod_req req = { .errmsg = errmsg, .errlen = errlen };
+
+	if (errmsg && errlen)
+		errmsg[0] = '\0';
+	if (!k || !cfg || (cfg->set_mask & ~MB_KCFG_ALL))
+		return -EINVAL;
+	if (!errlen)
+		req.errmsg = NULL;
+	return mb_kmod_call(k, MEMBROKER_CMD_SET_CONFIG, NLM_F_ACK,
+			    mb_kmod_config_fill, cfg, &req);
 }
 
 struct mb_kmod_hist {
@@ -647,14 +716,11 @@ int mb_kmod_get_history(struct mb_kmod *k, mb_kmod_history_fn fn, void *arg)
 {
 	struct mb_kmod_hist h = { .fn = fn, .arg = arg };
 	struct mb_kmod_req req = { .fn = mb_kmod_hist_fn, .arg = &h };
-	struct nl_msg *msg;
 
 	if (!k || !fn)
 		return -EINVAL;
-	msg = mb_kmod_msg(k, MEMBROKER_CMD_GET_HISTORY, NLM_F_DUMP);
-	if (!msg)
-		return -ENOMEM;
-	return mb_kmod_transact(k, msg, &req);
+	return mb_kmod_call(k, MEMBROKER_CMD_GET_HISTORY, NLM_F_DUMP, NULL,
+			    NULL, &req);
 }
 
 int mb_kmod_subscribe(struct mb_kmod *k)
@@ -669,6 +735,13 @@ int mb_kmod_subscribe(struct mb_kmod *k)
 	if (err < 0)
 		return mb_kmod_nlerr(err);
 	k->subscribed = true;
+	/*
+	 * Hear of the module going away and coming back.  Best effort:
+	 * without it a reload is still noticed at the next resync.
+	 */
+	err = genl_ctrl_resolve_grp(k->req, "nlctrl", "notify");
+	if (err > 0 && nl_socket_add_membership(k->evt, err) == 0)
+		k->ctrl_group = err;
 	return 0;
 }
 
@@ -679,6 +752,45 @@ int mb_kmod_get_fd(const struct mb_kmod *k)
 	return nl_socket_get_fd(k->evt);
 }
 
+/**
+ * mb_kmod_parse_ctrl() - is this nlctrl event about our family?
+ * Return: CTRL_CMD_NEWFAMILY or CTRL_CMD_DELFAMILY when it announces
+ * that "membroker" was registered or removed, 0 for anything else,
+ * -EBADMSG when it is malformed.
+ */
+int mb_kmod_parse_ctrl(struct nlmsghdr *nlh)
+{
+	struct nlattr *tb[CTRL_ATTR_MAX + 1];
+	struct genlmsghdr *g;
+
+	if (!nlh || nlh->nlmsg_type != GENL_ID_CTRL ||
+	    nlh->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN))
+		return -EBADMSG;
+	g = nlmsg_data(nlh);
+	if (g->cmd != CTRL_CMD_NEWFAMILY && g->cmd != CTRL_CMD_DELFAMILY)
+		return 0;
+	if (genlmsg_parse(nlh, 0, tb, CTRL_ATTR_MAX, NULL) < 0)
+		return -EBADMSG;
+	if (!tb[CTRL_ATTR_FAMILY_NAME] ||
+	    nla_strcmp(tb[CTRL_ATTR_FAMILY_NAME], MEMBROKER_FAMILY_NAME))
+		return 0;
+	return g->cmd;
+}
+
+/* The family went away (-ENODEV) or came back (-ENOBUFS: resync). */
+static int mb_kmod_ctrl_event(struct mb_kmod *k, struct nlmsghdr *nlh)
+{
+	switch (mb_kmod_parse_ctrl(nlh)) {
+	case CTRL_CMD_DELFAMILY:
+		return -ENODEV;
+	case CTRL_CMD_NEWFAMILY:
+		/* gone again before we could look: the DEL event follows */
+		return mb_kmod_refresh(k) < 0 ? 0 : -ENOBUFS;
+	default:
+		return 0;
+	}
+}
+
 /*
  * Next NOTIFY of the current datagram, if any.  Messages that are not
  * ours (or not NOTIFY) are skipped; a malformed one is reported once and
@@ -686,6 +798,8 @@ int mb_kmod_get_fd(const struct mb_kmod *k)
  */
 static int mb_kmod_next(struct mb_kmod *k, struct mb_notification *out)
 {
+	int r;
+
 	while (k->rpos < k->rlen) {
 		struct nlmsghdr *nlh = (void *)(k->r.buf + k->rpos);
 		int left = (int)(k->rlen - k->rpos);
@@ -698,6 +812,12 @@ static int mb_kmod_next(struct mb_kmod *k, struct mb_notification *out)
 		k->rpos += NLMSG_ALIGN(nlh->nlmsg_len);
 		if (k->rpos > k->rlen)
 			k->rpos = k->rlen;
+		if (nlh->nlmsg_type == GENL_ID_CTRL) {
+			r = mb_kmod_ctrl_event(k, nlh);
+			if (r)
+				return r;
+			continue;
+		}
 		if (nlh->nlmsg_type != k->family ||
 		    nlh->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN))
 			continue;

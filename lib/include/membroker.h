@@ -483,16 +483,30 @@ struct mb_kmod_config {
 	uint32_t set_mask;	/* MB_KCFG_*, for mb_kmod_set_config() */
 };
 
+/*
+ * A handle survives the module being unloaded and loaded again: requests
+ * then fail with -ENOENT, and work again once it is back (the family is
+ * resolved anew).
+ */
+
 /** mb_kmod_open() - connect; -ENOENT when the module is not loaded */
 MB_API int mb_kmod_open(struct mb_kmod **out);
+/** mb_kmod_close() - close both sockets and free @k; accepts NULL */
 MB_API void mb_kmod_close(struct mb_kmod *k);
-/** mb_kmod_get_state() - MEMBROKER_CMD_GET_STATE */
+/**
+ * mb_kmod_get_state() - MEMBROKER_CMD_GET_STATE: the module evaluates now
+ * Return: 0, -ENOENT when the module is not loaded, -errno.
+ */
 MB_API int mb_kmod_get_state(struct mb_kmod *k, struct mb_notification *out);
+/**
+ * mb_kmod_get_config() - MEMBROKER_CMD_GET_CONFIG
+ * Return: 0, -ENOENT when the module is not loaded, -errno.
+ */
 MB_API int mb_kmod_get_config(struct mb_kmod *k, struct mb_kmod_config *out);
 /**
  * mb_kmod_set_config() - send the fields named in @cfg->set_mask
  * @errmsg: if not NULL, receives the kernel's extack message on failure
- * Return: 0, -EPERM, -EINVAL, -errno.
+ * Return: 0, -EPERM, -EINVAL, -ENOENT (module not loaded), -errno.
  */
 MB_API int mb_kmod_set_config(struct mb_kmod *k,
 			      const struct mb_kmod_config *cfg,
@@ -503,14 +517,21 @@ typedef int (*mb_kmod_history_fn)(const struct mb_notification *n,
 /** mb_kmod_get_history() - MEMBROKER_CMD_GET_HISTORY, oldest first */
 MB_API int mb_kmod_get_history(struct mb_kmod *k, mb_kmod_history_fn fn,
 			       void *arg);
-/** mb_kmod_subscribe() - join the "notify" group (non-blocking socket) */
+/**
+ * mb_kmod_subscribe() - join the "notify" group (non-blocking socket), and
+ * nlctrl's, to hear of the module being unloaded and loaded again
+ */
 MB_API int mb_kmod_subscribe(struct mb_kmod *k);
 /** mb_kmod_get_fd() - the subscribed socket, for poll() */
 MB_API int mb_kmod_get_fd(const struct mb_kmod *k);
 /**
  * mb_kmod_recv() - read one pending notification
- * Return: 1 with *out filled, 0 if none is pending, -ENOBUFS if some were
- * lost (resynchronise with mb_kmod_get_state()), -errno.
+ * Return: 1 with *out filled; 0 if none is pending; -ENOBUFS if some were
+ * lost, or the module was loaded again (its sequence numbers start anew):
+ * resynchronise with mb_kmod_get_state(); -ENODEV when the module was
+ * unloaded (nothing more arrives until it is back, then -ENOBUFS);
+ * -EMSGSIZE or -EBADMSG for a notification that could not be read
+ * (resynchronise too); -errno.
  */
 MB_API int mb_kmod_recv(struct mb_kmod *k, struct mb_notification *out);
 
