@@ -86,7 +86,9 @@ int mb_name_copy(char *dst, size_t len, const char *name);
 /*
  * Outer locks are held while user callbacks run (the monitor's dispatch
  * lock); inner locks are never held across a callback or while taking
- * another library lock.  The fork handler takes outer before inner.
+ * another library lock.  fork() takes every inner lock first; outer ones
+ * are made free again in the child when another thread held them (see
+ * lock.c).  Never wait on a condition with an outer lock.
  */
 enum mb_lock_level {
 	MB_LOCK_OUTER,
@@ -96,6 +98,8 @@ enum mb_lock_level {
 struct mb_lock {
 	pthread_mutex_t m;
 	enum mb_lock_level level;
+	bool held;		/* outer locks: held, by @owner */
+	pthread_t owner;
 	struct mb_lock *prev, *next;
 };
 

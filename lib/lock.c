@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Every mutex of the library is an mb_lock, kept on one list so that a
- * fork() can take them all first (pthread_atfork): a child then never
- * inherits a lock that a thread which does not exist in it was holding.
+ * Every mutex of the library is an mb_lock, kept on one list so that
+ * fork() cannot leave the child a lock held by a thread that does not
+ * exist there.
  *
- * Outer locks (held while user callbacks run) are taken before inner
- * ones, which is the order the library itself nests them in: a callback
- * may take inner locks, and no inner lock is held while another library
- * lock is taken.
+ * Inner locks are never held across a user callback or while taking
+ * another library lock, so the pthread_atfork prepare handler can take
+ * them all: it waits at most for short critical sections, and the child
+ * starts with every one of them free and the data they guard consistent.
+ *
+ * Outer locks (a monitor's dispatch lock) are held while user callbacks
+ * run, which may take any time or call fork() themselves; taking them
+ * before fork would stall every fork behind a slow callback and deadlock
+ * a fork from inside one.  They are left alone, and the child handler
+ * initialises afresh those that another thread held: what they guard
+ * belongs to a dispatch that will never finish in the child, whose
+ * monitor may only be freed there.  One the forking thread holds itself
+ * stays held: the child returns from fork() into that very dispatch,
+ * which releases it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,28 +32,33 @@ static pthread_once_t mb_atfork_once = PTHREAD_ONCE_INIT;
 static void mb_fork_prepare(void)
 {
 	struct mb_lock *l;
-	int lv;
 
 	pthread_mutex_lock(&mb_locks_lock);
-	for (lv = MB_LOCK_OUTER; lv <= MB_LOCK_INNER; lv++)
-		for (l = mb_locks[lv]; l; l = l->next)
-			pthread_mutex_lock(&l->m);
+	for (l = mb_locks[MB_LOCK_INNER]; l; l = l->next)
+		pthread_mutex_lock(&l->m);
 }
 
 static void mb_fork_release(void)
 {
 	struct mb_lock *l;
-	int lv;
 
-	for (lv = MB_LOCK_INNER; lv >= MB_LOCK_OUTER; lv--)
-		for (l = mb_locks[lv]; l; l = l->next)
-			pthread_mutex_unlock(&l->m);
+	for (l = mb_locks[MB_LOCK_INNER]; l; l = l->next)
+		pthread_mutex_unlock(&l->m);
 	pthread_mutex_unlock(&mb_locks_lock);
 }
 
 static void mb_fork_child(void)
 {
-	/* with every lock held: forget what other threads were doing */
+	struct mb_lock *l;
+
+	/* outer locks of threads that did not come along: free again */
+	for (l = mb_locks[MB_LOCK_OUTER]; l; l = l->next) {
+		if (l->held && !pthread_equal(l->owner, pthread_self())) {
+			pthread_mutex_init(&l->m, NULL);
+			l->held = false;
+		}
+	}
+	/* with every inner lock held: forget what other threads were doing */
 	mb_broker_after_fork_child();
 	mb_monitor_after_fork_child();
 	mb_fork_release();
@@ -59,6 +74,7 @@ void mb_lock_init(struct mb_lock *l, enum mb_lock_level level)
 	pthread_once(&mb_atfork_once, mb_atfork_register);
 	pthread_mutex_init(&l->m, NULL);
 	l->level = level;
+	l->held = false;
 	l->prev = NULL;
 	pthread_mutex_lock(&mb_locks_lock);
 	l->next = mb_locks[level];
@@ -81,18 +97,33 @@ void mb_lock_destroy(struct mb_lock *l)
 	pthread_mutex_destroy(&l->m);
 }
 
+/* Who holds an outer lock, for the fork child handler. */
+static void mb_lock_taken(struct mb_lock *l)
+{
+	if (l->level == MB_LOCK_OUTER) {
+		l->owner = pthread_self();
+		l->held = true;
+	}
+}
+
 void mb_lock(struct mb_lock *l)
 {
 	pthread_mutex_lock(&l->m);
+	mb_lock_taken(l);
 }
 
 bool mb_trylock(struct mb_lock *l)
 {
-	return pthread_mutex_trylock(&l->m) == 0;
+	if (pthread_mutex_trylock(&l->m))
+		return false;
+	mb_lock_taken(l);
+	return true;
 }
 
 void mb_unlock(struct mb_lock *l)
 {
+	if (l->level == MB_LOCK_OUTER)
+		l->held = false;
 	pthread_mutex_unlock(&l->m);
 }
 
