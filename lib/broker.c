@@ -9,29 +9,39 @@
  * again, capped at MB_BROKER_HORIZON_NS, is the "predicted" amount for the
  * next one.  With the pool's sum of both:
  *
- *   LOW     give back one step: shrink_step_percent of the pool plus the
- *           predicted growth, never going below min_bytes.  The step is
+ *   LOW     lower the pool's target by one step: shrink_step_percent of
+ *           the pool plus the predicted growth, never below min_bytes,
+ *           and ask the clerks for what they hold above it.  The step is
  *           taken from the cheapest clerks first (lowest priority; the
  *           larger one first between equals), each asked for at most what
- *           it holds.  Every LOW notification takes one more step.  The
- *           monitor re-delivers LOW at its low_repeat_ms interval while
- *           the state lasts, so shrinking goes on in steps until pressure
- *           ends, and stops as soon as it does.
+ *           it holds.  Every LOW notification takes one more step from
+ *           the target the previous one set (not from what the clerks
+ *           managed to free), so what a clerk could not give back is
+ *           asked again, with the next step on top: a cache whose
+ *           entries are larger than a step still gets to drop one, and a
+ *           failing clerk's share moves on to the others.  The monitor
+ *           re-delivers LOW at its low_repeat_ms interval while the state
+ *           lasts, so shrinking goes on in steps until pressure ends, and
+ *           stops as soon as it does.
  *   STEADY  hold: targets are the current sizes.
  *   HIGH    grow: the pool may grow by a step (at least MB_BROKER_MIN_GROW)
  *           or by its predicted growth if larger, up to max_bytes; the
  *           most expensive clerks get their predicted growth first, then
- *           an equal share of what is left.
+ *           all an equal share of what is left.
  *
- * In every state a pool above max_bytes gives back the excess.  Every
- * decision, one per clerk per notification, goes into the broker's ring.
+ * In every state a pool above max_bytes gives back the excess, and the
+ * targets never add up to more than max_bytes (a clerk joining takes the
+ * room the others' targets leave).  Shrink callbacks must free at most
+ * what they are asked for, so min_bytes holds.  Every decision, one per
+ * clerk per notification, goes into the broker's ring.
  *
  * Shrink callbacks run with no library lock held.  A clerk being shrunk is
  * marked busy: another notification skips it rather than calling it
  * concurrently, and removing or freeing it waits until the call returns
  * (unless done from inside the call).  A failed call is counted on the
- * clerk and recorded with freed = 0; the others are still called, and the
- * next step asks again.
+ * clerk and recorded with its error and freed = 0, a slow one with its
+ * duration (the clerk's snapshot has the longest); the others are still
+ * called, and the next step asks again.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -66,6 +76,8 @@ struct mb_broker {
 	pthread_cond_t idle;	/* a member stopped being busy */
 	struct mb_member *members;
 	size_t nmembers;
+	bool in_low;		/* the previous decision was for LOW */
+	uint64_t low_target;	/* the pool's target it set */
 	struct mb_ring *ring;
 	struct mb_broker *prev, *next;	/* all brokers, for fork */
 };
@@ -225,6 +237,26 @@ void mb_broker_free(struct mb_broker *broker)
 	free(broker);
 }
 
+/*
+ * The target of a clerk joining: what it holds plus the room the other
+ * members' targets leave below max_bytes.  Called with the lock held.
+ */
+static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
+{
+	uint64_t max = b->opts.max_bytes, used = 0, t;
+	struct mb_member *m;
+
+	if (!max)
+		return UINT64_MAX;
+	for (m = b->members; m; m = m->next) {
+		t = MB_MIN(mb_clerk_target(m->clerk), max);
+		used += MB_MAX(t, mb_clerk_bytes(m->clerk));
+		if (used >= max)
+			return mb_clerk_bytes(clerk);
+	}
+	return MB_MIN(max, mb_clerk_bytes(clerk) + (max - used));
+}
+
 int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
 {
 	struct mb_member *m;
@@ -240,12 +272,11 @@ int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
 	}
 	m->clerk = clerk;
 	mb_lock(&broker->lock);
+	/* the targets never add up to more than the pool's maximum */
+	mb_clerk_set_target(clerk, mb_broker_room(broker, clerk));
 	m->next = broker->members;
 	broker->members = m;
 	broker->nmembers++;
-	/* no clerk alone may exceed the pool before the first decision */
-	mb_clerk_set_target(clerk, broker->opts.max_bytes ?
-			    broker->opts.max_bytes : UINT64_MAX);
 	mb_unlock(&broker->lock);
 	return 0;
 }
@@ -316,17 +347,26 @@ static void mb_broker_cut(struct mb_plan *p, size_t n, uint64_t cut)
 	}
 }
 
-/* Share @grant out, the most expensive clerks' predicted growth first. */
+/*
+ * Share @grant out: the most expensive clerks' predicted growth first,
+ * then what is left in equal parts.
+ */
 static void mb_broker_grow(struct mb_plan *p, size_t n, uint64_t grant)
 {
-	uint64_t share = n ? grant / n : 0, g;
+	uint64_t g, share;
 	size_t i;
 
 	qsort(p, n, sizeof(*p), mb_plan_cheap_first);
 	for (i = n; i-- > 0 && grant;) {
-		g = MB_MIN(MB_MAX(p[i].growth, share), grant);
+		g = MB_MIN(p[i].growth, grant);
 		p[i].rec.target = p[i].rec.allocated + g;
 		grant -= g;
+	}
+	/* the remainder of the division goes to the most expensive */
+	for (i = n; i-- > 0 && grant;) {
+		share = grant / (i + 1) + (grant % (i + 1) ? 1 : 0);
+		p[i].rec.target += share;
+		grant -= share;
 	}
 }
 
@@ -336,6 +376,7 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 {
 	const struct mb_broker_opts *o = &b->opts;
 	uint64_t alloc = 0, growth = 0, step, cut = 0, room, grant;
+	uint64_t base, want, target;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -347,11 +388,19 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 			  o->shrink_step_percent / 100);
 	if (o->max_bytes && alloc > o->max_bytes)
 		cut = alloc - o->max_bytes;
-	if (state == MB_STATE_LOW)
-		cut = MB_MAX(cut, MB_MAX(step, (uint64_t)1) + growth);
+	if (state == MB_STATE_LOW) {
+		/* one step below the previous LOW's target, not below min */
+		base = b->in_low ? MB_MIN(alloc, b->low_target) : alloc;
+		want = MB_MAX(step, (uint64_t)1) + growth;
+		target = base > want ? base - want : 0;
+		target = MB_MAX(target, o->min_bytes);
+		if (alloc > target)
+			cut = MB_MAX(cut, alloc - target);
+	}
+	cut = MB_MIN(cut, alloc > o->min_bytes ? alloc - o->min_bytes : 0);
+	b->in_low = state == MB_STATE_LOW;
+	b->low_target = alloc - cut;
 	if (cut) {
-		cut = MB_MIN(cut, alloc > o->min_bytes ?
-				  alloc - o->min_bytes : 0);
 		mb_broker_cut(p, n, cut);
 	} else if (state == MB_STATE_HIGH) {
 		room = o->max_bytes ? o->max_bytes - alloc : UINT64_MAX;
@@ -373,13 +422,20 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 
 static int64_t mb_broker_shrink_one(struct mb_plan *p)
 {
+	uint64_t t0, ns;
 	mb_shrink_fn fn;
 	void *arg;
 	int64_t r;
 
 	fn = mb_clerk_shrinker(p->clerk, &arg);
+	t0 = mb_now_ns();
 	r = fn(p->clerk, p->ask, arg);
-	mb_clerk_account_shrink(p->clerk, r);
+	ns = mb_now_ns() - t0;
+	/* 0 means "not called" in the record */
+	p->rec.duration_ns = MB_MAX(ns, (uint64_t)1);
+	if (r < 0)
+		p->rec.error = r < INT32_MIN ? -EINVAL : (int32_t)r;
+	mb_clerk_account_shrink(p->clerk, r, ns);
 	return r;
 }
 

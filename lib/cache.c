@@ -8,8 +8,12 @@
  * the clerk.  The bound is min(max_bytes, the clerk's target): a put first
  * evicts least recently used entries until the new one fits, and an entry
  * that could not fit in an empty cache is refused with -E2BIG.  The
- * clerk's shrink callback evicts from the LRU end until it has freed what
- * was asked.
+ * clerk's shrink callback evicts from the LRU end, least recently used
+ * first, but frees no more than it was asked for (the broker relies on
+ * that to keep its pool at min_bytes): an entry larger than what is still
+ * to be freed is passed over for a newer, smaller one, looking at most
+ * MB_CACHE_SKIP entries past it.  If nothing fits, nothing is freed; the
+ * broker's next step asks for more.
  *
  * Lock order: the cache lock is taken inside the shrink callback, which
  * the broker calls with no library lock held, and the cache never takes
@@ -22,6 +26,7 @@
 #include "internal.h"
 
 #define MB_CACHE_MIN_BUCKETS	16
+#define MB_CACHE_SKIP		64	/* entries too large to pass over */
 
 struct mb_cache_entry {
 	struct mb_cache_entry *hnext;		/* hash chain */
@@ -115,12 +120,15 @@ static uint64_t mb_cache_drop(struct mb_cache *c, struct mb_cache_entry **pp)
 	return cost;
 }
 
-static uint64_t mb_cache_evict_lru(struct mb_cache *c)
+static uint64_t mb_cache_evict(struct mb_cache *c, struct mb_cache_entry *e)
 {
-	struct mb_cache_entry *e = c->lru_tail;
-
 	c->st.evictions++;
 	return mb_cache_drop(c, mb_cache_slot(c, e->data, e->klen, e->hash));
+}
+
+static uint64_t mb_cache_evict_lru(struct mb_cache *c)
+{
+	return mb_cache_evict(c, c->lru_tail);
 }
 
 static void mb_cache_grow(struct mb_cache *c)
@@ -146,13 +154,22 @@ static void mb_cache_grow(struct mb_cache *c)
 static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 			       void *arg)
 {
+	struct mb_cache_entry *e, *prev;
 	struct mb_cache *c = arg;
 	uint64_t freed = 0;
+	int skipped = 0;
 
 	(void)clerk;
 	mb_lock(&c->lock);
-	while (freed < bytes && c->lru_tail)
-		freed += mb_cache_evict_lru(c);
+	for (e = c->lru_tail; e && freed < bytes && skipped <= MB_CACHE_SKIP;
+	     e = prev) {
+		prev = e->prev;
+		if (mb_entry_cost(e->klen, e->vlen) > bytes - freed) {
+			skipped++;
+			continue;
+		}
+		freed += mb_cache_evict(c, e);
+	}
 	mb_unlock(&c->lock);
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }

@@ -45,6 +45,8 @@ struct mb_clerk {
 	_Atomic uint64_t shrink_count;
 	_Atomic uint64_t shrink_freed;
 	_Atomic uint64_t shrink_errors;
+	_Atomic uint64_t shrink_ns;
+	_Atomic uint64_t shrink_max_ns;
 	_Atomic(struct mb_broker *) broker;
 	struct mb_clerk *prev, *next;	/* registry, under mb_clerks_lock */
 };
@@ -234,6 +236,8 @@ int mb_clerk_snapshot(struct mb_clerk_info *out, size_t max)
 		ci->shrink_count = atomic_load(&c->shrink_count);
 		ci->shrink_freed = atomic_load(&c->shrink_freed);
 		ci->shrink_errors = atomic_load(&c->shrink_errors);
+		ci->shrink_ns = atomic_load(&c->shrink_ns);
+		ci->shrink_max_ns = atomic_load(&c->shrink_max_ns);
 		ci->priority = c->priority;
 	}
 	mb_unlock(&mb_clerks_lock);
@@ -256,14 +260,22 @@ void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target)
 	atomic_store_explicit(&clerk->target, target, memory_order_relaxed);
 }
 
-/* Bookkeeping of one shrink call that returned @ret. */
-void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret)
+/* Bookkeeping of one shrink call that returned @ret after @ns. */
+void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret,
+			     uint64_t ns)
 {
+	uint64_t max;
+
 	atomic_fetch_add(&clerk->shrink_count, 1);
 	if (ret < 0)
 		atomic_fetch_add(&clerk->shrink_errors, 1);
 	else
 		atomic_fetch_add(&clerk->shrink_freed, (uint64_t)ret);
+	atomic_fetch_add(&clerk->shrink_ns, ns);
+	max = atomic_load(&clerk->shrink_max_ns);
+	while (ns > max &&
+	       !atomic_compare_exchange_weak(&clerk->shrink_max_ns, &max, ns))
+		;
 }
 
 struct mb_broker *mb_clerk_broker(const struct mb_clerk *clerk)

@@ -125,7 +125,8 @@ void mb_clerk_put(struct mb_clerk *clerk);
 uint32_t mb_clerk_priority(const struct mb_clerk *clerk);
 mb_shrink_fn mb_clerk_shrinker(const struct mb_clerk *clerk, void **arg);
 void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target);
-void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret);
+void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret,
+			     uint64_t ns);
 /*
  * The broker a clerk belongs to, or NULL.  mb_clerk_claim() sets it only
  * if it was NULL (a clerk joins one broker at a time).

@@ -280,8 +280,10 @@ struct mb_clerk;
 
 /**
  * typedef mb_shrink_fn - give back up to @bytes; return the bytes freed
- * (>= 0) or -errno.  Never called concurrently with itself for one clerk,
- * and with no library lock held.
+ * (>= 0) or -errno.  Never more than @bytes: a broker's min_bytes relies
+ * on it (when nothing small enough can go, free nothing; the next LOW
+ * step asks for more).  Never called concurrently with itself for one
+ * clerk, and with no library lock held.
  */
 typedef int64_t (*mb_shrink_fn)(struct mb_clerk *clerk, uint64_t bytes,
 				void *arg);
@@ -321,7 +323,19 @@ MB_API uint64_t mb_clerk_bytes(const struct mb_clerk *clerk);
  */
 MB_API uint64_t mb_clerk_target(const struct mb_clerk *clerk);
 
-/** struct mb_clerk_info - one row of mb_clerk_snapshot() */
+/**
+ * struct mb_clerk_info - one row of mb_clerk_snapshot()
+ * @name:	 as given to mb_clerk_new()
+ * @bytes:	 charged now
+ * @peak:	 the largest total seen (see mb_clerk_charge())
+ * @target:	 what its broker allows (UINT64_MAX: no limit)
+ * @shrink_count: calls of its shrink callback
+ * @shrink_freed: bytes they reported freed
+ * @shrink_errors: calls that returned -errno
+ * @priority:	 0 (cheap to drop) .. 100 (expensive)
+ * @shrink_ns:	 time spent in its shrink callback, in total
+ * @shrink_max_ns: the longest single call: a slow callback shows here
+ */
 struct mb_clerk_info {
 	char name[64];
 	uint64_t bytes;
@@ -331,6 +345,8 @@ struct mb_clerk_info {
 	uint64_t shrink_freed;
 	uint64_t shrink_errors;
 	uint32_t priority;
+	uint64_t shrink_ns;
+	uint64_t shrink_max_ns;
 };
 
 /**
@@ -364,17 +380,33 @@ enum mb_decision {
 	MB_DECISION_SHRINK = 2,
 };
 
-/** struct mb_broker_record - one entry of the broker ring */
+/**
+ * struct mb_broker_record - one entry of the broker ring
+ * @time_ns:	  the notification's time
+ * @pool:	  the broker's name
+ * @clerk:	  the clerk's name
+ * @decision:	  enum mb_decision
+ * @state:	  enum mb_state that caused it
+ * @allocated:	  the clerk's bytes when deciding
+ * @predicted:	  @allocated plus the growth expected by the next decision
+ * @target:	  the bytes the clerk may use from now on
+ * @freed:	  what its shrink callback reported freed (0 on failure)
+ * @error:	  the -errno its shrink callback returned, else 0
+ * @duration_ns:  how long the shrink callback ran (0: not called)
+ */
 struct mb_broker_record {
 	uint64_t time_ns;
 	char pool[32];
 	char clerk[64];
-	uint32_t decision;	/* enum mb_decision */
-	uint32_t state;		/* enum mb_state that caused it */
+	uint32_t decision;
+	uint32_t state;
 	uint64_t allocated;
 	uint64_t predicted;
 	uint64_t target;
 	uint64_t freed;
+	int32_t error;
+	uint32_t reserved;	/* 0 */
+	uint64_t duration_ns;
 };
 
 /**

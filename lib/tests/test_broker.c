@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Brokers: LOW shrinks in steps, cheapest clerk first, never below the
- * pool's minimum; STEADY holds; HIGH grows up to the maximum; predicted
- * growth enlarges a LOW step; failing shrinkers are counted and do not
- * stop the others; shrinkers may call the library (even remove their own
- * clerk); and clerks and brokers can go away while notifications arrive.
+ * pool's minimum, asking again for what was not freed; STEADY holds; HIGH
+ * grows up to the maximum, predicted growth first; predicted growth
+ * enlarges a LOW step; the targets of clerks joining a pool stay within
+ * its maximum; failing and slow shrinkers are reported and do not stop
+ * the others; shrinkers may call the library (even remove their own
+ * clerk); clerks and brokers can go away while notifications arrive; and
+ * a monitor's LOW repeats shrink a pool step by step until STEADY.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "membroker.h"
 #include "tap.h"
@@ -252,6 +257,95 @@ static void test_prediction(void)
 	mb_broker_free(b);
 }
 
+/* What a clerk could not give back is asked again at the next step */
+static void test_ratchet(void)
+{
+	struct mb_broker_opts o = { .sz = sizeof(o) };
+	struct mb_notification n;
+	struct fake stuck, other;
+	struct mb_broker *b;
+
+	mb_broker_new(&b, "ratchet", NULL, &o);
+	fake_new(&stuck, "stuck", 10, 1000, b);
+	fake_new(&other, "other", 90, 1000, b);
+	stuck.fail = -EBUSY;
+	n = note(MB_STATE_LOW, SEC);
+	mb_broker_notify(b, &n);
+	ok(stuck.asked == 200 && other.calls == 0,
+	   "step 1: 200 asked of the cheap clerk, which fails");
+	n = note(MB_STATE_LOW, 2 * SEC);
+	mb_broker_notify(b, &n);
+	ok(stuck.asked == 400 && other.calls == 0,
+	   "step 2: the 200 it still owes plus a new step of 200");
+	stuck.fail = 0;
+	n = note(MB_STATE_LOW, 3 * SEC);
+	mb_broker_notify(b, &n);
+	ok(stuck.asked == 600 && mb_clerk_bytes(stuck.c) == 400,
+	   "step 3: it works again and gives back all three steps");
+	n = note(MB_STATE_STEADY, 4 * SEC);
+	mb_broker_notify(b, &n);
+	n = note(MB_STATE_LOW, 5 * SEC);
+	mb_broker_notify(b, &n);
+	ok(stuck.asked == 140,
+	   "after STEADY a new LOW starts from what there is (10%% of 1400)");
+	mb_clerk_free(stuck.c);
+	mb_clerk_free(other.c);
+	mb_broker_free(b);
+}
+
+/* HIGH: the clerk that is growing gets its predicted growth first */
+static void test_high_predicted(void)
+{
+	struct mb_notification n;
+	struct mb_broker *b;
+	struct fake grower, flat;
+
+	mb_broker_new(&b, "predict-high", NULL, NULL);
+	fake_new(&grower, "grower-h", 50, 4 << 20, b);
+	fake_new(&flat, "flat-h", 50, 4 << 20, b);
+	n = note(MB_STATE_STEADY, SEC);
+	mb_broker_notify(b, &n);
+	mb_clerk_charge(grower.c, 5 << 20);	/* +5 MiB in a second */
+	n = note(MB_STATE_HIGH, 2 * SEC);
+	mb_broker_notify(b, &n);
+	ok(mb_clerk_target(grower.c) >= (9 << 20) + (5 << 20),
+	   "the grower may grow by its predicted 5 MiB (target %llu)",
+	   (unsigned long long)mb_clerk_target(grower.c));
+	ok(mb_clerk_target(flat.c) == 4 << 20,
+	   "the grant was its growth: nothing left for the flat clerk");
+	mb_clerk_free(grower.c);
+	mb_clerk_free(flat.c);
+	mb_broker_free(b);
+}
+
+/* Clerks joining a pool: their targets stay within its maximum */
+static void test_join_within_max(void)
+{
+	struct mb_broker_opts o = { .sz = sizeof(o), .max_bytes = 1000 };
+	struct mb_broker *b;
+	struct mb_clerk *x, *y, *z;
+
+	mb_broker_new(&b, "join", NULL, &o);
+	mb_clerk_new(&x, "join-x", NULL);
+	mb_clerk_new(&y, "join-y", NULL);
+	mb_clerk_new(&z, "join-z", NULL);
+	mb_clerk_charge(y, 300);
+	mb_broker_add_clerk(b, x);
+	ok(mb_clerk_target(x) == 1000, "the first clerk may use the pool");
+	mb_broker_add_clerk(b, y);
+	ok(mb_clerk_target(y) == 300,
+	   "the second gets what it holds: the first's target took the rest");
+	mb_broker_notify(b, &(struct mb_notification){
+		.state = MB_STATE_STEADY, .time_ns = SEC });
+	mb_broker_add_clerk(b, z);
+	ok(mb_clerk_target(x) + mb_clerk_target(y) + mb_clerk_target(z) ==
+	   1000, "after a decision the room left goes to the newcomer");
+	mb_clerk_free(x);
+	mb_clerk_free(y);
+	mb_clerk_free(z);
+	mb_broker_free(b);
+}
+
 static void test_failures(void)
 {
 	struct mb_broker_opts o = { .sz = sizeof(o), .shrink_step_percent = 75,
@@ -279,8 +373,9 @@ static void test_failures(void)
 	for (i = 0; i < r; i++)
 		if (!strcmp(rec[i].clerk, "bad"))
 			break;
-	ok(i < r && rec[i].freed == 0 && rec[i].decision == MB_DECISION_SHRINK,
-	   "recorded with freed 0");
+	ok(i < r && rec[i].freed == 0 && rec[i].decision == MB_DECISION_SHRINK &&
+	   rec[i].error == -EIO && rec[i].duration_ns > 0,
+	   "recorded with freed 0 and its error");
 	mb_clerk_free(bad.c);
 	mb_clerk_free(good.c);
 
@@ -307,7 +402,7 @@ static struct {
 	int in_shrink;		/* blocking shrinker entered */
 	bool release;
 	atomic_bool returned;
-} z;
+} z = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static int64_t shrink_touch(struct mb_clerk *c, uint64_t bytes, void *arg)
 {
@@ -389,6 +484,80 @@ static void *notify_once(void *arg)
 	return NULL;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t shrink_fast(struct mb_clerk *c, uint64_t bytes, void *arg)
+{
+	(void)arg;
+	mb_clerk_uncharge(c, bytes);
+	return (int64_t)bytes;
+}
+
+/*
+ * A slow shrinker: the time it was seen blocked is a lower bound of the
+ * duration reported, whatever the machine's speed.  The clerk after it
+ * is still called.
+ */
+static void test_slow(void)
+{
+	struct mb_clerk_opts so = { .sz = sizeof(so), .shrink = shrink_block,
+				    .priority = 10 };
+	struct mb_clerk_opts fo = { .sz = sizeof(so), .shrink = shrink_fast,
+				    .priority = 20 };
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .shrink_step_percent = 75 };
+	struct mb_broker_record rec[2];
+	struct mb_clerk *slow, *fast;
+	struct mb_clerk_info ci;
+	struct mb_broker *b;
+	uint64_t t0, t1;
+	pthread_t tn;
+	int i, r;
+
+	z.in_shrink = 0;
+	z.release = false;
+	mb_broker_new(&b, "slow", NULL, &bo);
+	mb_clerk_new(&slow, "slow", &so);
+	mb_clerk_new(&fast, "fast", &fo);
+	mb_clerk_charge(slow, 1000);
+	mb_clerk_charge(fast, 1000);
+	mb_broker_add_clerk(b, slow);
+	mb_broker_add_clerk(b, fast);
+	pthread_create(&tn, NULL, notify_once, b);
+	pthread_mutex_lock(&z.m);
+	while (!z.in_shrink)
+		pthread_cond_wait(&z.cv, &z.m);
+	t0 = now_ns();
+	t1 = now_ns();
+	while (t1 == t0)	/* the clock moved while it was blocked */
+		t1 = now_ns();
+	z.release = true;
+	pthread_cond_broadcast(&z.cv);
+	pthread_mutex_unlock(&z.m);
+	pthread_join(tn, NULL);
+	r = mb_ring_read(mb_broker_ring(b), 1, rec, NULL, 2, NULL);
+	for (i = 0; i < r; i++)
+		if (!strcmp(rec[i].clerk, "slow"))
+			break;
+	ok(i < r && rec[i].duration_ns >= t1 - t0 && rec[i].error == 0,
+	   "the slow call's duration is in its record (%llu ns)",
+	   i < r ? (unsigned long long)rec[i].duration_ns : 0ULL);
+	ci = info("slow");
+	ok(ci.shrink_max_ns >= t1 - t0 && ci.shrink_ns >= ci.shrink_max_ns,
+	   "and in its clerk's snapshot");
+	ok(mb_clerk_bytes(fast) == 500,
+	   "the clerk after it was still asked, and gave back 500");
+	mb_clerk_free(slow);
+	mb_clerk_free(fast);
+	mb_broker_free(b);
+}
+
 static void *free_clerk(void *arg)
 {
 	pthread_mutex_lock(&z.m);
@@ -407,8 +576,6 @@ static void test_free_waits(void)
 	pthread_t tn, tf;
 	void *ret;
 
-	pthread_mutex_init(&z.m, NULL);
-	pthread_cond_init(&z.cv, NULL);
 	mb_broker_new(&b, "wait", NULL, NULL);
 	mb_clerk_new(&c, "blocker", &o);
 	mb_clerk_charge(c, 1000);
@@ -424,8 +591,6 @@ static void test_free_waits(void)
 	pthread_join(tn, NULL);
 	ok(ret == (void *)1, "mb_clerk_free waited for the running shrinker");
 	mb_broker_free(b);
-	pthread_cond_destroy(&z.cv);
-	pthread_mutex_destroy(&z.m);
 }
 
 /* ---- a monitor driving brokers that come and go ---- */
@@ -470,6 +635,63 @@ static void test_monitor_driven(void)
 	mb_monitor_free(mon);
 }
 
+static void count_note(struct mb_monitor *mon,
+		       const struct mb_notification *n, void *arg)
+{
+	int *calls = arg;
+
+	(void)mon;
+	(void)n;
+	++*calls;
+}
+
+/* One LOW, then the monitor's repeats: one step each, until STEADY */
+static void test_monitor_steps(void)
+{
+	struct mb_monitor_opts mo = { .sz = sizeof(mo),
+				      .source = MB_SOURCE_FAKE,
+				      .low_repeat_ms = 1 };
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct pollfd p = { .events = POLLIN };
+	uint64_t expect = 10000;
+	struct mb_monitor *mon;
+	struct mb_broker *b;
+	int calls = 0, step, bad = 0;
+	struct fake f;
+
+	if (!ok(mb_monitor_new(&mon, &mo) == 0, "fake monitor, 1 ms repeats"))
+		return;
+	mb_broker_new(&b, "steps", mon, NULL);
+	fake_new(&f, "stepper", 50, 10000, b);
+	mb_monitor_subscribe(mon, count_note, &calls);
+	mb_monitor_fake_push(mon, &n);
+	p.fd = mb_monitor_get_fd(mon);
+	for (step = 1; step <= 5; step++) {
+		while (calls < step) {
+			poll(&p, 1, -1);
+			mb_monitor_dispatch(mon);
+		}
+		expect -= expect / 10;
+		if (mb_clerk_bytes(f.c) != expect)
+			bad++;
+	}
+	ok(bad == 0 && f.calls == 5,
+	   "one LOW: five deliveries, five steps of 10%% (%llu left)",
+	   (unsigned long long)mb_clerk_bytes(f.c));
+	n.state = MB_STATE_STEADY;
+	mb_monitor_fake_push(mon, &n);
+	while (calls < 6) {
+		poll(&p, 1, -1);
+		mb_monitor_dispatch(mon);
+	}
+	ok(poll(&p, 1, 0) == 0 && f.calls == 5 &&
+	   mb_clerk_bytes(f.c) == expect,
+	   "STEADY: the steps stop, and so do the wake-ups");
+	mb_broker_free(b);
+	mb_clerk_free(f.c);
+	mb_monitor_free(mon);
+}
+
 int main(void)
 {
 	plan(0);
@@ -477,9 +699,14 @@ int main(void)
 	test_low_steps();
 	test_high_and_max();
 	test_prediction();
+	test_ratchet();
+	test_high_predicted();
+	test_join_within_max();
 	test_failures();
 	test_churn();
 	test_free_waits();
+	test_slow();
 	test_monitor_driven();
+	test_monitor_steps();
 	return done_testing();
 }

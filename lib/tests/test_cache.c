@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * mb_cache: get/put/del, LRU order, the clerk charged for every byte,
- * shrinking by a broker returns what was freed, puts honour the target,
- * -E2BIG, statistics, growth of the table, and concurrent use while a
- * broker shrinks it.
+ * shrinking by a broker returns what was freed (never more than asked,
+ * so the pool's minimum holds, and entries larger than a step still go
+ * under lasting pressure), puts honour the target, two caches stay within
+ * their pool's maximum, -E2BIG, statistics, growth of the table, and
+ * concurrent use while a broker shrinks it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -166,6 +168,78 @@ static void test_broker(void)
 	mb_cache_free(c);
 }
 
+/* Entries larger than a LOW step; a pool minimum between two sizes */
+static void test_min_big_entries(void)
+{
+	uint64_t one = cost_of_one() + 1 + 1000;	/* "a", 1000 bytes */
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .min_bytes = one * 3 / 2 };
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct mb_cache_stats st;
+	struct mb_broker *b;
+	struct mb_cache *c;
+	char v[1000] = { 0 };
+	int i, below = 0;
+
+	mb_cache_new(&c, "big", NULL);
+	mb_broker_new(&b, "big", NULL, &bo);
+	mb_broker_add_clerk(b, mb_cache_clerk(c));
+	mb_cache_put(c, "a", 1, v, sizeof(v));
+	mb_cache_put(c, "b", 1, v, sizeof(v));
+	mb_cache_put(c, "c", 1, v, sizeof(v));
+	n.time_ns = 1;
+	mb_broker_notify(b, &n);
+	mb_cache_stats(c, &st);
+	ok(st.entries == 3, "a step of 10%% is less than an entry: kept");
+	for (i = 2; i < 40; i++) {
+		n.time_ns = i;
+		mb_broker_notify(b, &n);
+		mb_cache_stats(c, &st);
+		if (st.bytes < bo.min_bytes)
+			below++;
+	}
+	ok(st.entries == 2 && mb_cache_get(c, "a", 1, NULL, 0) == -ENOENT,
+	   "pressure goes on: the oldest entry goes after all");
+	ok(below == 0 && st.bytes == 2 * one,
+	   "and the pool never went below its minimum (%llu >= %llu)",
+	   (unsigned long long)st.bytes, (unsigned long long)bo.min_bytes);
+	mb_broker_free(b);
+	mb_cache_free(c);
+}
+
+/* Two caches filled before any notification: the pool holds max_bytes */
+static void test_two_within_max(void)
+{
+	uint64_t one = cost_of_one() + 2 + 100;
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .max_bytes = 10 * one };
+	struct mb_cache_stats sx, sy;
+	struct mb_cache *x, *y;
+	struct mb_broker *b;
+	char k[16], v[100] = { 0 };
+	int i, over = 0;
+
+	mb_cache_new(&x, "max-x", NULL);
+	mb_cache_new(&y, "max-y", NULL);
+	mb_broker_new(&b, "max", NULL, &bo);
+	mb_broker_add_clerk(b, mb_cache_clerk(x));
+	mb_broker_add_clerk(b, mb_cache_clerk(y));
+	for (i = 0; i < 50; i++) {
+		snprintf(k, sizeof(k), "%02d", i);
+		mb_cache_put(i % 2 ? x : y, k, 2, v, sizeof(v));
+		mb_cache_stats(x, &sx);
+		mb_cache_stats(y, &sy);
+		if (sx.bytes + sy.bytes > bo.max_bytes)
+			over++;
+	}
+	ok(over == 0 && sx.bytes + sy.bytes <= bo.max_bytes,
+	   "two caches in a pool of 10 entries: never more (%llu + %llu)",
+	   (unsigned long long)sx.bytes, (unsigned long long)sy.bytes);
+	mb_broker_free(b);
+	mb_cache_free(x);
+	mb_cache_free(y);
+}
+
 static struct {
 	struct mb_cache *c;
 	struct mb_broker *b;
@@ -232,6 +306,8 @@ int main(void)
 	test_lru();
 	test_table_growth();
 	test_broker();
+	test_min_big_entries();
+	test_two_within_max();
 	test_concurrent();
 	return done_testing();
 }
