@@ -181,7 +181,9 @@ struct mb_monitor_opts {
 /**
  * typedef mb_monitor_fn - called for every new notification
  * Runs with no library lock held, from mb_monitor_dispatch() or the
- * monitor's thread.  May call into the library.
+ * monitor's thread, one call at a time per monitor.  May call into the
+ * library (and fork()); mb_monitor_dispatch() of the same monitor returns
+ * 0 meanwhile, and the monitor must not be freed from it.
  */
 typedef void (*mb_monitor_fn)(struct mb_monitor *mon,
 			      const struct mb_notification *n, void *arg);
@@ -201,9 +203,12 @@ MB_API void mb_monitor_free(struct mb_monitor *mon);
 
 /**
  * mb_monitor_source() - the enum mb_source_type in use
- * The primary source chosen when the monitor was created, or
- * MB_SOURCE_MEMINFO once the monitor fell back to it because every
- * source it had was gone for good.
+ * The primary source chosen when the monitor was created (by the caller,
+ * $MEMBROKER_SOURCE or the automatic order) while it is open; a source
+ * that is gone for good is closed, and when none is left the monitor
+ * falls back to MB_SOURCE_MEMINFO.  Each notification says which source
+ * produced it (the kmod source speaks for /proc/meminfo, and says so,
+ * while the module is unloaded).
  * Return: the type, -EINVAL, or -ENODEV when no source is left.
  */
 MB_API int mb_monitor_source(const struct mb_monitor *mon);
@@ -238,7 +243,11 @@ MB_API int mb_monitor_run(struct mb_monitor *mon, int timeout_ms);
  */
 MB_API void mb_monitor_stop(struct mb_monitor *mon);
 
-/** mb_monitor_start_thread() - dispatch from an internal thread */
+/**
+ * mb_monitor_start_thread() - dispatch from an internal thread, for
+ * programs without an event loop
+ * Return: 0, -EALREADY (one runs), -EINVAL, or pthread_create()'s -errno.
+ */
 MB_API int mb_monitor_start_thread(struct mb_monitor *mon);
 /**
  * mb_monitor_stop_thread() - stop and join the internal thread
@@ -254,12 +263,19 @@ MB_API int mb_monitor_get_state(struct mb_monitor *mon,
 				struct mb_notification *out);
 
 /**
- * mb_monitor_subscribe() - add a callback; returns an id >= 0 for
- * mb_monitor_unsubscribe().  Unsubscribing waits for a running call of
- * that callback to return (unless called from that callback).
+ * mb_monitor_subscribe() - add a callback for every notification
+ * @fn:		called with @arg, see mb_monitor_fn
+ * Subscribers are called in the order they subscribed.
+ * Return: an id >= 0 for mb_monitor_unsubscribe(), -EINVAL, -ENOMEM.
  */
 MB_API int mb_monitor_subscribe(struct mb_monitor *mon, mb_monitor_fn fn,
 				void *arg);
+/**
+ * mb_monitor_unsubscribe() - remove the callback @id
+ * Waits for a running call of that callback to return, unless called
+ * from that very callback; no call starts afterwards.
+ * Return: 0, -EINVAL, -ENOENT (no such id).
+ */
 MB_API int mb_monitor_unsubscribe(struct mb_monitor *mon, int id);
 
 /** mb_monitor_ring() - the ring of struct mb_notification records */

@@ -171,13 +171,33 @@ static bool make_root(void)
 
 static void drop_root(void)
 {
-	char path[128];
+	char cmd[160];
 
-	snprintf(path, sizeof(path), "%s/proc/meminfo", root);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/proc", root);
-	rmdir(path);
-	rmdir(root);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd))
+		diag("could not remove %s", root);
+}
+
+/* A file below the root, directories made as needed */
+static void put(const char *rel, const char *text)
+{
+	char path[256], *slash;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s%s", root, rel);
+	for (slash = strchr(path + strlen(root) + 1, '/'); slash;
+	     slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	f = fopen(path, "w");
+	if (!f) {
+		diag("cannot write %s", path);
+		return;
+	}
+	fputs(text, f);
+	fclose(f);
 }
 
 static void test_low_repeat(void)
@@ -598,6 +618,55 @@ static void test_combined(void)
 	mb_monitor_free(mon);
 }
 
+/*
+ * A memory-limited container on a host: either one running low makes
+ * the process LOW.  The fake source stands for the host, the cgroup
+ * source reads a fake cgroup tree (512 MiB limit: LOW below 64 MiB).
+ */
+static void test_container(void)
+{
+	struct mb_monitor_opts o = {
+		.sz = sizeof(o), .source = MB_SOURCE_FAKE, .root = root,
+		.extra_sources = 1U << MB_SOURCE_CGROUP,
+		.low_repeat_ms = UINT32_MAX,
+	};
+	struct mb_notification n = { .state = MB_STATE_HIGH };
+	struct seen s = { .self_id = -1 };
+	struct mb_monitor *mon;
+
+	write_meminfo(3 * 1024 * 1024, 10);
+	put("/proc/self/cgroup", "0::/app\n");
+	put("/proc/self/mountinfo",
+	    "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+	put("/sys/fs/cgroup/app/memory.max", "536870912\n");
+	put("/sys/fs/cgroup/app/memory.high", "max\n");
+	put("/sys/fs/cgroup/app/memory.current", "104857600\n");
+	put("/sys/fs/cgroup/app/memory.events",
+	    "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+	if (!ok(mb_monitor_new(&mon, &o) == 0, "fake host + cgroup limit"))
+		return;
+	mb_monitor_subscribe(mon, on_note, &s);
+	mb_monitor_fake_push(mon, &n);
+	mb_monitor_dispatch(mon);
+	ok(s.last.state == MB_STATE_HIGH, "both have room: HIGH");
+	n.state = MB_STATE_LOW;
+	mb_monitor_fake_push(mon, &n);
+	mb_monitor_dispatch(mon);
+	ok(s.last.state == MB_STATE_LOW && s.last.source == MB_SOURCE_FAKE,
+	   "the host runs low, the container has room: LOW");
+	n.state = MB_STATE_HIGH;
+	mb_monitor_fake_push(mon, &n);
+	mb_monitor_dispatch(mon);
+	ok(s.last.state == MB_STATE_HIGH, "the host recovers: HIGH");
+	put("/sys/fs/cgroup/app/memory.current", "503316480\n");  /* 480M */
+	mb_monitor_force_poll(mon);
+	mb_monitor_dispatch(mon);
+	ok(s.last.state == MB_STATE_LOW && s.last.source == MB_SOURCE_CGROUP &&
+	   s.last.total == 512 * 1024 * 1024ULL,
+	   "the container nears its limit on a roomy host: LOW");
+	mb_monitor_free(mon);
+}
+
 static struct {
 	pthread_mutex_t m;
 	pthread_cond_t cv;
@@ -693,6 +762,20 @@ static void test_errors(void)
 	mb_monitor_free(mon);
 	setenv("MEMBROKER_SOURCE", "bogus", 1);
 	ok(mb_monitor_new(&mon, &o) == -EINVAL, "bad $MEMBROKER_SOURCE");
+	/* the caller's explicit choice is not overridden */
+	setenv("MEMBROKER_SOURCE", "meminfo", 1);
+	o.source = MB_SOURCE_FAKE;
+	ok(mb_monitor_new(&mon, &o) == 0 &&
+	   mb_monitor_source(mon) == MB_SOURCE_FAKE,
+	   "$MEMBROKER_SOURCE only steers the automatic choice");
+	mb_monitor_free(mon);
+	o.source = MB_SOURCE_AUTO;
+	o.root = root;
+	ok(mb_monitor_new(&mon, &o) == 0 &&
+	   mb_monitor_source(mon) == MB_SOURCE_MEMINFO,
+	   "$MEMBROKER_SOURCE=meminfo: meminfo in use, and reported");
+	mb_monitor_free(mon);
+	o.root = "/nonexistent-root";
 	unsetenv("MEMBROKER_SOURCE");
 	if (mb_monitor_new(&mon, &o) == 0 &&
 	    mb_monitor_source(mon) == MB_SOURCE_KMOD) {
@@ -721,6 +804,7 @@ int main(void)
 	test_revents();
 	test_source_failures();
 	test_combined();
+	test_container();
 	test_thread();
 	test_errors();
 	drop_root();
