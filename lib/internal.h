@@ -240,6 +240,8 @@ int mb_psi_parse_some_total(const char *text, uint64_t *us);
 /* monitor.c, for tests */
 /* make every source due now */
 void mb_monitor_force_poll(struct mb_monitor *mon);
+/* how long a failing source's fd stays out of epoll (default 1 s) */
+void mb_monitor_set_backoff(struct mb_monitor *mon, uint32_t ms);
 /* mb_monitor_new() with @ops as the primary source, whatever opts say */
 int mb_monitor_new_ops(struct mb_monitor **out,
 		       const struct mb_monitor_opts *opts,

@@ -26,7 +26,10 @@
  * figures.
  *
  * A source that fails reports -errno from mb_monitor_dispatch(); it is
- * asked again at its next event or timeout.  One that is gone for good
+ * asked again at its next event or timeout.  If an event on its fd woke
+ * it, the fd leaves epoll for a while (an fd it left readable would make
+ * every wait return at once) and is watched again after that, when the
+ * source is also asked again.  One that is gone for good
  * (-ENODEV) is closed, and when no source is left the monitor falls back
  * to polling /proc/meminfo.  Neither stops mb_monitor_run() or the
  * monitor's thread.
@@ -52,6 +55,7 @@
 
 #define MB_MONITOR_DEF_RING	1024
 #define MB_MONITOR_DEF_REPEAT	1000	/* ms */
+#define MB_MONITOR_DEF_BACKOFF	1000	/* ms a failing source's fd rests */
 #define MB_DISPATCH_BATCH	16	/* readings per source per round */
 #define MB_DISPATCH_MAX		64	/* notifications per dispatch */
 
@@ -82,6 +86,12 @@ struct mb_monitor {
 	uint64_t due[MB_SOURCE_COUNT];	/* next timeout, ns */
 	/* epoll events seen for each slot and not yet dispatched */
 	_Atomic uint32_t revents[MB_SOURCE_COUNT];
+	/*
+	 * A source that failed on an event has its fd out of epoll until
+	 * unmute[i]: an fd it left readable must not make us spin.
+	 */
+	uint64_t unmute[MB_SOURCE_COUNT];
+	uint64_t backoff_ns;
 	int nsrc;
 	int fake;			/* slot of the fake source, or -1 */
 	_Atomic int type;		/* reported by mb_monitor_source() */
@@ -181,8 +191,31 @@ static int mb_monitor_open_source(struct mb_monitor *mon,
 	}
 	atomic_store(&mon->revents[mon->nsrc], 0);
 	mon->due[mon->nsrc] = 0;
+	mon->unmute[mon->nsrc] = UINT64_MAX;
 	mon->nsrc++;
 	return 0;
+}
+
+static void mb_monitor_watch(struct mb_monitor *mon, int i, bool on)
+{
+	struct mb_source *s = &mon->src[i];
+	struct epoll_event ev = {
+		.events = s->events ? (uint32_t)s->events : EPOLLIN,
+		.data.u32 = (uint32_t)i,
+	};
+
+	/* failures: the fd was never watched (EPERM), or is already out */
+	if (on)
+		epoll_ctl(mon->epfd, EPOLL_CTL_ADD, s->fd, &ev);
+	else
+		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+}
+
+void mb_monitor_set_backoff(struct mb_monitor *mon, uint32_t ms)
+{
+	mb_lock(&mon->dlock);
+	mon->backoff_ns = ms * MB_NSEC_PER_MSEC;
+	mb_unlock(&mon->dlock);
 }
 
 /* The type of the first source still open, for mb_monitor_source(). */
@@ -300,7 +333,7 @@ static void mb_monitor_arm(struct mb_monitor *mon)
 	int i;
 
 	for (i = 0; i < mon->nsrc; i++)
-		next = MB_MIN(next, mon->due[i]);
+		next = MB_MIN(next, MB_MIN(mon->due[i], mon->unmute[i]));
 	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns)
 		next = MB_MIN(next, mon->repeat_due);
 	if (next != UINT64_MAX) {
@@ -474,6 +507,7 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	err = mb_opts_copy(&mon->opts, sizeof(mon->opts), opts);
 	if (err)
 		goto err;
+	mon->backoff_ns = MB_MONITOR_DEF_BACKOFF * MB_NSEC_PER_MSEC;
 	mon->root = strdup(mon->opts.root ? mon->opts.root : "/");
 	if (!mon->root) {
 		err = -ENOMEM;
@@ -575,6 +609,7 @@ static int mb_monitor_retire(struct mb_monitor *mon, int i, uint64_t now)
 	s->fd = -1;
 	memset(&s->last, 0, sizeof(s->last));
 	mon->due[i] = UINT64_MAX;
+	mon->unmute[i] = UINT64_MAX;
 	atomic_store(&mon->revents[i], 0);
 	for (k = 0; k < mon->nsrc; k++)
 		if (mon->src[k].ops)
@@ -601,6 +636,7 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 	struct mb_notification c;
 	struct mb_source *s;
 	int i, k, r, winner, nout = 0;
+	bool unmuted;
 	uint32_t rev;
 
 	for (i = 0; i < mon->nsrc; i++) {
@@ -608,8 +644,13 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 		if (!s->ops)
 			continue;
 		rev = atomic_exchange(&mon->revents[i], 0);
-		if (!mon->force && !refresh && !rev && now < mon->due[i] &&
-		    !(s->events & POLLPRI))
+		unmuted = now >= mon->unmute[i];
+		if (unmuted) {
+			mb_monitor_watch(mon, i, true);
+			mon->unmute[i] = UINT64_MAX;
+		}
+		if (!mon->force && !refresh && !rev && !unmuted &&
+		    now < mon->due[i] && !(s->events & POLLPRI))
 			continue;
 		for (k = 0; k < MB_DISPATCH_BATCH; k++) {
 			if (nout == MB_DISPATCH_MAX) {
@@ -628,6 +669,12 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 				r = 1;
 			} else if (r < 0) {
 				*err = r;
+				/* woken by its fd, and failed: let the fd rest */
+				if (rev && s->fd >= 0 && !(s->events & POLLPRI) &&
+				    mon->unmute[i] == UINT64_MAX) {
+					mb_monitor_watch(mon, i, false);
+					mon->unmute[i] = now + mon->backoff_ns;
+				}
 				break;
 			}
 			mb_monitor_combine(mon, &c, &winner);

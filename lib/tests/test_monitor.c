@@ -304,6 +304,7 @@ static struct {
 	int calls;
 	atomic_int fail;	/* returned by dispatch if non-zero */
 	atomic_int failed;	/* times it did */
+	atomic_bool keep;	/* and leaves its fd readable then */
 } ts;
 
 /* A stream socket pair with urgent data: POLLPRI, like a PSI trigger */
@@ -467,11 +468,14 @@ static int failing_dispatch(struct mb_source *s, struct mb_notification *out)
 	uint64_t v;
 	int err;
 
-	if (read(s->fd, &v, sizeof(v)) < 0 && !s->last.state) {
+	if (!s->last.state) {
 		out->state = MB_STATE_HIGH;	/* the initial reading */
 		return 1;
 	}
 	err = atomic_load(&ts.fail);
+	/* nothing pending: nothing new (unless failing, fd left readable) */
+	if (!(err && atomic_load(&ts.keep)) && read(s->fd, &v, sizeof(v)) < 0)
+		return 0;
 	if (err) {
 		atomic_fetch_add(&ts.failed, 1);
 		wake();
@@ -573,6 +577,50 @@ static void test_source_failures(void)
 	   "a source that is gone: meminfo's reading delivered");
 	ok(mb_monitor_source(mon) == MB_SOURCE_MEMINFO,
 	   "mb_monitor_source() reports the fallback");
+	mb_monitor_free(mon);
+}
+
+/* A source that fails and leaves its fd readable must not make us spin */
+static void test_backoff(void)
+{
+	struct mb_monitor_opts o = {
+		.sz = sizeof(o), .root = root, .low_repeat_ms = UINT32_MAX,
+	};
+	struct mb_monitor *mon;
+	int calls;
+
+	atomic_store(&ts.fail, 0);
+	atomic_store(&ts.keep, true);
+	if (!ok(mb_monitor_new_ops(&mon, &o, &failing_ops) == 0,
+		"monitor on a test source"))
+		return;
+	mb_monitor_subscribe(mon, on_wake, NULL);
+	mb_monitor_dispatch(mon);
+	mb_monitor_set_backoff(mon, 3600 * 1000);
+	atomic_store(&ts.fail, -EIO);
+	poke();
+	ok(mb_monitor_dispatch(mon) == -EIO, "it fails, its fd still readable");
+	ok(readable(mon, 0) == 0,
+	   "the monitor's fd is quiet: the failing fd rests");
+	mb_monitor_free(mon);
+
+	/* with a short rest it is watched, and asked, again */
+	if (!ok(mb_monitor_new_ops(&mon, &o, &failing_ops) == 0,
+		"monitor on a test source"))
+		return;
+	mb_monitor_subscribe(mon, on_wake, NULL);
+	mb_monitor_dispatch(mon);
+	mb_monitor_set_backoff(mon, 1);
+	poke();
+	ok(mb_monitor_dispatch(mon) == -EIO, "it fails again");
+	atomic_store(&ts.fail, 0);
+	calls = w.calls;
+	while (w.calls == calls) {
+		readable(mon, -1);
+		mb_monitor_dispatch(mon);
+	}
+	ok(w.calls == calls + 1, "after its rest the source is asked again");
+	atomic_store(&ts.keep, false);
 	mb_monitor_free(mon);
 }
 
@@ -803,6 +851,7 @@ int main(void)
 	test_repeat_meminfo();
 	test_revents();
 	test_source_failures();
+	test_backoff();
 	test_combined();
 	test_container();
 	test_thread();
