@@ -657,8 +657,9 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 				mb_kick(mon->efd);	/* more next time */
 				break;
 			}
+			/* pending events come first: they are news */
 			r = mb_monitor_read(mon, i, now, k ? 0 : rev,
-					    refresh && !k);
+					    refresh && !k && !rev);
 			if (r == -ENODEV) {
 				*err = r;
 				r = mb_monitor_retire(mon, i, now);

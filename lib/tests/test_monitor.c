@@ -268,6 +268,16 @@ static void test_repeat_fresh(void)
 	ok(s.last.state == MB_STATE_STEADY && s.last.available == 5000,
 	   "a refresh that finds the pressure gone delivers STEADY");
 	ok(readable(mon, 0) == 0, "and the repeats stop");
+
+	/* a repeat due while a change is pending: the change goes first */
+	n.state = MB_STATE_LOW;
+	mb_monitor_fake_push(mon, &n);
+	next_call(mon, &s);
+	readable(mon, -1);	/* only the repeat's timer wakes it: due */
+	n.state = MB_STATE_STEADY;
+	mb_monitor_fake_push(mon, &n);
+	ok(mb_monitor_dispatch(mon) == 1 && s.last.state == MB_STATE_STEADY,
+	   "a STEADY pushed when a repeat is due is delivered, no stale LOW");
 	mb_monitor_free(mon);
 }
 
