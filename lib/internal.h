@@ -242,7 +242,11 @@ int mb_psi_parse_some_total(const char *text, uint64_t *us);
 void mb_monitor_force_poll(struct mb_monitor *mon);
 /* how long a failing source's fd stays out of epoll (default 1 s) */
 void mb_monitor_set_backoff(struct mb_monitor *mon, uint32_t ms);
-/* mb_monitor_new() with @ops as the primary source, whatever opts say */
+/*
+ * mb_monitor_new() with @ops as the primary source, as if the caller
+ * (opts->source) or, for MB_SOURCE_AUTO, the automatic choice had
+ * picked it
+ */
 int mb_monitor_new_ops(struct mb_monitor **out,
 		       const struct mb_monitor_opts *opts,
 		       const struct mb_source_ops *ops);

@@ -273,6 +273,15 @@ static int mb_monitor_open_sources(struct mb_monitor *mon,
 		if (err)
 			return mb_source_unavailable(err) ? -ENOENT : err;
 	}
+	/*
+	 * Chosen automatically, the module (system-wide) would miss a limit
+	 * on the process's own cgroup: add that too when there is one.
+	 * Unavailable (no limit) or failing, it is simply not added.
+	 */
+	if (type == MB_SOURCE_AUTO &&
+	    mon->src[0].ops->type != MB_SOURCE_CGROUP &&
+	    !(extra & (1U << MB_SOURCE_CGROUP)))
+		mb_monitor_open_source(mon, &mb_source_cgroup_ops);
 	for (t = 0; t < mon->nsrc; t++)
 		if (mon->src[t].ops == &mb_source_fake_ops)
 			mon->fake = t;

@@ -155,7 +155,11 @@ struct mb_monitor;
  */
 struct mb_monitor_opts {
 	size_t sz;
-	/* enum mb_source_type; AUTO also honours $MEMBROKER_SOURCE */
+	/*
+	 * enum mb_source_type.  AUTO honours $MEMBROKER_SOURCE, else takes
+	 * the first available of kmod, cgroup, psi, meminfo, and adds the
+	 * cgroup source when the process's cgroup has a limit.
+	 */
 	uint32_t source;
 	/* extra sources combined with the primary one, bit (1 << type) */
 	uint32_t extra_sources;

@@ -575,6 +575,7 @@ static void poke(void)
 static void test_monitor(void)
 {
 	struct mb_monitor_opts o = MB_OPTS(mb_monitor_opts, .root = root,
+					   .source = MB_SOURCE_KMOD,
 					   .low_repeat_ms = UINT32_MAX);
 	struct mb_source_ops ops = mb_source_kmod_ops;
 	struct mb_notification none = { 0 };

@@ -411,7 +411,8 @@ static void on_stop(struct mb_monitor *mon, const struct mb_notification *n,
 static void test_revents(void)
 {
 	struct mb_monitor_opts o = {
-		.sz = sizeof(o), .low_repeat_ms = UINT32_MAX,
+		.sz = sizeof(o), .source = MB_SOURCE_PSI,
+		.low_repeat_ms = UINT32_MAX,
 		.extra_sources = 1U << MB_SOURCE_FAKE,
 	};
 	struct mb_notification n = { .state = MB_STATE_HIGH };
@@ -546,7 +547,8 @@ static void on_wake(struct mb_monitor *mon, const struct mb_notification *n,
 static void test_source_failures(void)
 {
 	struct mb_monitor_opts o = {
-		.sz = sizeof(o), .root = root, .low_repeat_ms = UINT32_MAX,
+		.sz = sizeof(o), .source = MB_SOURCE_KMOD, .root = root,
+		.low_repeat_ms = UINT32_MAX,
 	};
 	struct mb_monitor *mon;
 	int calls;
@@ -594,7 +596,8 @@ static void test_source_failures(void)
 static void test_backoff(void)
 {
 	struct mb_monitor_opts o = {
-		.sz = sizeof(o), .root = root, .low_repeat_ms = UINT32_MAX,
+		.sz = sizeof(o), .source = MB_SOURCE_KMOD, .root = root,
+		.low_repeat_ms = UINT32_MAX,
 	};
 	struct mb_monitor *mon;
 	int calls;
@@ -722,6 +725,34 @@ static void test_container(void)
 	ok(s.last.state == MB_STATE_LOW && s.last.source == MB_SOURCE_CGROUP &&
 	   s.last.total == 512 * 1024 * 1024ULL,
 	   "the container nears its limit on a roomy host: LOW");
+	mb_monitor_free(mon);
+
+	/* chosen automatically, the module does not hide the limit */
+	o.source = MB_SOURCE_AUTO;
+	o.extra_sources = 0;
+	atomic_store(&ts.fail, 0);
+	s.calls = 0;
+	if (!ok(mb_monitor_new_ops(&mon, &o, &failing_ops) == 0,
+		"automatic choice: a system-wide source (the module)"))
+		return;
+	mb_monitor_subscribe(mon, on_note, &s);
+	mb_monitor_dispatch(mon);
+	ok(mb_monitor_source(mon) == MB_SOURCE_KMOD && s.calls == 1 &&
+	   s.last.state == MB_STATE_LOW && s.last.source == MB_SOURCE_CGROUP,
+	   "the process's cgroup limit joins it by itself: LOW");
+	put("/sys/fs/cgroup/app/memory.current", "104857600\n");
+	mb_monitor_force_poll(mon);
+	mb_monitor_dispatch(mon);
+	ok(s.last.state == MB_STATE_HIGH, "room in the cgroup: HIGH");
+	mb_monitor_free(mon);
+	o.source = MB_SOURCE_KMOD;
+	put("/sys/fs/cgroup/app/memory.current", "503316480\n");
+	s.calls = 0;
+	mb_monitor_new_ops(&mon, &o, &failing_ops);
+	mb_monitor_subscribe(mon, on_note, &s);
+	mb_monitor_dispatch(mon);
+	ok(s.calls == 1 && s.last.state == MB_STATE_HIGH,
+	   "asked for by name, the module is alone");
 	mb_monitor_free(mon);
 }
 
