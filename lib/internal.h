@@ -240,6 +240,8 @@ int mb_psi_parse_some_total(const char *text, uint64_t *us);
 /* monitor.c, for tests */
 /* make every source due now */
 void mb_monitor_force_poll(struct mb_monitor *mon);
+/* how often mb_monitor_run() waited for another thread's dispatch */
+uint64_t mb_monitor_busy_waits(struct mb_monitor *mon);
 /* how long a failing source's fd stays out of epoll (default 1 s) */
 void mb_monitor_set_backoff(struct mb_monitor *mon, uint32_t ms);
 /*

@@ -114,6 +114,10 @@ struct mb_monitor {
 	int next_id;
 	int inflight_id;
 	pthread_t inflight_thread;
+	bool dispatching;		/* a dispatch holds dlock... */
+	pthread_t dispatcher;		/* ...in this thread */
+	pthread_cond_t done;		/* it let go */
+	uint64_t busy_waits;		/* run() waited for it (tests) */
 	bool thread_running;
 	pthread_t thread;
 
@@ -426,6 +430,7 @@ void mb_monitor_free(struct mb_monitor *mon)
 	mb_lock_destroy(&mon->lock);
 	mb_lock_destroy(&mon->dlock);
 	pthread_cond_destroy(&mon->idle);
+	pthread_cond_destroy(&mon->done);
 	free(mon->subs);
 	free(mon->root);
 	free(mon);
@@ -505,6 +510,7 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
 	mb_lock_init(&mon->lock, MB_LOCK_INNER);
 	pthread_cond_init(&mon->idle, NULL);
+	pthread_cond_init(&mon->done, NULL);
 	pthread_once(&mb_monitors_once, mb_monitors_init);
 	mb_lock(&mb_monitors_lock);
 	mon->next = mb_monitors;
@@ -704,17 +710,57 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 	return nout;
 }
 
-int mb_monitor_dispatch(struct mb_monitor *mon)
+static void mb_monitor_set_dispatching(struct mb_monitor *mon, bool on)
+{
+	mb_lock(&mon->lock);
+	mon->dispatching = on;
+	mon->dispatcher = pthread_self();
+	if (!on)
+		pthread_cond_broadcast(&mon->done);
+	mb_unlock(&mon->lock);
+}
+
+/*
+ * For mb_monitor_run() whose dispatch found another one running: the fd
+ * that woke it may stay readable until that one is done, so wait for it
+ * rather than go round epoll_wait() hot.  A subscriber calling run()
+ * (the dispatch is its own) does not wait.
+ */
+static void mb_monitor_wait_dispatch(struct mb_monitor *mon)
+{
+	mb_lock(&mon->lock);
+	if (mon->dispatching &&
+	    !pthread_equal(mon->dispatcher, pthread_self())) {
+		mon->busy_waits++;
+		do {
+			mb_cond_wait(&mon->done, &mon->lock);
+		} while (mon->dispatching);
+	}
+	mb_unlock(&mon->lock);
+}
+
+uint64_t mb_monitor_busy_waits(struct mb_monitor *mon)
+{
+	uint64_t n;
+
+	mb_lock(&mon->lock);
+	n = mon->busy_waits;
+	mb_unlock(&mon->lock);
+	return n;
+}
+
+/* mb_monitor_dispatch(); *busy if another thread is dispatching. */
+static int mb_monitor_dispatch_one(struct mb_monitor *mon, bool *busy)
 {
 	struct mb_notification out[MB_DISPATCH_MAX + 2];
 	int i, nout = 0, err = 0;
 	bool refresh;
 	uint64_t now;
 
-	if (!mon)
-		return -EINVAL;
-	if (!mb_trylock(&mon->dlock))
-		return 0;	/* another thread is dispatching */
+	*busy = !mb_trylock(&mon->dlock);
+	if (*busy)
+		return 0;
+	mb_monitor_set_dispatching(mon, true);
 	mb_drain(mon->efd);
 	mb_drain(mon->tfd);
 	mb_monitor_harvest(mon);
@@ -743,11 +789,22 @@ int mb_monitor_dispatch(struct mb_monitor *mon)
 		mb_ring_push(mon->ring, &out[i]);
 		mb_monitor_deliver(mon, &out[i]);
 	}
+	mb_monitor_set_dispatching(mon, false);
 	mb_unlock(&mon->dlock);
 	/* events noted by a caller that found us busy: dispatch again */
 	if (mb_monitor_has_pending(mon))
 		mb_kick(mon->efd);
 	return nout ? nout : err;
+}
+
+int mb_monitor_dispatch(struct mb_monitor *mon)
+{
+	bool busy;
+
+	if (!mon)
+		return -EINVAL;
+	/* another thread is dispatching: 0, it takes what we saw */
+	return mb_monitor_dispatch_one(mon, &busy);
 }
 
 void mb_monitor_force_poll(struct mb_monitor *mon)
@@ -763,6 +820,7 @@ int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 	struct epoll_event ev[MB_SOURCE_COUNT + 2];
 	uint64_t end = 0, now;
 	int r, wait = -1;
+	bool busy;
 
 	if (!mon || timeout_ms < -1)
 		return -EINVAL;
@@ -786,7 +844,9 @@ int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 			/* the events epoll_wait() consumed go to the sources */
 			mb_monitor_note(mon, ev, r);
 			/* a failing source is the dispatcher's news, not ours */
-			mb_monitor_dispatch(mon);
+			mb_monitor_dispatch_one(mon, &busy);
+			if (busy)
+				mb_monitor_wait_dispatch(mon);
 		}
 	}
 }
@@ -952,5 +1012,8 @@ void mb_monitor_after_fork_child(void)
 		if (mon->inflight_id >= 0 &&
 		    !pthread_equal(mon->inflight_thread, pthread_self()))
 			mon->inflight_id = -1;
+		if (mon->dispatching &&
+		    !pthread_equal(mon->dispatcher, pthread_self()))
+			mon->dispatching = false;
 	}
 }

@@ -230,15 +230,12 @@ static int mb_src_kmod_run(struct mb_source *s, struct mb_notification *out,
 		resync = true;
 	if (resync) {
 		r = mb_src_kmod_resync(p);
-		if (r == -ENOENT || r == -ENODEV) {
-			if (!p->gone)
-				p->gone = true;
-			p->retry_ns = now + MB_KMOD_RETRY_NS;
-		} else if (r < 0) {
+		if (r < 0 && r != -ENOENT && r != -ENODEV)
 			return r;
-		} else {
-			p->gone = false;
-		}
+		/* the family is gone: look again a while later */
+		p->gone = r < 0;
+		if (p->gone)
+			p->retry_ns = now + MB_KMOD_RETRY_NS;
 	}
 	if (p->gone)
 		return mb_src_kmod_fallback(s, out);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -830,6 +831,143 @@ static void test_thread(void)
 	pthread_mutex_destroy(&t.m);
 }
 
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int calls;
+	uint64_t last_seq;
+	int out_of_order;
+} cd = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void on_count(struct mb_monitor *mon, const struct mb_notification *n,
+		     void *arg)
+{
+	(void)mon;
+	(void)arg;
+	pthread_mutex_lock(&cd.m);
+	if (n->seq != cd.last_seq + 1)
+		cd.out_of_order++;
+	cd.last_seq = n->seq;
+	cd.calls++;
+	pthread_cond_broadcast(&cd.cv);
+	pthread_mutex_unlock(&cd.m);
+}
+
+/* The monitor's thread and the application dispatching at once */
+static void test_concurrent_dispatch(void)
+{
+	struct mb_notification n = { 0 };
+	struct mb_monitor *mon = fake_monitor(UINT32_MAX);
+	struct timespec dl;
+	int i, e = 0;
+
+	mb_monitor_subscribe(mon, on_count, NULL);
+	mb_monitor_start_thread(mon);
+	for (i = 1; i <= 200; i++) {
+		n.state = i % 2 ? MB_STATE_HIGH : MB_STATE_STEADY;
+		n.seq = (uint64_t)i;
+		mb_monitor_fake_push(mon, &n);
+		mb_monitor_dispatch(mon);	/* 0 while the thread is at it */
+	}
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;	/* a hang, not a time limit */
+	pthread_mutex_lock(&cd.m);
+	while (cd.calls < 200 && !e)
+		e = pthread_cond_timedwait(&cd.cv, &cd.m, &dl);
+	pthread_mutex_unlock(&cd.m);
+	mb_monitor_stop_thread(mon);
+	while (mb_monitor_dispatch(mon) > 0)
+		;
+	ok(cd.calls == 200 && cd.out_of_order == 0,
+	   "thread and caller dispatching: all 200 once, in order (%d, %d)",
+	   cd.calls, cd.out_of_order);
+	mb_monitor_free(mon);
+}
+
+/* ---- run() meeting another thread's dispatch ---- */
+
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	pthread_t helper;
+	bool parked, release;
+	int calls;
+} pk = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void on_park_helper(struct mb_monitor *mon,
+			   const struct mb_notification *n, void *arg)
+{
+	(void)mon;
+	(void)n;
+	(void)arg;
+	pthread_mutex_lock(&pk.m);
+	pk.calls++;
+	if (pthread_equal(pthread_self(), pk.helper)) {
+		pk.parked = true;
+		pthread_cond_broadcast(&pk.cv);
+		while (!pk.release)
+			pthread_cond_wait(&pk.cv, &pk.m);
+	}
+	pthread_cond_broadcast(&pk.cv);
+	pthread_mutex_unlock(&pk.m);
+}
+
+static void *helper_dispatch(void *arg)
+{
+	mb_monitor_dispatch(arg);
+	return NULL;
+}
+
+/*
+ * The monitor's thread woken while the application's dispatch runs a
+ * slow subscriber: it must wait for that dispatch, not go round its
+ * epoll_wait() on the fd the other one has yet to drain.
+ */
+static void test_run_waits(void)
+{
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct mb_monitor *mon = fake_monitor(UINT32_MAX);
+	struct timespec dl;
+	bool waited;
+	int e = 0;
+
+	mb_monitor_subscribe(mon, on_park_helper, NULL);
+	mb_monitor_fake_push(mon, &n);
+	pthread_mutex_lock(&pk.m);
+	pthread_create(&pk.helper, NULL, helper_dispatch, mon);
+	while (!pk.parked)
+		pthread_cond_wait(&pk.cv, &pk.m);
+	pthread_mutex_unlock(&pk.m);
+
+	mb_monitor_start_thread(mon);
+	n.state = MB_STATE_STEADY;
+	mb_monitor_fake_push(mon, &n);	/* wakes the thread */
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += 30;		/* a hang, not a time limit */
+	while (!(waited = mb_monitor_busy_waits(mon) > 0)) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > dl.tv_sec)
+			break;
+		sched_yield();
+	}
+	ok(waited, "the thread waits for the other dispatch");
+
+	pthread_mutex_lock(&pk.m);
+	pk.release = true;
+	pthread_cond_broadcast(&pk.cv);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	while (pk.calls < 2 && !e)
+		e = pthread_cond_timedwait(&pk.cv, &pk.m, &dl);
+	pthread_mutex_unlock(&pk.m);
+	pthread_join(pk.helper, NULL);
+	ok(pk.calls == 2, "then delivers what woke it");
+	mb_monitor_stop_thread(mon);
+	mb_monitor_free(mon);
+}
+
 static void test_errors(void)
 {
 	struct mb_monitor_opts o = { .sz = sizeof(o), .source = 99 };
@@ -896,6 +1034,8 @@ int main(void)
 	test_combined();
 	test_container();
 	test_thread();
+	test_concurrent_dispatch();
+	test_run_waits();
 	test_errors();
 	drop_root();
 	return done_testing();
