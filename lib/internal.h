@@ -180,8 +180,8 @@ void mb_clerk_release(struct mb_clerk *clerk);
  *		LOW repeat (which must carry fresh figures, not the ones of
  *		the notification it repeats).  Returns as @dispatch.
  *		Without it the monitor calls @dispatch with s->revents 0.
- * @timeout_ms:	milliseconds until @dispatch should be called even if s->fd
- *		is quiet; -1 for never.  May adapt to the headroom above the
+ * @timeout_ms:	milliseconds until @dispatch should be called even if
+ *		s->fd is quiet; -1 for never.  May adapt to the headroom above the
  *		low threshold.
  * @close:	release everything @open acquired.  Called once.
  */

@@ -685,8 +685,9 @@ static int mb_monitor_collect(struct mb_monitor *mon, uint64_t now,
 				r = 1;
 			} else if (r < 0) {
 				*err = r;
-				/* woken by its fd, and failed: let the fd rest */
-				if (rev && s->fd >= 0 && !(s->events & POLLPRI) &&
+				/* woken by its fd, and failed: the fd rests */
+				if (rev && s->fd >= 0 &&
+				    !(s->events & POLLPRI) &&
 				    mon->unmute[i] == UINT64_MAX) {
 					mb_monitor_watch(mon, i, false);
 					mon->unmute[i] = now + mon->backoff_ns;
@@ -843,7 +844,7 @@ int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 		if (r > 0) {
 			/* the events epoll_wait() consumed go to the sources */
 			mb_monitor_note(mon, ev, r);
-			/* a failing source is the dispatcher's news, not ours */
+			/* a failing source is dispatch's news, not ours */
 			mb_monitor_dispatch_one(mon, &busy);
 			if (busy)
 				mb_monitor_wait_dispatch(mon);

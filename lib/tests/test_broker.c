@@ -373,7 +373,8 @@ static void test_failures(void)
 	for (i = 0; i < r; i++)
 		if (!strcmp(rec[i].clerk, "bad"))
 			break;
-	ok(i < r && rec[i].freed == 0 && rec[i].decision == MB_DECISION_SHRINK &&
+	ok(i < r && rec[i].freed == 0 &&
+	   rec[i].decision == MB_DECISION_SHRINK &&
 	   rec[i].error == -EIO && rec[i].duration_ns > 0,
 	   "recorded with freed 0 and its error");
 	mb_clerk_free(bad.c);

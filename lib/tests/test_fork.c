@@ -43,7 +43,7 @@
 #endif
 
 #define FORKS	40
-#define GUARD_S	60	/* a deadlock guard, not a time limit on the test */
+#define GUARD_S	60	/* a deadlock guard, not a time limit */
 
 /* Did the child exit with 0? */
 static bool child_ok(pid_t pid)
@@ -308,7 +308,7 @@ static struct {
 	struct mb_cache *cache;
 	struct mb_broker *broker;
 	atomic_bool stop;
-	pthread_rwlock_t gate;	/* TSan only: held for reading per round */
+	pthread_rwlock_t gate;	/* TSan: read-held per round */
 } g = { .gate = PTHREAD_RWLOCK_INITIALIZER };
 
 static void *busy(void *arg)

@@ -867,7 +867,8 @@ static void test_concurrent_dispatch(void)
 		n.state = i % 2 ? MB_STATE_HIGH : MB_STATE_STEADY;
 		n.seq = (uint64_t)i;
 		mb_monitor_fake_push(mon, &n);
-		mb_monitor_dispatch(mon);	/* 0 while the thread is at it */
+		/* 0 while the thread is at it */
+		mb_monitor_dispatch(mon);
 	}
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 30;	/* a hang, not a time limit */

@@ -26,7 +26,7 @@
 #include "membroker.h"
 #include "linux/membroker.h"
 
-#define DEADLINE_MS	20000		/* a hang, not a timing requirement */
+#define DEADLINE_MS	20000	/* a hang, not a timing requirement */
 
 /* Run a busybox applet; 0 if it exited 0, else -EIO. */
 static int run(const char *prog, const char *arg)
