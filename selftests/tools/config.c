@@ -12,38 +12,22 @@
 #include <string.h>
 
 #include "mb_test.h"
-#include "ctl_test.h"
+#include "ctl_fixture.h"
 
 FIXTURE(config) {
 	struct ctl_proc p;
-	struct mb_nl nl;
-	struct mb_nl mc;
-	struct mb_config saved;
-	struct mb_state st;
+	struct ctl_kernel k;
 };
 
 FIXTURE_SETUP(config)
 {
-	ASSERT_EQ(0, access(ctl_path(), X_OK))
-		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
-	MB_OPEN_OR_SKIP(&self->nl);
-	ASSERT_EQ(0, mb_nl_open(&self->mc));
-	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
-	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &self->st));
+	ctl_kernel_open(_metadata, &self->k);
 }
 
 FIXTURE_TEARDOWN(config)
 {
-	struct mb_config now;
-
 	ctl_proc_free(&self->p);
-	if (!mb_nl_get_config(&self->nl, &now) &&
-	    !mb_config_equal(&now, &self->saved))
-		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
-	mb_nl_close(&self->mc);
-	mb_nl_close(&self->nl);
+	ctl_kernel_close(_metadata, &self->k);
 }
 
 /* "low: auto" for 0, else "low: 24.0 MiB (25165824 bytes)" */
@@ -158,7 +142,7 @@ TEST_F(config, show)
 	EXPECT_EQ(0, self->p.err.len);
 	ASSERT_EQ(0, parse_text(self->p.out.s, &cfg))
 		TH_LOG("cannot read:\n%s", self->p.out.s);
-	expect_same_config(&self->saved, &cfg);
+	expect_same_config(&self->k.saved, &cfg);
 	text = strdup(self->p.out.s);
 	ASSERT_NE(NULL, text);
 
@@ -172,13 +156,13 @@ TEST_F(config, show)
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "-j", "config"));
 	ASSERT_EQ(0, parse_json(self->p.out.s, &cfg))
 		TH_LOG("cannot read:\n%s", self->p.out.s);
-	expect_same_config(&self->saved, &cfg);
+	expect_same_config(&self->k.saved, &cfg);
 }
 
 /* Every key changed at once, then the thresholds back to automatic */
 TEST_F(config, set_as_root)
 {
-	struct mb_config want = self->saved, got;
+	struct mb_config want = self->k.saved, got;
 	char pmin[16], pmax[16], rl[16], vl[16];
 	struct mb_state seen;
 	uint64_t v;
@@ -186,15 +170,15 @@ TEST_F(config, set_as_root)
 	want.low = 24 * MIB;
 	want.high = 80 * MIB;
 	want.hysteresis = 2 * MIB;
-	want.poll_min_ms = self->saved.poll_min_ms < 1000 ?
-			   self->saved.poll_min_ms + 1 : 999;
-	want.poll_max_ms = self->saved.poll_max_ms < 60000 ?
-			   self->saved.poll_max_ms + 1 : 59999;
-	want.ratelimit_ms = self->saved.ratelimit_ms < 10000 ?
-			    self->saved.ratelimit_ms + 1 : 9999;
-	want.virtual_low_percent = self->saved.virtual_low_percent == 85 ?
+	want.poll_min_ms = self->k.saved.poll_min_ms < 1000 ?
+			   self->k.saved.poll_min_ms + 1 : 999;
+	want.poll_max_ms = self->k.saved.poll_max_ms < 60000 ?
+			   self->k.saved.poll_max_ms + 1 : 59999;
+	want.ratelimit_ms = self->k.saved.ratelimit_ms < 10000 ?
+			    self->k.saved.ratelimit_ms + 1 : 9999;
+	want.virtual_low_percent = self->k.saved.virtual_low_percent == 85 ?
 				   80 : 85;
-	ASSERT_LT(want.high, self->st.total);
+	ASSERT_LT(want.high, self->k.st.total);
 	snprintf(pmin, sizeof(pmin), "%u", want.poll_min_ms);
 	snprintf(pmax, sizeof(pmax), "%u", want.poll_max_ms);
 	snprintf(rl, sizeof(rl), "%u", want.ratelimit_ms);
@@ -209,14 +193,14 @@ TEST_F(config, set_as_root)
 	EXPECT_EQ(0, self->p.out.len);
 	EXPECT_EQ(0, self->p.err.len);
 
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &got));
+	ASSERT_EQ(0, mb_nl_get_config(&self->k.nl, &got));
 	expect_same_config(&want, &got);
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "config"));
 	ASSERT_EQ(0, parse_text(self->p.out.s, &got));
 	expect_same_config(&want, &got);
 
 	/* in force: announced, in sysfs and in status */
-	ASSERT_EQ(0, ctl_wait_notify(&self->mc, want.low, want.high, &seen));
+	ASSERT_EQ(0, ctl_wait_notify(&self->k.mc, want.low, want.high, &seen));
 	EXPECT_EQ(MEMBROKER_REASON_CONFIG, seen.reason);
 	ASSERT_EQ(0, mb_sysfs_read_u64("low_bytes", &v));
 	EXPECT_EQ(want.low, v);
@@ -235,7 +219,7 @@ TEST_F(config, set_as_root)
 	want.low = 0;
 	want.high = 0;
 	want.hysteresis = 0;
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &got));
+	ASSERT_EQ(0, mb_nl_get_config(&self->k.nl, &got));
 	expect_same_config(&want, &got);
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "-j", "config"));
 	ASSERT_EQ(0, parse_json(self->p.out.s, &got));
@@ -279,8 +263,8 @@ static void __expect_refused(struct __test_metadata *_metadata,
 			TH_LOG("want \"%s\" in: %s", asked, self->p.err.s);
 	}
 
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &after));
-	EXPECT_TRUE(mb_config_equal(&self->saved, &after));
+	ASSERT_EQ(0, mb_nl_get_config(&self->k.nl, &after));
+	EXPECT_TRUE(mb_config_equal(&self->k.saved, &after));
 	ASSERT_EQ(0, mb_sysfs_read_u64("low_bytes", &low1));
 	ASSERT_EQ(0, mb_sysfs_read_u64("high_bytes", &high1));
 	EXPECT_EQ(low0, low1);
@@ -301,9 +285,9 @@ TEST_F(config, low_not_below_high)
 	expect_refused(self, 0, LOW_HIGH, "low", "100M", "high", "50M");
 	expect_refused(self, 0, LOW_HIGH, "low", "64M", "high", "64M");
 	/* against the high in force, which is not given */
-	ASSERT_LT(self->st.high, self->st.total);
+	ASSERT_LT(self->k.st.high, self->k.st.total);
 	snprintf(above, sizeof(above), "%" PRIu64,
-		 (uint64_t)(self->st.high + (self->st.total - self->st.high) / 2));
+		 (uint64_t)(self->k.st.high + (self->k.st.total - self->k.st.high) / 2));
 	expect_refused(self, 0, LOW_HIGH, "low", above);
 }
 
@@ -312,7 +296,7 @@ TEST_F(config, beyond_total_memory)
 	char big[32];
 
 	snprintf(big, sizeof(big), "%" PRIu64,
-		 (uint64_t)(self->st.total + MIB));
+		 (uint64_t)(self->k.st.total + MIB));
 	expect_refused(self, 0, "high threshold exceeds total memory",
 		       "high", big);
 	expect_refused(self, 0, "low threshold exceeds total memory",

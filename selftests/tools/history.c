@@ -11,15 +11,13 @@
 #include <string.h>
 
 #include "mb_test.h"
-#include "ctl_test.h"
+#include "ctl_fixture.h"
 
 #define MAX_HISTORY	4096
 
 FIXTURE(history) {
 	struct ctl_proc p;
-	struct mb_nl nl;
-	struct mb_nl mc;
-	struct mb_config saved;
+	struct ctl_kernel k;
 	struct mb_state *h;
 	int n;
 };
@@ -27,35 +25,23 @@ FIXTURE(history) {
 /* Two notifications of our own, so that the ring is never trivial */
 FIXTURE_SETUP(history)
 {
-	struct mb_state st, seen;
+	const struct mb_state *st = &self->k.st;
+	struct mb_state seen;
 
-	ASSERT_EQ(0, access(ctl_path(), X_OK))
-		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
-	MB_OPEN_OR_SKIP(&self->nl);
-	ASSERT_EQ(0, mb_nl_open(&self->mc));
-	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
 	self->h = calloc(MAX_HISTORY, sizeof(*self->h));
 	ASSERT_NE(NULL, self->h);
-	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
-	ASSERT_EQ(0, ctl_set_thresholds(&self->nl, &self->mc,
-					st.low + 4 * MIB, st.high, &seen));
-	ASSERT_EQ(0, ctl_set_thresholds(&self->nl, &self->mc,
-					st.low + 8 * MIB, st.high, &seen));
+	ctl_kernel_open(_metadata, &self->k);
+	ASSERT_EQ(0, ctl_set_thresholds(&self->k.nl, &self->k.mc,
+					st->low + 4 * MIB, st->high, &seen));
+	ASSERT_EQ(0, ctl_set_thresholds(&self->k.nl, &self->k.mc,
+					st->low + 8 * MIB, st->high, &seen));
 }
 
 FIXTURE_TEARDOWN(history)
 {
-	struct mb_config now;
-
 	ctl_proc_free(&self->p);
-	if (!mb_nl_get_config(&self->nl, &now) &&
-	    !mb_config_equal(&now, &self->saved))
-		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
+	ctl_kernel_close(_metadata, &self->k);
 	free(self->h);
-	mb_nl_close(&self->mc);
-	mb_nl_close(&self->nl);
 }
 
 /*
@@ -70,12 +56,12 @@ static int __framed(struct __test_metadata *_metadata,
 	int tries, n2, rc;
 
 	for (tries = 0; tries < 5; tries++) {
-		self->n = mb_nl_dump_history(&self->nl, self->h, MAX_HISTORY);
+		self->n = mb_nl_dump_history(&self->k.nl, self->h, MAX_HISTORY);
 		if (self->n <= 0)
 			return self->n ?: -ENODATA;
 		last = self->h[self->n - 1];
 		rc = ctl_runv(&self->p, 0, argv);
-		n2 = mb_nl_dump_history(&self->nl, self->h, MAX_HISTORY);
+		n2 = mb_nl_dump_history(&self->k.nl, self->h, MAX_HISTORY);
 		if (n2 == self->n && self->h[n2 - 1].seq == last.seq)
 			return rc;
 		TH_LOG("the ring moved during the run; again");

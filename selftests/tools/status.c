@@ -15,41 +15,25 @@
 #include <time.h>
 
 #include "mb_test.h"
-#include "ctl_test.h"
+#include "ctl_fixture.h"
 
 /* What other processes may allocate or free between two readings */
 #define DRIFT		(16 * MIB)
 
 FIXTURE(status) {
 	struct ctl_proc p;
-	struct mb_nl nl;
-	struct mb_nl mc;
-	struct mb_config saved;
-	struct mb_state st;
+	struct ctl_kernel k;
 };
 
 FIXTURE_SETUP(status)
 {
-	ASSERT_EQ(0, access(ctl_path(), X_OK))
-		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
-	MB_OPEN_OR_SKIP(&self->nl);
-	ASSERT_EQ(0, mb_nl_open(&self->mc));
-	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
-	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &self->st));
+	ctl_kernel_open(_metadata, &self->k);
 }
 
 FIXTURE_TEARDOWN(status)
 {
-	struct mb_config now;
-
 	ctl_proc_free(&self->p);
-	if (!mb_nl_get_config(&self->nl, &now) &&
-	    !mb_config_equal(&now, &self->saved))
-		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
-	mb_nl_close(&self->mc);
-	mb_nl_close(&self->nl);
+	ctl_kernel_close(_metadata, &self->k);
 }
 
 static uint64_t mono_ns(void)
@@ -141,7 +125,7 @@ static void __check_text(struct __test_metadata *_metadata,
 
 	before(&a);
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "status"));
-	ASSERT_EQ(0, after(&a, &self->nl));
+	ASSERT_EQ(0, after(&a, &self->k.nl));
 	out = self->p.out.s;
 	EXPECT_EQ(0, self->p.err.len) TH_LOG("stderr: %s", self->p.err.s);
 
@@ -218,7 +202,7 @@ static void __check_json(struct __test_metadata *_metadata,
 
 	before(&a);
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "-j", "status"));
-	ASSERT_EQ(0, after(&a, &self->nl));
+	ASSERT_EQ(0, after(&a, &self->k.nl));
 	ASSERT_EQ(0, json_parse(self->p.out.s, &j))
 		TH_LOG("not JSON: %s", self->p.out.s);
 	ASSERT_EQ(JSON_OBJECT, j->type);
@@ -270,12 +254,12 @@ static void __check_json(struct __test_metadata *_metadata,
 
 TEST_F(status, text_matches_kernel)
 {
-	check_text(self, self->st.state);
+	check_text(self, self->k.st.state);
 }
 
 TEST_F(status, json_matches_kernel)
 {
-	check_json(self, self->st.state);
+	check_json(self, self->k.st.state);
 }
 
 /*
@@ -285,23 +269,23 @@ TEST_F(status, json_matches_kernel)
  */
 TEST_F(status, every_state)
 {
-	uint64_t total = self->st.total, avail = self->st.available;
+	uint64_t total = self->k.st.total, avail = self->k.st.available;
 	struct mb_state seen;
 
-	ASSERT_EQ(MEMBROKER_STATE_HIGH, self->st.state)
+	ASSERT_EQ(MEMBROKER_STATE_HIGH, self->k.st.state)
 		TH_LOG("an idle VM should have plenty of memory");
 	check_text(self, MEMBROKER_STATE_HIGH);
 	check_json(self, MEMBROKER_STATE_HIGH);
 
 	/* high at total: available cannot be above it */
-	ASSERT_EQ(0, ctl_set_thresholds(&self->nl, &self->mc, avail / 2,
+	ASSERT_EQ(0, ctl_set_thresholds(&self->k.nl, &self->k.mc, avail / 2,
 					total, &seen));
 	ASSERT_EQ(MEMBROKER_STATE_STEADY, seen.state);
 	check_text(self, MEMBROKER_STATE_STEADY);
 	check_json(self, MEMBROKER_STATE_STEADY);
 
 	/* low above available */
-	ASSERT_EQ(0, ctl_set_thresholds(&self->nl, &self->mc,
+	ASSERT_EQ(0, ctl_set_thresholds(&self->k.nl, &self->k.mc,
 					total - 8 * MIB, total, &seen));
 	ASSERT_EQ(MEMBROKER_STATE_LOW, seen.state);
 	check_text(self, MEMBROKER_STATE_LOW);
@@ -319,7 +303,7 @@ TEST_F(status, unprivileged)
 	EXPECT_EQ(CTL_OK, ctl_run(&self->p, CTL_AS_NOBODY, "status"));
 	EXPECT_STREQ("kmod", ctl_field(self->p.out.s, "source", buf,
 				       sizeof(buf)) ?: "(none)");
-	EXPECT_STREQ(ctl_state_name(self->st.state),
+	EXPECT_STREQ(ctl_state_name(self->k.st.state),
 		     ctl_field(self->p.out.s, "state", buf, sizeof(buf)) ?:
 		     "(none)");
 }

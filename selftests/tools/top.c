@@ -14,7 +14,7 @@
 #include <termios.h>
 
 #include "mb_test.h"
-#include "ctl_test.h"
+#include "ctl_fixture.h"
 
 #define HEADER		"membrokerctl top - source: kmod - "
 #define ALT_ON		"\033[?1049h"
@@ -26,34 +26,18 @@
 
 FIXTURE(top) {
 	struct ctl_proc p;
-	struct mb_nl nl;
-	struct mb_nl mc;
-	struct mb_config saved;
-	struct mb_state st;
+	struct ctl_kernel k;
 };
 
 FIXTURE_SETUP(top)
 {
-	ASSERT_EQ(0, access(ctl_path(), X_OK))
-		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
-	MB_OPEN_OR_SKIP(&self->nl);
-	ASSERT_EQ(0, mb_nl_open(&self->mc));
-	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
-	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &self->st));
+	ctl_kernel_open(_metadata, &self->k);
 }
 
 FIXTURE_TEARDOWN(top)
 {
-	struct mb_config now;
-
 	ctl_proc_free(&self->p);
-	if (!mb_nl_get_config(&self->nl, &now) &&
-	    !mb_config_equal(&now, &self->saved))
-		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
-	mb_nl_close(&self->mc);
-	mb_nl_close(&self->nl);
+	ctl_kernel_close(_metadata, &self->k);
 }
 
 /* Frame @n (from 0) of plain output, as a string to free, or NULL */
@@ -151,7 +135,7 @@ TEST_F(top, iterations)
 	ASSERT_EQ(CTL_OK, ctl_run(&self->p, 0, "top", "--iterations", "2",
 				  "--interval", "10"));
 	ASSERT_EQ(0, mb_sysfs_read_u64("seq", &seq1));
-	n = mb_nl_dump_history(&self->nl, h, MAX_HISTORY);
+	n = mb_nl_dump_history(&self->k.nl, h, MAX_HISTORY);
 	ASSERT_LT(0, n);
 	EXPECT_EQ(0, self->p.err.len) TH_LOG("stderr: %s", self->p.err.s);
 	EXPECT_EQ(2, count(self->p.out.s, HEADER))
@@ -160,7 +144,7 @@ TEST_F(top, iterations)
 		for (i = 0; i < 2; i++) {
 			f = frame(self->p.out.s, i);
 			ASSERT_NE(NULL, f);
-			check_frame(f, &self->st, &h[n - 1], "query");
+			check_frame(f, &self->k.st, &h[n - 1], "query");
 			EXPECT_NE(NULL, strstr(f, RECEIVED(0)));
 			free(f);
 		}
@@ -189,8 +173,8 @@ TEST_F(top, redraws_on_notification)
 	end = self->p.out.len;
 	EXPECT_EQ(1, count(self->p.out.s, HEADER));
 
-	ASSERT_EQ(0, ctl_set_thresholds(&self->nl, &self->mc,
-					self->st.low + 4 * MIB, self->st.high,
+	ASSERT_EQ(0, ctl_set_thresholds(&self->k.nl, &self->k.mc,
+					self->k.st.low + 4 * MIB, self->k.st.high,
 					&seen));
 	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, "received", end,
 				  CTL_GUARD_MS))

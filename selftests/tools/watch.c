@@ -15,44 +15,28 @@
 
 #include "mb_host.h"
 #include "mb_test.h"
-#include "ctl_test.h"
+#include "ctl_fixture.h"
 
 #define READY		"source: kmod\n"
 
 FIXTURE(watch) {
 	struct ctl_proc p;
-	struct mb_nl nl;
-	struct mb_nl mc;
-	struct mb_config saved;
-	struct mb_state st;
+	struct ctl_kernel k;
 	bool resized;		/* virtio-mem was resized from mem_size */
 	uint64_t mem_size;
 };
 
 FIXTURE_SETUP(watch)
 {
-	ASSERT_EQ(0, access(ctl_path(), X_OK))
-		TH_LOG("%s: %s (is tools/ built?)", ctl_path(), strerror(errno));
-	MB_OPEN_OR_SKIP(&self->nl);
-	ASSERT_EQ(0, mb_nl_open(&self->mc));
-	ASSERT_EQ(0, mb_nl_subscribe(&self->mc));
-	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &self->saved));
-	ASSERT_EQ(0, ctl_settle(&self->nl, &self->mc));
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &self->st));
+	ctl_kernel_open(_metadata, &self->k);
 }
 
 FIXTURE_TEARDOWN(watch)
 {
-	struct mb_config now;
-
 	ctl_proc_free(&self->p);
 	if (self->resized)
 		EXPECT_EQ(0, mb_host_mem_size(self->mem_size));
-	if (!mb_nl_get_config(&self->nl, &now) &&
-	    !mb_config_equal(&now, &self->saved))
-		EXPECT_EQ(0, mb_nl_set_config(&self->nl, &self->saved));
-	mb_nl_close(&self->mc);
-	mb_nl_close(&self->nl);
+	ctl_kernel_close(_metadata, &self->k);
 }
 
 /*
@@ -71,10 +55,10 @@ static int __notify(struct __test_metadata *_metadata,
 	};
 	int err;
 
-	err = mb_nl_set_config(&self->nl, &cfg);
+	err = mb_nl_set_config(&self->k.nl, &cfg);
 	if (err)
 		return err;
-	err = mb_nl_recv_notify(&self->mc, seen, MB_NOTIFY_TIMEOUT_MS);
+	err = mb_nl_recv_notify(&self->k.mc, seen, MB_NOTIFY_TIMEOUT_MS);
 	if (err)
 		return err;
 	EXPECT_EQ(MEMBROKER_REASON_CONFIG, seen->reason);
@@ -96,7 +80,7 @@ static void __count_one(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
 				  CTL_GUARD_MS))
 		TH_LOG("no ready line; stderr: %s", self->p.err.s);
-	ASSERT_EQ(0, notify(self, self->st.low + 4 * MIB, self->st.high,
+	ASSERT_EQ(0, notify(self, self->k.st.low + 4 * MIB, self->k.st.high,
 			    &seen));
 	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS))
 		TH_LOG("stderr: %s", self->p.err.s);
@@ -132,9 +116,9 @@ TEST_F(watch, json_lines)
 	ASSERT_EQ(0, ctl_start(&self->p, 0, "-j", "watch", "--count", "2"));
 	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
 				  CTL_GUARD_MS));
-	ASSERT_EQ(0, notify(self, self->st.low + 4 * MIB, self->st.high,
+	ASSERT_EQ(0, notify(self, self->k.st.low + 4 * MIB, self->k.st.high,
 			    &seen[0]));
-	ASSERT_EQ(0, notify(self, self->st.low + 8 * MIB, self->st.high,
+	ASSERT_EQ(0, notify(self, self->k.st.low + 8 * MIB, self->k.st.high,
 			    &seen[1]));
 	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS));
 	ASSERT_EQ(2, ctl_count_lines(self->p.out.s))
@@ -159,12 +143,12 @@ TEST_F(watch, json_lines)
  */
 TEST_F(watch, transitions_until_sigint)
 {
-	uint64_t total = self->st.total, avail = self->st.available;
+	uint64_t total = self->k.st.total, avail = self->k.st.available;
 	struct mb_state seen[2];
 	char line[512], why[128], want[48];
 	int i;
 
-	ASSERT_EQ(MEMBROKER_STATE_HIGH, self->st.state);
+	ASSERT_EQ(MEMBROKER_STATE_HIGH, self->k.st.state);
 	ASSERT_EQ(0, ctl_start(&self->p, 0, "watch"));
 	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.err, READY, 0,
 				  CTL_GUARD_MS));
@@ -267,7 +251,7 @@ static int wait_total(struct mb_nl *mc, uint64_t total, struct mb_state *seen)
  */
 TEST_F_TIMEOUT(watch, memory_plugged, 90)
 {
-	uint64_t total0 = self->st.total, total1 = total0 + 256 * MIB, v;
+	uint64_t total0 = self->k.st.total, total1 = total0 + 256 * MIB, v;
 	char want[48], line[512], why[128];
 	struct mb_state seen;
 	const char *at;
@@ -281,7 +265,7 @@ TEST_F_TIMEOUT(watch, memory_plugged, 90)
 
 	self->resized = true;
 	ASSERT_EQ(0, mb_host_mem_size(self->mem_size + 256 * MIB));
-	ASSERT_EQ(0, wait_total(&self->mc, total1, &seen))
+	ASSERT_EQ(0, wait_total(&self->k.mc, total1, &seen))
 		TH_LOG("MemTotal never reached %llu",
 		       (unsigned long long)total1);
 	snprintf(want, sizeof(want), " seq=%llu ",
@@ -305,7 +289,7 @@ TEST_F_TIMEOUT(watch, memory_plugged, 90)
 	ASSERT_EQ(0, ctl_field_bytes(self->p.out.s, "total", &v));
 	EXPECT_EQ(total1, v);
 	ASSERT_EQ(0, mb_host_mem_size(self->mem_size));
-	ASSERT_EQ(0, wait_total(&self->mc, total0, &seen))
+	ASSERT_EQ(0, wait_total(&self->k.mc, total0, &seen))
 		TH_LOG("MemTotal never went back to %llu",
 		       (unsigned long long)total0);
 	self->resized = false;
