@@ -31,12 +31,12 @@
 
 #include "kselftest_harness.h"
 #include "membroker.h"
+#include "lib_test.h"
 #include "mb_dynmem.h"
 #include "mb_host.h"
 
 #define MIB		(1024ULL * 1024)
 #define CACHE_BYTES	(32 * MIB)
-#define VAL_BYTES	(256 * 1024)	/* above the mmap threshold below */
 #define BALLOON_BYTES	(128 * MIB)
 #define VMEM_BYTES	(256 * MIB)
 #define TOTAL_SLACK	(2 * MIB)	/* the module publishes to 1 MiB */
@@ -127,56 +127,6 @@ static uint64_t seen_count(struct seen *s)
 	n = s->count;
 	pthread_mutex_unlock(&s->lock);
 	return n;
-}
-
-/* Insert values of VAL_BYTES under keys base.. until @bytes are offered. */
-static int fill(struct mb_cache *cache, uint32_t base, uint64_t bytes)
-{
-	static char val[VAL_BYTES];
-	uint32_t i, n = bytes / VAL_BYTES;
-	int err;
-
-	for (i = 0; i < n; i++) {
-		uint32_t key = base + i;
-
-		memset(val, (int)key, sizeof(val));
-		err = mb_cache_put(cache, &key, sizeof(key), val,
-				   sizeof(val));
-		if (err < 0)
-			return err;
-	}
-	return 0;
-}
-
-static int clerk_info(const char *name, struct mb_clerk_info *out)
-{
-	struct mb_clerk_info info[16];
-	int n, i;
-
-	n = mb_clerk_snapshot(info, 16);
-	for (i = 0; i < n && i < 16; i++) {
-		if (!strcmp(info[i].name, name)) {
-			*out = info[i];
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-static uint64_t mem_available(void)
-{
-	unsigned long long kb = 0;
-	char line[128];
-	FILE *f;
-
-	f = fopen("/proc/meminfo", "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb * 1024;
 }
 
 FIXTURE(dynmem) {
@@ -300,12 +250,13 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	struct mb_clerk_info a0, b0, a1, b1;
 	struct mb_notification st, n;
 	uint64_t t0, wmark, low1, left, avail, guest, next, t_req;
+	int64_t got;
 	uint64_t low_a, low_b, grown_a, grown_b;
 	struct want w;
 
 	/* 1. Both caches full, then in the broker. */
-	ASSERT_EQ(0, fill(self->a, 0, CACHE_BYTES));
-	ASSERT_EQ(0, fill(self->b, 1U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->a, 0, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->b, 1U << 20, CACHE_BYTES));
 	ASSERT_EQ(0, mb_broker_add_clerk(self->broker, ca));
 	ASSERT_EQ(0, mb_broker_add_clerk(self->broker, cb));
 
@@ -320,7 +271,9 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	ASSERT_EQ(0, mb_dynmem_wmark_high(&wmark));
 	low1 = mb_dynmem_auto_low(t0 - BALLOON_BYTES, wmark);
 	left = BALLOON_BYTES + low1 - low1 / 4;
-	avail = mem_available();
+	got = lt_mem_available();
+	ASSERT_LT(0, got);
+	avail = (uint64_t)got;
 	if (avail < left + 16 * MIB)
 		SKIP(return, "guest too small: %.1f MiB available",
 		     MIB_F(avail));
@@ -340,8 +293,8 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	       MIB_F(st.low), MIB_F(st.high));
 	ASSERT_NE(MB_STATE_LOW, st.state);
 	log_caches(_metadata, self, "full");
-	ASSERT_EQ(0, clerk_info("dyn-a", &a0));
-	ASSERT_EQ(0, clerk_info("dyn-b", &b0));
+	ASSERT_EQ(0, lt_clerk_info("dyn-a", &a0));
+	ASSERT_EQ(0, lt_clerk_info("dyn-b", &b0));
 
 	/* 3. Inflate: LOW, and the broker shrinks both caches. */
 	next = seen_count(&self->seen);
@@ -356,8 +309,8 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	log_caches(_metadata, self, "after LOW");
 	low_a = mb_clerk_bytes(ca);
 	low_b = mb_clerk_bytes(cb);
-	ASSERT_EQ(0, clerk_info("dyn-a", &a1));
-	ASSERT_EQ(0, clerk_info("dyn-b", &b1));
+	ASSERT_EQ(0, lt_clerk_info("dyn-a", &a1));
+	ASSERT_EQ(0, lt_clerk_info("dyn-b", &b1));
 	EXPECT_LT(low_a, a0.bytes);
 	EXPECT_LT(low_b, b0.bytes);
 	EXPECT_GT(a1.shrink_count, a0.shrink_count);
@@ -389,8 +342,8 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	log_note(_metadata, "deflated", &n, t_req);
 	EXPECT_GT(mb_clerk_target(ca), low_a);
 	EXPECT_GT(mb_clerk_target(cb), low_b);
-	ASSERT_EQ(0, fill(self->a, 2U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, fill(self->b, 3U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->a, 2U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->b, 3U << 20, CACHE_BYTES));
 	log_caches(_metadata, self, "refilled");
 	grown_a = mb_clerk_bytes(ca);
 	grown_b = mb_clerk_bytes(cb);
@@ -408,8 +361,8 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	EXPECT_GT(n.high, st.high);
 	EXPECT_GT(mb_clerk_target(ca), grown_a);
 	EXPECT_GT(mb_clerk_target(cb), grown_b);
-	ASSERT_EQ(0, fill(self->a, 4U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, fill(self->b, 5U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->a, 4U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->b, 5U << 20, CACHE_BYTES));
 	log_caches(_metadata, self, "refilled");
 	EXPECT_GT(mb_clerk_bytes(ca), grown_a);
 	EXPECT_GT(mb_clerk_bytes(cb), grown_b);

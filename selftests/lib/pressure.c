@@ -29,10 +29,10 @@
 
 #include "kselftest_harness.h"
 #include "membroker.h"
+#include "lib_test.h"
 
 #define MIB		(1024ULL * 1024)
 #define CACHE_BYTES	(64 * MIB)
-#define VAL_BYTES	(256 * 1024)	/* above the mmap threshold below */
 #define HOG_CHUNK	(4 * MIB)
 #define DEADLINE_S	60		/* a hang, not a timing requirement */
 
@@ -94,28 +94,6 @@ static int wait_state(struct seen *s, uint64_t after, unsigned int mask,
 	return err ? -err : 0;
 }
 
-/* MemAvailable in bytes, read with plain syscalls (safe after fork) */
-static int64_t mem_available(void)
-{
-	static const char key[] = "MemAvailable:";
-	char buf[4096], *p;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	p = strstr(buf, key);
-	if (!p)
-		return -EIO;
-	return (int64_t)strtoull(p + sizeof(key) - 1, NULL, 10) * 1024;
-}
-
 /*
  * The hog: take MemAvailable to 12 MiB below @low, report on @ready,
  * then hold until @hold reaches EOF.  The amount is fixed up front: the
@@ -131,13 +109,13 @@ static void hog(uint64_t low, int ready, int hold)
 	int64_t avail;
 	size_t i;
 
-	avail = mem_available();
+	avail = lt_mem_available();
 	if (avail < 0 || (uint64_t)avail <= low)
 		_exit(2);
 	want = (uint64_t)avail - low + 12 * MIB;
 	while (total < want) {
 		/* never into the OOM killer's zone, whatever else happens */
-		avail = mem_available();
+		avail = lt_mem_available();
 		if (avail < 0 || (uint64_t)avail < low / 2)
 			break;
 		p = mmap(NULL, HOG_CHUNK, PROT_READ | PROT_WRITE,
@@ -153,39 +131,6 @@ static void hog(uint64_t low, int ready, int hold)
 	while (read(hold, &c, 1) > 0)
 		;
 	_exit(0);
-}
-
-static int fill(struct mb_cache *cache, uint32_t base, uint64_t bytes)
-{
-	static char val[VAL_BYTES];
-	uint32_t i, n = bytes / VAL_BYTES;
-	int err;
-
-	for (i = 0; i < n; i++) {
-		uint32_t key = base + i;
-
-		memset(val, (int)key, sizeof(val));
-		err = mb_cache_put(cache, &key, sizeof(key), val,
-				   sizeof(val));
-		if (err < 0)
-			return err;
-	}
-	return 0;
-}
-
-static int clerk_info(const char *name, struct mb_clerk_info *out)
-{
-	struct mb_clerk_info info[16];
-	int n, i;
-
-	n = mb_clerk_snapshot(info, 16);
-	for (i = 0; i < n && i < 16; i++) {
-		if (!strcmp(info[i].name, name)) {
-			*out = info[i];
-			return 0;
-		}
-	}
-	return -ENOENT;
 }
 
 FIXTURE(pressure) {
@@ -314,8 +259,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	 * a pool grow only a step per HIGH notification, and the test wants
 	 * 64 MiB each to start from.
 	 */
-	ASSERT_EQ(0, fill(self->a, 0, CACHE_BYTES));
-	ASSERT_EQ(0, fill(self->b, 1U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->a, 0, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->b, 1U << 20, CACHE_BYTES));
 	bytes_a0 = mb_clerk_bytes(mb_cache_clerk(self->a));
 	bytes_b0 = mb_clerk_bytes(mb_cache_clerk(self->b));
 	ASSERT_GE(bytes_a0, CACHE_BYTES);
@@ -331,7 +276,7 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	 * (about avail - hog + 96 MiB), and within reach once it is gone
 	 * (about avail + 96 MiB), so that its exit is what brings HIGH.
 	 */
-	avail = mem_available();
+	avail = lt_mem_available();
 	ASSERT_LT(0, avail);
 	TH_LOG("MemAvailable with full caches: %lld MiB",
 	       (long long)(avail / MIB));
@@ -349,8 +294,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 					(1U << MB_STATE_HIGH) |
 					(1U << MB_STATE_STEADY), &st, &count));
 	} while (st.low != cfg.low_bytes);
-	ASSERT_EQ(0, clerk_info("cache-a", &a0));
-	ASSERT_EQ(0, clerk_info("cache-b", &b0));
+	ASSERT_EQ(0, lt_clerk_info("cache-a", &a0));
+	ASSERT_EQ(0, lt_clerk_info("cache-b", &b0));
 
 	/* 3. The hog takes MemAvailable below low and holds. */
 	ASSERT_EQ(sizeof(cfg.low_bytes),
@@ -371,8 +316,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 			 (1U << MB_STATE_STEADY) | (1U << MB_STATE_HIGH),
 			 &back, &count);
 	if (err) {
-		ASSERT_EQ(0, clerk_info("cache-a", &a1));
-		ASSERT_EQ(0, clerk_info("cache-b", &b1));
+		ASSERT_EQ(0, lt_clerk_info("cache-a", &a1));
+		ASSERT_EQ(0, lt_clerk_info("cache-b", &b1));
 		ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
 		TH_LOG("still LOW: kernel available %llu MiB state %u; "
 		       "cache-a %llu MiB %llu shrinks, cache-b %llu MiB "
@@ -387,8 +332,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 
 	bytes_a1 = mb_clerk_bytes(mb_cache_clerk(self->a));
 	bytes_b1 = mb_clerk_bytes(mb_cache_clerk(self->b));
-	ASSERT_EQ(0, clerk_info("cache-a", &a1));
-	ASSERT_EQ(0, clerk_info("cache-b", &b1));
+	ASSERT_EQ(0, lt_clerk_info("cache-a", &a1));
+	ASSERT_EQ(0, lt_clerk_info("cache-b", &b1));
 	TH_LOG("after LOW: cache-a %llu -> %llu MiB, cache-b %llu -> %llu MiB",
 	       (unsigned long long)(bytes_a0 / MIB),
 	       (unsigned long long)(bytes_a1 / MIB),
@@ -421,8 +366,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->b)), bytes_b1);
 
 	/* 7. Refilled, they grow back (within what the broker allows). */
-	ASSERT_EQ(0, fill(self->a, 2U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, fill(self->b, 3U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->a, 2U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->b, 3U << 20, CACHE_BYTES));
 	TH_LOG("refilled: cache-a %llu MiB (target %llu), cache-b %llu MiB",
 	       (unsigned long long)
 	       (mb_clerk_bytes(mb_cache_clerk(self->a)) / MIB),
