@@ -24,10 +24,18 @@
  *           lasts, so shrinking goes on in steps until pressure ends, and
  *           stops as soon as it does.
  *   STEADY  hold: targets are the current sizes.
- *   HIGH    grow: the pool may grow by a step (at least MB_BROKER_MIN_GROW)
- *           or by its predicted growth if larger, up to max_bytes; the
- *           most expensive clerks get their predicted growth first, then
- *           all an equal share of what is left.
+ *   HIGH    grow: every clerk gets its full share at once, so that its
+ *           inserts alone take it back up, however long HIGH lasts (the
+ *           module does not notify again while the state holds).  A
+ *           pool without max_bytes has no budget to share: its targets
+ *           are lifted (UINT64_MAX), and what ends the growth is the
+ *           state itself, since the first notification that is not
+ *           HIGH (STEADY: sent at once, as an escalation) holds the
+ *           clerks where they got to, and LOW shrinks them.  A pool with
+ *           max_bytes shares out all the room below it: the predicted
+ *           growth first, then what LOW took from each clerk (what it
+ *           held before, until it has that again), each most expensive
+ *           clerk first, then equal parts of what is left.
  *
  * In every state a pool above max_bytes gives back the excess, and the
  * targets never add up to more than max_bytes (a clerk joining takes the
@@ -52,7 +60,6 @@
 #include "internal.h"
 
 #define MB_BROKER_HORIZON_NS	(10 * MB_NSEC_PER_SEC)
-#define MB_BROKER_MIN_GROW	MB_MIB
 #define MB_BROKER_DEF_STEP	10
 #define MB_BROKER_DEF_RING	1024
 
@@ -62,6 +69,8 @@ struct mb_member {
 	uint64_t prev_bytes;
 	uint64_t prev_time;
 	bool have_prev;
+	/* what it held before LOW took some, until it holds that again */
+	uint64_t regrow;
 	bool busy;		/* its shrinker is running */
 	bool removed;		/* removed by its own shrinker: free after */
 	pthread_t busy_thread;
@@ -90,6 +99,7 @@ struct mb_plan {
 	uint32_t priority;
 	uint64_t ask;
 	uint64_t growth;
+	uint64_t regrow;		/* see struct mb_member */
 	bool call;
 };
 
@@ -348,20 +358,41 @@ static void mb_broker_cut(struct mb_plan *p, size_t n, uint64_t cut)
 }
 
 /*
- * Share @grant out: the most expensive clerks' predicted growth first,
- * then what is left in equal parts.
+ * Raise the targets out of @grant, most expensive clerk first: by the
+ * predicted growth, or with @restore back up to what LOW took.  Returns
+ * what is left of @grant.
+ */
+static uint64_t mb_broker_give(struct mb_plan *p, size_t n, uint64_t grant,
+			       bool restore)
+{
+	uint64_t g, want;
+	size_t i;
+
+	for (i = n; i-- > 0 && grant;) {
+		if (restore)
+			want = p[i].regrow > p[i].rec.target ?
+			       p[i].regrow - p[i].rec.target : 0;
+		else
+			want = p[i].growth;
+		g = MB_MIN(want, grant);
+		p[i].rec.target += g;
+		grant -= g;
+	}
+	return grant;
+}
+
+/*
+ * Share @grant out: the predicted growth first, then what LOW took, each
+ * to the most expensive clerks first, then what is left in equal parts.
  */
 static void mb_broker_grow(struct mb_plan *p, size_t n, uint64_t grant)
 {
-	uint64_t g, share;
+	uint64_t share;
 	size_t i;
 
 	qsort(p, n, sizeof(*p), mb_plan_cheap_first);
-	for (i = n; i-- > 0 && grant;) {
-		g = MB_MIN(p[i].growth, grant);
-		p[i].rec.target = p[i].rec.allocated + g;
-		grant -= g;
-	}
+	grant = mb_broker_give(p, n, grant, false);
+	grant = mb_broker_give(p, n, grant, true);
 	/* the remainder of the division goes to the most expensive */
 	for (i = n; i-- > 0 && grant;) {
 		share = grant / (i + 1) + (grant % (i + 1) ? 1 : 0);
@@ -375,14 +406,22 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 			     size_t n, uint32_t state)
 {
 	const struct mb_broker_opts *o = &b->opts;
-	uint64_t alloc = 0, growth = 0, step, cut = 0, room, grant;
+	uint64_t alloc = 0, growth = 0, step, cut = 0;
 	uint64_t base, want, target;
+	struct mb_member *m;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		alloc += p[i].rec.allocated;
 		growth += p[i].growth;
 		p[i].rec.target = p[i].rec.allocated;
+		/* remember the size LOW started from, until it is regrown */
+		m = p[i].m;
+		if (state == MB_STATE_LOW)
+			m->regrow = MB_MAX(m->regrow, p[i].rec.allocated);
+		else if (p[i].rec.allocated >= m->regrow)
+			m->regrow = 0;
+		p[i].regrow = m->regrow;
 	}
 	step = (uint64_t)((unsigned __int128)alloc *
 			  o->shrink_step_percent / 100);
@@ -402,10 +441,13 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 	b->low_target = alloc - cut;
 	if (cut) {
 		mb_broker_cut(p, n, cut);
+	} else if (state == MB_STATE_HIGH && o->max_bytes) {
+		/* all the room there is, at once */
+		mb_broker_grow(p, n, o->max_bytes - alloc);
 	} else if (state == MB_STATE_HIGH) {
-		room = o->max_bytes ? o->max_bytes - alloc : UINT64_MAX;
-		grant = MB_MAX(MB_MAX(step, MB_BROKER_MIN_GROW), growth);
-		mb_broker_grow(p, n, MB_MIN(room, grant));
+		/* no budget: the next state that is not HIGH ends growth */
+		for (i = 0; i < n; i++)
+			p[i].rec.target = UINT64_MAX;
 	}
 	for (i = 0; i < n; i++) {
 		if (p[i].ask) {

@@ -432,6 +432,10 @@ struct mb_broker_record {
 /**
  * mb_broker_new() - a pool named @name, driven by @mon's notifications
  * (@mon may be NULL: then drive it with mb_broker_notify()).
+ * LOW shrinks the pool a step per notification (the monitor repeats LOW
+ * while it lasts), STEADY holds every clerk at its size, and HIGH lets
+ * every clerk grow at once: up to its share of max_bytes, or without
+ * limit in a pool without one, until a notification that is not HIGH.
  */
 MB_API int mb_broker_new(struct mb_broker **out, const char *name,
 			 struct mb_monitor *mon,

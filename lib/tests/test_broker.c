@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Brokers: LOW shrinks in steps, cheapest clerk first, never below the
- * pool's minimum, asking again for what was not freed; STEADY holds; HIGH
- * grows up to the maximum, predicted growth first; predicted growth
- * enlarges a LOW step; the targets of clerks joining a pool stay within
- * its maximum; failing and slow shrinkers are reported and do not stop
- * the others; shrinkers may call the library (even remove their own
- * clerk); clerks and brokers can go away while notifications arrive; and
- * a monitor's LOW repeats shrink a pool step by step until STEADY.
+ * pool's minimum, asking again for what was not freed; STEADY holds; one
+ * HIGH opens all the room below the maximum (predicted growth first, then
+ * what LOW took, the expensive clerks first), or lifts the targets of a
+ * pool without one; predicted growth enlarges a LOW step; the targets of
+ * clerks joining a pool stay within its maximum; failing and slow
+ * shrinkers are reported and do not stop the others; shrinkers may call
+ * the library (even remove their own clerk); clerks and brokers can go
+ * away while notifications arrive; a monitor's LOW repeats shrink a pool
+ * step by step until STEADY; and after LOW, caches regrow through their
+ * inserts alone once HIGH has been delivered, with no wake-up after it.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -184,6 +188,7 @@ static void test_low_steps(void)
 static void test_high_and_max(void)
 {
 	struct mb_broker_opts o = { .sz = sizeof(o), .max_bytes = 2500 };
+	struct mb_broker_record rec;
 	struct mb_notification n;
 	struct fake x, y;
 	struct mb_broker *b;
@@ -197,9 +202,9 @@ static void test_high_and_max(void)
 	mb_broker_notify(b, &n);
 	tx = mb_clerk_target(x.c);
 	ty = mb_clerk_target(y.c);
-	ok(tx > 1000 && ty > 1000, "HIGH: both may grow (%llu, %llu)",
+	ok(tx == 1250 && ty == 1250,
+	   "HIGH: all the room below max at once, in equal parts (%llu, %llu)",
 	   (unsigned long long)tx, (unsigned long long)ty);
-	ok(tx + ty <= 2500, "... but the pool stays within max_bytes");
 
 	/* over the max (charged behind the broker's back): give it back */
 	mb_clerk_charge(x.c, 1000);
@@ -211,13 +216,25 @@ static void test_high_and_max(void)
 	mb_clerk_free(y.c);
 	mb_broker_free(b);
 
-	/* unlimited pool: grows by a step */
+	/* no max: nothing to share, the state is what ends growth */
 	mb_broker_new(&b, "grow2", NULL, NULL);
 	fake_new(&x, "ux", 50, 10000, b);
 	n = note(MB_STATE_HIGH, SEC);
 	mb_broker_notify(b, &n);
-	ok(mb_clerk_target(x.c) > 10000 && mb_clerk_target(x.c) < UINT64_MAX,
-	   "no max: grows by a finite step");
+	mb_ring_read(mb_broker_ring(b), 1, &rec, NULL, 1, NULL);
+	ok(mb_clerk_target(x.c) == UINT64_MAX &&
+	   rec.decision == MB_DECISION_GROW && rec.target == UINT64_MAX &&
+	   rec.allocated == 10000, "no max: HIGH lifts the target (GROW)");
+	mb_clerk_charge(x.c, 50000);
+	n = note(MB_STATE_STEADY, 2 * SEC);
+	mb_broker_notify(b, &n);
+	ok(mb_clerk_target(x.c) == 60000 && x.calls == 0,
+	   "the STEADY that follows holds it where it got to");
+	n = note(MB_STATE_LOW, 3 * SEC);
+	mb_broker_notify(b, &n);
+	ok(x.asked == 6000 && mb_clerk_bytes(x.c) == 54000,
+	   "and LOW takes its steps from there (asked %llu)",
+	   (unsigned long long)x.asked);
 	mb_clerk_free(x.c);
 	mb_broker_free(b);
 }
@@ -293,14 +310,19 @@ static void test_ratchet(void)
 	mb_broker_free(b);
 }
 
-/* HIGH: the clerk that is growing gets its predicted growth first */
+/*
+ * HIGH with little room: the growing clerk gets its predicted growth
+ * first, the expensive one before the cheap one, then equal parts
+ */
 static void test_high_predicted(void)
 {
+	struct mb_broker_opts o = { .sz = sizeof(o) };
+	struct fake grower, flat, dear, cheap;
 	struct mb_notification n;
 	struct mb_broker *b;
-	struct fake grower, flat;
 
-	mb_broker_new(&b, "predict-high", NULL, NULL);
+	o.max_bytes = (9 << 20) + (4 << 20) + (6 << 20);
+	mb_broker_new(&b, "predict-high", NULL, &o);
 	fake_new(&grower, "grower-h", 50, 4 << 20, b);
 	fake_new(&flat, "flat-h", 50, 4 << 20, b);
 	n = note(MB_STATE_STEADY, SEC);
@@ -308,17 +330,118 @@ static void test_high_predicted(void)
 	mb_clerk_charge(grower.c, 5 << 20);	/* +5 MiB in a second */
 	n = note(MB_STATE_HIGH, 2 * SEC);
 	mb_broker_notify(b, &n);
-	ok(mb_clerk_target(grower.c) >= (9 << 20) + (5 << 20),
-	   "the grower may grow by its predicted 5 MiB (target %llu)",
-	   (unsigned long long)mb_clerk_target(grower.c));
-	ok(mb_clerk_target(flat.c) == 4 << 20,
-	   "the grant was its growth: nothing left for the flat clerk");
+	/* 6 MiB of room: its 5 MiB, then half of the last one each */
+	ok(mb_clerk_target(grower.c) == (9 << 20) + (5 << 20) + (1 << 19) &&
+	   mb_clerk_target(flat.c) == (4 << 20) + (1 << 19),
+	   "the grower's predicted 5 MiB first, then the last 1 MiB halved");
 	mb_clerk_free(grower.c);
 	mb_clerk_free(flat.c);
 	mb_broker_free(b);
+
+	/* two growers and room for one: the expensive one first */
+	o.max_bytes = 1300 + 1300 + 400;
+	mb_broker_new(&b, "predict-prio", NULL, &o);
+	fake_new(&cheap, "cheap-h", 10, 1000, b);
+	fake_new(&dear, "dear-h", 90, 1000, b);
+	n = note(MB_STATE_STEADY, SEC);
+	mb_broker_notify(b, &n);
+	mb_clerk_charge(cheap.c, 300);
+	mb_clerk_charge(dear.c, 300);
+	/* both grew 300 in a second; room left, 400 */
+	n = note(MB_STATE_HIGH, 2 * SEC);
+	mb_broker_notify(b, &n);
+	ok(mb_clerk_target(dear.c) == 1300 + 300 &&
+	   mb_clerk_target(cheap.c) == 1300 + 100,
+	   "the expensive grower's prediction in full, the cheap one's in part "
+	   "(%llu, %llu)", (unsigned long long)mb_clerk_target(dear.c),
+	   (unsigned long long)mb_clerk_target(cheap.c));
+	mb_clerk_free(cheap.c);
+	mb_clerk_free(dear.c);
+	mb_broker_free(b);
 }
 
-/* Clerks joining a pool: their targets stay within its maximum */
+/*
+ * A pool with min and max: LOW takes it down to min, cheap clerk first;
+ * one HIGH gives each clerk back what LOW took, the expensive one first
+ * when there is not room for both, never past max
+ */
+static void test_regrow_shares(void)
+{
+	struct mb_broker_opts o = { .sz = sizeof(o), .min_bytes = 1000,
+				    .max_bytes = 4000,
+				    .shrink_step_percent = 50 };
+	struct mb_broker_record rec[2];
+	struct fake cheap, dear, other;
+	struct mb_notification n;
+	struct mb_broker *b;
+	int i, r, calls;
+
+	mb_broker_new(&b, "regrow", NULL, &o);
+	fake_new(&cheap, "regrow-cheap", 20, 2000, b);
+	fake_new(&dear, "regrow-dear", 80, 1500, b);
+	for (i = 1; i <= 4; i++) {
+		n = note(MB_STATE_LOW, (uint64_t)i * SEC);
+		mb_broker_notify(b, &n);
+	}
+	ok(mb_clerk_bytes(cheap.c) == 0 && mb_clerk_bytes(dear.c) == 1000,
+	   "LOW: down to min_bytes, the cheap clerk emptied first");
+	n = note(MB_STATE_STEADY, 5 * SEC);
+	mb_broker_notify(b, &n);
+	ok(mb_clerk_target(cheap.c) == 0 && mb_clerk_target(dear.c) == 1000,
+	   "STEADY holds them there");
+	n = note(MB_STATE_HIGH, 6 * SEC);
+	mb_broker_notify(b, &n);
+	/* room 3000: 500 and 2000 back, then 250 each */
+	ok(mb_clerk_target(dear.c) == 1500 + 250 &&
+	   mb_clerk_target(cheap.c) == 2000 + 250,
+	   "one HIGH: each gets back what LOW took, and a share of the rest "
+	   "(%llu, %llu)", (unsigned long long)mb_clerk_target(dear.c),
+	   (unsigned long long)mb_clerk_target(cheap.c));
+	r = mb_ring_read(mb_broker_ring(b), mb_ring_last_seq(
+			 mb_broker_ring(b)) - 1, rec, NULL, 2, NULL);
+	ok(r == 2 && rec[0].decision == MB_DECISION_GROW &&
+	   rec[1].decision == MB_DECISION_GROW &&
+	   rec[0].target + rec[1].target == 4000,
+	   "recorded GROW, the targets add up to max_bytes");
+	/* they grow to their targets on their own, with no notification */
+	mb_clerk_charge(cheap.c, mb_clerk_target(cheap.c));
+	mb_clerk_charge(dear.c, mb_clerk_target(dear.c) - 1000);
+	ok(mb_clerk_bytes(cheap.c) + mb_clerk_bytes(dear.c) == 4000,
+	   "grown to their targets: the pool is at max_bytes");
+	calls = cheap.calls + dear.calls;
+	n = note(MB_STATE_HIGH, 7 * SEC);
+	mb_broker_notify(b, &n);
+	ok(cheap.calls + dear.calls == calls &&
+	   mb_clerk_target(cheap.c) == 2250 && mb_clerk_target(dear.c) == 1750,
+	   "another HIGH: nothing more, nothing taken");
+	mb_clerk_free(cheap.c);
+	mb_clerk_free(dear.c);
+	mb_broker_free(b);
+
+	/* less room than LOW took: the expensive clerk is made whole first */
+	mb_broker_new(&b, "regrow-short", NULL, &o);
+	fake_new(&cheap, "short-cheap", 20, 2000, b);
+	fake_new(&dear, "short-dear", 80, 1500, b);
+	for (i = 1; i <= 4; i++) {
+		n = note(MB_STATE_LOW, (uint64_t)i * SEC);
+		mb_broker_notify(b, &n);
+	}
+	/* meanwhile another clerk comes with 2000: room left, 1000 */
+	fake_new(&other, "short-other", 50, 2000, b);
+	n = note(MB_STATE_HIGH, 5 * SEC);
+	mb_broker_notify(b, &n);
+	ok(mb_clerk_target(dear.c) == 1500 && mb_clerk_target(cheap.c) == 500 &&
+	   mb_clerk_target(other.c) == 2000,
+	   "HIGH with room for 1000: the expensive clerk's 500 first, the "
+	   "cheap one gets the rest (%llu, %llu)",
+	   (unsigned long long)mb_clerk_target(dear.c),
+	   (unsigned long long)mb_clerk_target(cheap.c));
+	mb_clerk_free(cheap.c);
+	mb_clerk_free(dear.c);
+	mb_clerk_free(other.c);
+	mb_broker_free(b);
+}
+
 static void test_join_within_max(void)
 {
 	struct mb_broker_opts o = { .sz = sizeof(o), .max_bytes = 1000 };
@@ -693,6 +816,124 @@ static void test_monitor_steps(void)
 	mb_monitor_free(mon);
 }
 
+/* Put distinct keys into @c until one has to evict: the cache is full */
+static int fill_cache(struct mb_cache *c, const char *tag, int *next,
+		      size_t vlen)
+{
+	static char val[4096];
+	struct mb_cache_stats st;
+	uint64_t evicted;
+	char key[32];
+	int n = 0;
+
+	mb_cache_stats(c, &st);
+	evicted = st.evictions;
+	do {
+		snprintf(key, sizeof(key), "%s-%d", tag, (*next)++);
+		if (mb_cache_put(c, key, strlen(key), val, vlen))
+			return -1;
+		mb_cache_stats(c, &st);
+	} while (st.evictions == evicted && ++n < 100000);
+	return n;
+}
+
+static uint64_t cache_bytes(struct mb_cache *c)
+{
+	struct mb_cache_stats st;
+
+	mb_cache_stats(c, &st);
+	return st.bytes;
+}
+
+static bool delivered(struct mb_monitor *mon, uint32_t state)
+{
+	struct mb_notification n = { .state = state };
+
+	return mb_monitor_fake_push(mon, &n) == 0 &&
+	       mb_monitor_dispatch(mon) == 1;
+}
+
+/*
+ * Two caches that LOW steps shrank regrow through their inserts alone
+ * after one HIGH: no further notification, decision or wake-up needed.
+ */
+static void test_monitor_regrow(void)
+{
+	struct mb_monitor_opts mo = { .sz = sizeof(mo),
+				      .source = MB_SOURCE_FAKE,
+				      .low_repeat_ms = UINT32_MAX };
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .shrink_step_percent = 50 };
+	/* larger than the 1 MiB a HIGH once granted, and than its step */
+	struct mb_cache_opts to = { .sz = sizeof(to), .priority = 20,
+				    .max_bytes = 8 << 20 };
+	struct mb_cache_opts so = { .sz = sizeof(so), .priority = 80,
+				    .max_bytes = 4 << 20 };
+	struct pollfd p = { .events = POLLIN };
+	uint64_t t0, s0, t1, s1, mseq, bseq;
+	struct mb_cache *thumbs, *sess;
+	struct mb_monitor *mon;
+	struct mb_broker *b;
+	int next = 0, nt, ns;
+
+	if (!ok(mb_monitor_new(&mon, &mo) == 0, "fake monitor, no repeats"))
+		return;
+	p.fd = mb_monitor_get_fd(mon);
+	mb_broker_new(&b, "regrow", mon, &bo);
+	mb_cache_new(&thumbs, "regrow-thumbs", &to);
+	mb_cache_new(&sess, "regrow-sessions", &so);
+	mb_broker_add_clerk(b, mb_cache_clerk(thumbs));
+	mb_broker_add_clerk(b, mb_cache_clerk(sess));
+	ok(delivered(mon, MB_STATE_HIGH), "HIGH");
+	nt = fill_cache(thumbs, "t", &next, 4000);
+	ns = fill_cache(sess, "s", &next, 1000);
+	t0 = cache_bytes(thumbs);
+	s0 = cache_bytes(sess);
+	ok(nt > 1 && ns > 1 && t0 > (7 << 20) && s0 > (3 << 20),
+	   "filled up to their own bounds (%llu, %llu)",
+	   (unsigned long long)t0, (unsigned long long)s0);
+
+	/* a STEADY first, or LOW would take the growth it saw as well */
+	ok(delivered(mon, MB_STATE_STEADY) && delivered(mon, MB_STATE_LOW) &&
+	   delivered(mon, MB_STATE_LOW), "STEADY, then two LOW steps of half "
+	   "the pool");
+	t1 = cache_bytes(thumbs);
+	s1 = cache_bytes(sess);
+	ok(t1 == 0 && s1 < s0 && s1 > 0,
+	   "thumbnails emptied, sessions cut (%llu, %llu)",
+	   (unsigned long long)t1, (unsigned long long)s1);
+	fill_cache(sess, "s", &next, 1000);
+	ok(cache_bytes(sess) <= s1, "while LOW, inserts stay within target");
+
+	ok(delivered(mon, MB_STATE_HIGH), "one HIGH");
+	mseq = mb_ring_last_seq(mb_monitor_ring(mon));
+	bseq = mb_ring_last_seq(mb_broker_ring(b));
+	fill_cache(thumbs, "t", &next, 4000);
+	fill_cache(sess, "s", &next, 1000);
+	ok(cache_bytes(thumbs) + 4000 + 256 > to.max_bytes &&
+	   cache_bytes(sess) + 1000 + 256 > so.max_bytes &&
+	   cache_bytes(thumbs) <= to.max_bytes &&
+	   cache_bytes(sess) <= so.max_bytes,
+	   "inserts alone took both back to their bounds (%llu, %llu)",
+	   (unsigned long long)cache_bytes(thumbs),
+	   (unsigned long long)cache_bytes(sess));
+	ok(poll(&p, 1, 0) == 0 && mb_monitor_dispatch(mon) == 0 &&
+	   mb_ring_last_seq(mb_monitor_ring(mon)) == mseq &&
+	   mb_ring_last_seq(mb_broker_ring(b)) == bseq,
+	   "with no notification or decision since the HIGH, and no wake-up");
+
+	ok(delivered(mon, MB_STATE_STEADY), "STEADY");
+	t1 = cache_bytes(thumbs);
+	fill_cache(thumbs, "t", &next, 4000);
+	ok(cache_bytes(thumbs) <= t1 &&
+	   mb_clerk_target(mb_cache_clerk(thumbs)) == t1,
+	   "STEADY holds them at the size they reached");
+	mb_broker_free(b);
+	mb_cache_free(thumbs);
+	mb_cache_free(sess);
+	mb_monitor_free(mon);
+}
+
 int main(void)
 {
 	plan(0);
@@ -702,6 +943,7 @@ int main(void)
 	test_prediction();
 	test_ratchet();
 	test_high_predicted();
+	test_regrow_shares();
 	test_join_within_max();
 	test_failures();
 	test_churn();
@@ -709,5 +951,6 @@ int main(void)
 	test_slow();
 	test_monitor_driven();
 	test_monitor_steps();
+	test_monitor_regrow();
 	return done_testing();
 }

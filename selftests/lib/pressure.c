@@ -255,9 +255,9 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	self->hold = hold[1];
 
 	/*
-	 * 1. Fill both caches, then hand them to the broker: a broker lets
-	 * a pool grow only a step per HIGH notification, and the test wants
-	 * 64 MiB each to start from.
+	 * 1. Fill both caches, then hand them to the broker: the test wants
+	 * 64 MiB each to start from, and a STEADY arriving meanwhile would
+	 * hold them at the size they had.
 	 */
 	ASSERT_EQ(0, lt_cache_fill(self->a, 0, CACHE_BYTES));
 	ASSERT_EQ(0, lt_cache_fill(self->b, 1U << 20, CACHE_BYTES));
