@@ -3,9 +3,9 @@
  * mb-service: the demo's "application", a service with two caches that
  * follow memory the way libmembroker means them to.
  *
- *   mb-service [--fill-rate MiBps] [--sample-ms N] [--tick-ms N]
- *              [--max-mib N] [--max-percent P] [--shrink-step P]
- *              [--low-repeat-ms N] [--state-file PATH] [--seconds N]
+ *   mb-service [--fill-rate MiBps] [--sample-ms N] [--max-mib N]
+ *              [--max-percent P] [--shrink-step P] [--low-repeat-ms N]
+ *              [--state-file PATH] [--seconds N]
  *
  * One resource monitor on the automatic source (membroker.ko where it is
  * loaded), one broker "demo" and two mb_caches in it:
@@ -21,16 +21,14 @@
  * The service keeps filling both towards the target its broker allows,
  * at --fill-rate.  The broker lowers the targets and evicts on LOW, the
  * cheap cache first, --shrink-step percent of the pool per step and a
- * step every --low-repeat-ms while LOW lasts; holds them on STEADY;
- * raises them on HIGH.  The
- * module notifies only on changes, so one HIGH notification is one growth
- * step: while the state stays HIGH and a cache is at its target, the
- * service asks its broker again every --tick-ms (mb_broker_notify() with
- * the current state).  That is how the caches grow until the machine is
- * no longer HIGH, and regrow after memory came back.
+ * step every --low-repeat-ms while LOW lasts; holds them on STEADY; and
+ * on HIGH lifts their targets (the pool has no maximum), so that the
+ * filling alone takes them back up to their own bounds, however long
+ * the module stays quiet after that HIGH.  Nothing here prods the
+ * broker: it acts on what the monitor delivers, and nothing else.
  *
  * Everything runs on one thread around poll(): the monitor's fd, a
- * signalfd for SIGTERM/SIGINT, and the fill/tick/sample timers.  Shrink
+ * signalfd for SIGTERM/SIGINT, and the fill/sample timers.  Shrink
  * callbacks therefore never race the filling.
  *
  * Output: one machine-parsable line per event on stdout, all starting
@@ -39,8 +37,9 @@
  *
  *   start    source=kmod pid=N fill_rate=B ...
  *   notify   seq= state= flags= avail= total= low= high= reason= repeat=0|1
- *   decision cause=notify|tick clerk= decision=grow|shrink|stable
- *            state= allocated= target= freed=
+ *   decision clerk= decision=grow|shrink|stable state= allocated=
+ *            target= freed=   (one per cache per notification, at its
+ *            time; a lifted target is 18446744073709551615)
  *   sample   state= avail= total= thumbnails= thumbnails_target=
  *            thumbnails_bound= sessions= sessions_target= rss=
  *            (avail and total: MemAvailable and MemTotal now)
@@ -84,12 +83,9 @@
 /* mb_cache charges an entry a little more than its key and value */
 #define ENTRY_SLACK	256
 
-enum { NOTIFY, TICK };
-
 struct opts {
 	uint64_t fill_rate;	/* bytes per second */
 	uint32_t sample_ms;
-	uint32_t tick_ms;
 	uint64_t max_bytes;	/* thumbnails' own bound, 0: none */
 	uint32_t max_percent;	/* ... as a share of total memory, 0: none */
 	uint32_t shrink_step;	/* broker's shrink_step_percent */
@@ -110,7 +106,6 @@ struct svc {
 	uint32_t sess_hits_in_row;	/* consecutive hits: all present */
 	uint64_t fill_credit;		/* bytes the filler may still put */
 	uint64_t put_errors;
-	uint64_t ticks;
 	uint64_t notifications;		/* delivered, repeats included */
 	uint64_t lows;			/* ... of them LOW */
 	char value[THUMB_VALUE];
@@ -191,8 +186,8 @@ static void drain_monitor(struct svc *s)
 	} while (got == RING_BATCH);
 }
 
-/* Print the broker's decisions since the last call, tagged with @cause. */
-static void drain_broker(struct svc *s, int cause)
+/* Print the broker's decisions since the last call. */
+static void drain_broker(struct svc *s)
 {
 	struct mb_broker_record r[RING_BATCH];
 	uint64_t missed;
@@ -210,9 +205,9 @@ static void drain_broker(struct svc *s, int cause)
 		s->brk_seq += (uint64_t)got + missed;
 		for (i = 0; i < got; i++) {
 			print_time(r[i].time_ns);
-			printf("decision cause=%s clerk=%s decision=%s state=%s allocated=%"
+			printf("decision clerk=%s decision=%s state=%s allocated=%"
 			       PRIu64 " target=%" PRIu64 " freed=%" PRIu64 "\n",
-			       cause == TICK ? "tick" : "notify", r[i].clerk,
+			       r[i].clerk,
 			       decision_name(r[i].decision),
 			       mb_state_name(r[i].state), r[i].allocated,
 			       r[i].target, r[i].freed);
@@ -340,30 +335,6 @@ static void fill(struct svc *s, uint64_t elapsed_ns)
 	fill_thumbnails(s);
 }
 
-/*
- * While memory is plentiful and a cache has reached its target, ask the
- * broker for another growth step.
- */
-static void tick(struct svc *s)
-{
-	uint64_t bound = thumb_bound(s);
-	struct mb_notification st;
-	bool hungry;
-
-	if (mb_monitor_get_state(s->mon, &st) || st.state != MB_STATE_HIGH)
-		return;
-	/* at its target, and its own bound would allow more */
-	hungry = !has_room(s->thumbs, 0, THUMB_VALUE) &&
-		 (!bound || fits(s->thumbs, bound, THUMB_VALUE));
-	hungry |= sessions_hungry(s) && !has_room(s->sess, 0, SESS_VALUE);
-	if (!hungry)
-		return;
-	st.time_ns = now_ns();
-	if (mb_broker_notify(s->broker, &st) == 0)
-		s->ticks++;
-	drain_broker(s, TICK);
-}
-
 /* MemAvailable and MemTotal in bytes (0 where unreadable) */
 static void read_meminfo(uint64_t *avail, uint64_t *total)
 {
@@ -480,17 +451,10 @@ static void teardown(struct svc *s)
 		unlink(s->o.state_file);
 }
 
-static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t m = a < b ? a : b;
-
-	return m < c ? m : c;
-}
-
 static int run(struct svc *s, int sfd)
 {
 	uint64_t start = now_ns(), t = start, last_fill = start;
-	uint64_t next_fill = start, next_tick = start, next_sample = start;
+	uint64_t next_fill = start, next_sample = start;
 	uint64_t end = s->o.seconds ?
 		       start + s->o.seconds * NSEC_PER_SEC : UINT64_MAX;
 	struct pollfd pfd[2] = {
@@ -502,7 +466,7 @@ static int run(struct svc *s, int sfd)
 	int n, err;
 
 	while (t < end) {
-		due = min3(next_fill, next_tick, next_sample);
+		due = next_fill < next_sample ? next_fill : next_sample;
 		n = poll(pfd, 2, due > t ?
 			 (int)((due - t + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC) :
 			 0);
@@ -517,17 +481,13 @@ static int run(struct svc *s, int sfd)
 			if (err < 0)
 				return err;
 			drain_monitor(s);
-			drain_broker(s, NOTIFY);
+			drain_broker(s);
 		}
 		t = now_ns();
 		if (t >= next_fill) {
 			fill(s, t - last_fill);
 			last_fill = t;
 			next_fill = t + FILL_MS * NSEC_PER_MSEC;
-		}
-		if (t >= next_tick) {
-			tick(s);
-			next_tick = t + s->o.tick_ms * NSEC_PER_MSEC;
 		}
 		if (t >= next_sample) {
 			print_sample(s, t);
@@ -541,13 +501,11 @@ static int run(struct svc *s, int sfd)
 static void print_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mb-service [--fill-rate MiBps] [--sample-ms N] [--tick-ms N]\n"
-		"                  [--max-mib N] [--max-percent P] [--shrink-step P]\n"
-		"                  [--low-repeat-ms N] [--state-file PATH] [--seconds N]\n"
+		"usage: mb-service [--fill-rate MiBps] [--sample-ms N] [--max-mib N]\n"
+		"                  [--max-percent P] [--shrink-step P] [--low-repeat-ms N]\n"
+		"                  [--state-file PATH] [--seconds N]\n"
 		"  --fill-rate MiBps   how fast the caches are filled (default 32)\n"
 		"  --sample-ms N       print the caches' sizes every N ms (default 250)\n"
-		"  --tick-ms N         while HIGH, ask the broker to grow a full cache\n"
-		"                      every N ms (default 250)\n"
 		"  --max-mib N         bound the thumbnails cache (default: none)\n"
 		"  --max-percent P     ... to P%% of total memory (default: none)\n"
 		"  --shrink-step P     give back P%% of the caches per LOW step\n"
@@ -577,7 +535,6 @@ static int parse_args(struct opts *o, int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "fill-rate", required_argument, NULL, 'f' },
 		{ "sample-ms", required_argument, NULL, 'S' },
-		{ "tick-ms", required_argument, NULL, 'T' },
 		{ "max-mib", required_argument, NULL, 'm' },
 		{ "max-percent", required_argument, NULL, 'p' },
 		{ "shrink-step", required_argument, NULL, 'k' },
@@ -598,9 +555,6 @@ static int parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case 'S':
 			err = parse_u32(optarg, 10, &o->sample_ms);
-			break;
-		case 'T':
-			err = parse_u32(optarg, 10, &o->tick_ms);
 			break;
 		case 'm':
 			err = parse_u32(optarg, 1, &v);
@@ -655,7 +609,6 @@ int main(int argc, char **argv)
 		.o = {
 			.fill_rate = 32 * MIB,
 			.sample_ms = 250,
-			.tick_ms = 250,
 			.shrink_step = 25,
 			.low_repeat_ms = 250,
 		},
@@ -689,11 +642,11 @@ int main(int argc, char **argv)
 		err = run(&s, sfd);
 		/* what arrived last, and the caches as they are left */
 		drain_monitor(&s);
-		drain_broker(&s, NOTIFY);
+		drain_broker(&s);
 		print_sample(&s, now_ns());
 		print_time(now_ns());
-		printf("stop status=%d ticks=%" PRIu64 " put_errors=%" PRIu64
-		       "\n", err ? 1 : 0, s.ticks, s.put_errors);
+		printf("stop status=%d put_errors=%" PRIu64 "\n", err ? 1 : 0,
+		       s.put_errors);
 		if (err)
 			fprintf(stderr, "mb-service: %s\n", strerror(-err));
 	}

@@ -35,6 +35,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ACTS = ["setup", "act1", "act1-end", "act2", "act2-end", "act3",
         "act3-deflate", "act4", "restore", "history"]
 CACHES = ["thumbnails", "sessions"]
+# tools/mb-service.c: a thumbnail's value and what mb_cache adds at most,
+# and the 6144 sessions of 4 KiB
+THUMB_ENTRY = 32 * 1024 + 256
+SESSIONS_FULL = 6144 * 4096
 
 
 def kv(words):
@@ -185,14 +189,12 @@ class Timeline:
         for t, i, title in r.acts:
             if i != "history":
                 ev.append((t, 0, "act", (i, title)))
+        # a decision carries the time of the notification it acted on
         by_time = {}
         for d in r.decisions:
-            by_time.setdefault((d["t"], d["cause"]), []).append(d)
+            by_time.setdefault(d["t"], []).append(d)
         for n in r.notify:
-            ev.append((n["t"], 1, "notify",
-                       (n, by_time.pop((n["t"], "notify"), []))))
-        for (t, cause), ds in by_time.items():
-            ev.append((t, 2, "decisions", ds))
+            ev.append((n["t"], 1, "notify", (n, by_time.pop(n["t"], []))))
         # the kernel log's time (printk's clock, the same as the
         # monotonic one in this VM) is when it happened; mb-demo learns
         # of it when the hog has exited
@@ -218,7 +220,6 @@ class Timeline:
         cur = self.cur
         shown = {c: 0 for c in CACHES}
         prev_sample = None
-        explained = False
         for t, _, kind, x in self.events():
             if kind == "act":
                 self.row(t, x[1], "act")
@@ -230,13 +231,6 @@ class Timeline:
                 self.notify_row(t, n, ds)
                 for c in CACHES:
                     shown[c] = cur[c]
-            elif kind == "decisions":
-                if not explained and any(d["decision"] == "grow"
-                                         for d in x):
-                    self.row(t, "broker: GROW steps (mb-service asks for "
-                             "one every 250 ms while HIGH and a cache is "
-                             "full)", "grow")
-                    explained = True
             elif kind == "oom":
                 self.row(t, "the OOM killer kills mb-hog", "oom")
             elif kind == "sq_shrink":
@@ -582,6 +576,21 @@ class Checks:
                 return True, tried[-1]
         return False, "\n".join(tried) or "no LOW with %s non-empty" % cache
 
+    def full_before(self, act):
+        """The last sample before @act: thumbnails within one entry of its
+        bound, every session cached (tools/mb-service.c's sizes)."""
+        t = self.r.act_time(act)
+        before = [s for s in self.r.samples if t is not None and s["t"] < t]
+        if not before:
+            return False, "no sample before %s (at %s)" % (act, t)
+        s = before[-1]
+        good = (s["thumbnails"] + THUMB_ENTRY > s["thumbnails_bound"] and
+                s["sessions"] >= SESSIONS_FULL)
+        return good, "at %.2f: thumbnails %.1f of %.1f MiB, sessions %.1f " \
+            "of %.1f MiB" % (s["t"], mib(s["thumbnails"]),
+                             mib(s["thumbnails_bound"]), mib(s["sessions"]),
+                             mib(SESSIONS_FULL))
+
     def run(self):
         r = self.r
         print("TAP version 13")
@@ -683,15 +692,25 @@ class Checks:
                 "the broker logged GROW decisions, all in HIGH",
                 "%d grows, states %s" % (
                     len(grows), sorted({d["state"] for d in grows})))
+        at = {n["t"] for n in r.notify}
+        prodded = [d["t"] for d in r.decisions if d["t"] not in at]
+        self.ok(bool(r.decisions) and not prodded,
+                "every broker decision acted on a notification (nothing "
+                "else asked the broker)", "decisions at %s match no "
+                "notification" % sorted(set(prodded))[:5])
+        for act in ("act2", "act3", "act4", "restore"):
+            good, why = self.full_before(act)
+            self.ok(good, "the caches had grown back to their bounds before "
+                    "%s" % act, why)
         # the cheap cache goes first: sessions is only cut in a step that
         # also leaves thumbnails empty
         rounds = {}
         for d in r.decisions:
-            rounds.setdefault((d["t"], d["cause"]), {})[d["clerk"]] = d
-        bad = [t for (t, _), ds in rounds.items()
+            rounds.setdefault(d["t"], {})[d["clerk"]] = d
+        bad = [t for t, ds in rounds.items()
                if ds.get("sessions", {}).get("decision") == "shrink" and
                ds.get("thumbnails", {}).get("target", 0) != 0]
-        cut = [t for (t, _), ds in rounds.items()
+        cut = [t for t, ds in rounds.items()
                if ds.get("sessions", {}).get("decision") == "shrink"]
         self.ok(bool(cut) and not bad,
                 "priorities: sessions (80) was only cut once thumbnails (20) "
