@@ -37,6 +37,9 @@
  *
  *   start    source=kmod pid=N fill_rate=B ...
  *   notify   seq= state= flags= avail= total= low= high= reason= repeat=0|1
+ *            (repeat=1: the monitor saying LOW again while it lasts,
+ *            with fresh figures; for the module, a GET_STATE answer,
+ *            reason query, that changed nothing since the LOW)
  *   decision clerk= decision=grow|shrink|stable state= allocated=
  *            target= freed=   (one per cache per notification, at its
  *            time; a lifted target is 18446744073709551615)
@@ -64,6 +67,8 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/membroker.h>
 
 #include "membroker.h"
 
@@ -100,7 +105,7 @@ struct svc {
 	struct mb_broker *broker;
 	struct mb_cache *thumbs, *sess;
 	uint64_t mon_seq, brk_seq;	/* next ring records to print */
-	uint64_t last_notify_seq;	/* kernel seq of the last one printed */
+	struct mb_notification last;	/* the last one printed */
 	uint64_t thumb_next;		/* next thumbnail key */
 	uint32_t sess_next;		/* next session to look up */
 	uint32_t sess_hits_in_row;	/* consecutive hits: all present */
@@ -151,6 +156,24 @@ static const char *reason_name(const struct mb_notification *n)
 	       names[n->reason] : "unknown";
 }
 
+/*
+ * The monitor's LOW repeat: LOW again, from the source that said LOW, with
+ * nothing new but the figures.  The module answers it with GET_STATE
+ * (reason query), which carries the sequence number of its latest
+ * notification; a GET_STATE may also be the first to show a relaxation
+ * the module's rate limit still holds back, with that same number, and
+ * that is a change, not a repeat.
+ */
+static bool is_repeat(const struct mb_notification *prev,
+		      const struct mb_notification *n)
+{
+	return prev->state == MB_STATE_LOW && n->state == MB_STATE_LOW &&
+	       n->source == prev->source && n->seq == prev->seq &&
+	       n->flags == prev->flags &&
+	       (n->source != MB_SOURCE_KMOD ||
+		n->reason == MEMBROKER_REASON_QUERY);
+}
+
 /* Print what the monitor delivered since the last call. */
 static void drain_monitor(struct svc *s)
 {
@@ -176,9 +199,8 @@ static void drain_monitor(struct svc *s)
 			       n[i].seq, mb_state_name(n[i].state),
 			       n[i].flags, n[i].available, n[i].total,
 			       n[i].low, n[i].high, reason_name(&n[i]),
-			       s->last_notify_seq && n[i].seq ==
-			       s->last_notify_seq);
-			s->last_notify_seq = n[i].seq;
+			       is_repeat(&s->last, &n[i]));
+			s->last = n[i];
 			s->notifications++;
 			if (n[i].state == MB_STATE_LOW)
 				s->lows++;
