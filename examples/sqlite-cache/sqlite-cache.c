@@ -13,8 +13,8 @@
  *     page cache with sqlite3_db_release_memory();
  *   - SQLite's soft heap limit follows the clerk's target, so while memory
  *     is low the cache recycles its pages instead of growing back, and
- *     when the target rises again (HIGH) the limit is lifted and the cache
- *     regrows.
+ *     when HIGH lifts the target (the broker has no max_bytes) the limit
+ *     is lifted with it and the cache regrows.
  *
  * Everything runs on one thread: SQLite calls and the shrink callback
  * (which runs inside mb_monitor_dispatch()) never overlap.
@@ -96,7 +96,6 @@ struct app {
 	uint64_t rss_after_release;
 	bool rss_pending;		/* a shrink awaits its "after" */
 	int64_t low_limit;	/* lowest soft heap limit set */
-	uint64_t limited_target;	/* clerk target when it was set */
 	uint64_t restores;	/* times the limit was lifted */
 
 	/* peaks per phase, for "did the cache regrow" */
@@ -218,33 +217,26 @@ static void lower_limit(struct app *a)
 	if (a->limit && a->limit <= want)
 		return;
 	set_limit(a, want);
-	a->limited_target = target;
 	if (!a->low_limit || want < a->low_limit)
 		a->low_limit = want;
 }
 
 /*
- * Lift the limit once memory is plentiful again: the state is HIGH and the
- * broker raised the clerk's target above what it was when the limit was
- * set.  STEADY holds: the limit stays.  The limit goes back to what it was
- * before we touched it, since a HIGH target is one growth step and the
- * cache should be free to grow for as long as memory is plentiful.
+ * Once memory is plentiful again, HIGH lifts the clerk's target (a broker
+ * without max_bytes lets its clerks grow until the state changes), and
+ * the limit goes back to what it was before we touched it.  STEADY holds
+ * the target where it is, and the limit stays.  (In a pool with max_bytes
+ * HIGH would raise the target to a share of it instead, and the limit
+ * would follow that.)
  */
 static void follow_target(struct app *a)
 {
-	uint64_t target = mb_clerk_target(a->clerk);
-	struct mb_notification st;
-
-	if (a->limit == a->orig_limit)
-		return;
-	if (target != UINT64_MAX &&
-	    (mb_monitor_get_state(a->mon, &st) < 0 ||
-	     st.state != MB_STATE_HIGH || target <= a->limited_target))
+	if (a->limit == a->orig_limit ||
+	    mb_clerk_target(a->clerk) != UINT64_MAX)
 		return;
 	a->restores++;
-	printf("%8.1f  target raised to %.1f MiB: soft heap limit %.1f MiB lifted\n",
-	       elapsed_s(a), target == UINT64_MAX ? -1.0 : (double)target / MIB,
-	       (double)a->limit / MIB);
+	printf("%8.1f  target lifted: soft heap limit %.1f MiB lifted\n",
+	       elapsed_s(a), (double)a->limit / MIB);
 	set_limit(a, a->orig_limit);
 }
 
@@ -593,8 +585,8 @@ static void print_summary(struct app *a)
 	       a->shrinks, (double)a->released / MIB,
 	       (double)a->released_on_low / MIB);
 	printf("cache %s\n",
-	       regrew ? "regrew after the target rose" :
-	       a->restores ? "did not regrow after the target rose" :
+	       regrew ? "regrew once the target was lifted" :
+	       a->restores ? "did not regrow once the target was lifted" :
 	       a->shrinks ? "is still capped (no HIGH since)" :
 	       "was never asked to shrink");
 	/* machine-readable, for test.sh */

@@ -111,7 +111,7 @@ check "queries kept completing while low" "${queries_low:-0} > 0"
 check "the cache stayed below its pre-LOW size while low" \
 	"${cache_peak_low:-1} < ${cache_before_release:-0}"
 check "one HIGH event delivered" "${high_events:-0} == 1"
-check "the limit was lifted when the target rose" \
+check "the limit was lifted with the target on HIGH" \
 	"${restores:-0} >= 1 && ${limit_now:--1} == ${orig_limit:--2}"
 check "the cache regrew past its capped size after HIGH" \
 	"${cache_peak_restored:-0} > ${cache_peak_low:-1}"

@@ -30,7 +30,7 @@ narrate() {
 	!on || /^MB-SVC|^MB-DEMO-EXIT/ { next }
 	/^MB-DEMO-ACT/ { hist = ($3 == "history"); next }
 	/^sqlite: / {
-		if ($0 ~ /shrink:|target raised|summary:|sqlite-cache:/)
+		if ($0 ~ /shrink:|target lifted|summary:|sqlite-cache:/)
 			print
 		fflush()
 		next
