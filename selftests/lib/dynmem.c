@@ -220,16 +220,27 @@ FIXTURE_TEARDOWN(dynmem)
 	mb_kmod_close(self->k);
 }
 
+/* "12.0 MiB" or "none" for a target HIGH lifted (UINT64_MAX) */
+static const char *target_str(char *buf, size_t len, uint64_t target)
+{
+	if (target == UINT64_MAX)
+		return "none";
+	snprintf(buf, len, "%.1f MiB", MIB_F(target));
+	return buf;
+}
+
 static void log_caches(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(dynmem) *self, const char *when)
 {
 	struct mb_clerk *ca = mb_cache_clerk(self->a);
 	struct mb_clerk *cb = mb_cache_clerk(self->b);
+	char ta[32], tb[32];
 
-	TH_LOG("%s: dyn-a %.1f MiB (target %.1f), dyn-b %.1f MiB "
-	       "(target %.1f)", when, MIB_F(mb_clerk_bytes(ca)),
-	       MIB_F(mb_clerk_target(ca)), MIB_F(mb_clerk_bytes(cb)),
-	       MIB_F(mb_clerk_target(cb)));
+	TH_LOG("%s: dyn-a %.1f MiB (target %s), dyn-b %.1f MiB (target %s)",
+	       when, MIB_F(mb_clerk_bytes(ca)),
+	       target_str(ta, sizeof(ta), mb_clerk_target(ca)),
+	       MIB_F(mb_clerk_bytes(cb)),
+	       target_str(tb, sizeof(tb), mb_clerk_target(cb)));
 }
 
 static void log_note(struct __test_metadata *_metadata, const char *what,
