@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Extract the few files we borrow from the kernel source: the kselftest
-# harness for selftests/ and checkpatch for `make lint`.  They are used
-# from build/ksrc/ and never copied into the repository.
+# harness for selftests/, checkpatch and kernel-doc for `make lint`, and
+# kernel-doc for the library's man pages.  They are used from build/ksrc/
+# and never copied into the repository.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -13,7 +14,8 @@ FILES="tools/testing/selftests/kselftest_harness.h
 tools/testing/selftests/kselftest.h
 scripts/checkpatch.pl
 scripts/spelling.txt
-scripts/const_structs.checkpatch"
+scripts/const_structs.checkpatch
+scripts/kernel-doc"
 out=$BUILD/ksrc
 
 missing=0
@@ -36,6 +38,6 @@ done
 say "ksrc: extracting from $TARBALL"
 # shellcheck disable=SC2086
 tar -xJf "$TARBALL" -C "$tmp" --strip-components=1 $members
-chmod +x "$tmp/scripts/checkpatch.pl"
+chmod +x "$tmp/scripts/checkpatch.pl" "$tmp/scripts/kernel-doc"
 rm -rf "$out"
 mv "$tmp" "$out"
