@@ -83,6 +83,18 @@ struct mb_sample {
 
 /**
  * struct mb_msg - a state message (GET_STATE reply, NOTIFY, history entry)
+ * @seq:		sequence number of the notification, from 1; in an
+ *			evaluation that was not published, the latest one's
+ * @timestamp_ns:	CLOCK_MONOTONIC of the evaluation
+ * @available:		MemAvailable in bytes
+ * @total:		MemTotal in bytes
+ * @low:		low threshold in force, in bytes
+ * @high:		high threshold in force, in bytes
+ * @committed:		Committed_AS in bytes
+ * @commit_limit:	CommitLimit in bytes (reread at most once a second)
+ * @state:		enum membroker_state
+ * @flags:		MEMBROKER_FLAG_* bits
+ * @reason:		enum membroker_reason: why it was evaluated
  *
  * The fields map one to one to the MEMBROKER_A_* attributes.
  */
@@ -102,9 +114,23 @@ struct mb_msg {
 
 /**
  * enum mb_cfg_err - why a configuration is refused
+ * @MB_CFG_OK:			not refused
+ * @MB_CFG_POLL_MIN_RANGE:	poll_min_ms outside 1..1000
+ * @MB_CFG_POLL_MAX_RANGE:	poll_max_ms outside 10..60000
+ * @MB_CFG_POLL_ORDER:		poll_min_ms above poll_max_ms
+ * @MB_CFG_RATELIMIT_RANGE:	ratelimit_ms above 10000
+ * @MB_CFG_PERCENT_RANGE:	virtual_low_percent outside 1..100
+ * @MB_CFG_LOW_TOTAL:		low_bytes above total memory
+ * @MB_CFG_HIGH_TOTAL:		high_bytes above total memory
+ * @MB_CFG_HYST_TOTAL:		hysteresis_bytes above total memory
+ * @MB_CFG_LOW_NOT_BELOW_HIGH:	the resulting low threshold is not below
+ *				the high one, and low_bytes was set
+ * @MB_CFG_HIGH_NOT_ABOVE_LOW:	the same with low_bytes automatic: the
+ *				high threshold set is too low
  *
  * Each has a message MB_CFG_MSG_*, a string literal so that netlink.c can
- * hand it to NL_SET_ERR_MSG_ATTR().
+ * hand it to NL_SET_ERR_MSG_ATTR(); mb_state_check_config() reports the
+ * first one it finds.
  */
 enum mb_cfg_err {
 	MB_CFG_OK,

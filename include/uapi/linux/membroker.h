@@ -229,6 +229,14 @@
 
 /**
  * enum membroker_state - physical memory state (MEMBROKER_A_STATE)
+ * @MEMBROKER_STATE_LOW: available memory fell below the low threshold
+ *	and has not yet risen to low + hysteresis: give memory back
+ * @MEMBROKER_STATE_STEADY: between the thresholds: hold steady
+ * @MEMBROKER_STATE_HIGH: available memory rose above the high threshold
+ *	and has not yet fallen to high - hysteresis: caches may grow
+ *
+ * See STATE RULE above.  0 is not a state: every state message carries
+ * one of these.
  */
 enum membroker_state {
 	MEMBROKER_STATE_LOW = 1,	/* available < low threshold */
@@ -241,6 +249,27 @@ enum membroker_state {
 
 /**
  * enum membroker_reason - what caused an evaluation (MEMBROKER_A_REASON)
+ * @MEMBROKER_REASON_UNSPEC: not sent
+ * @MEMBROKER_REASON_LOAD: the first evaluation, at module load; the
+ *	notification with SEQ 1
+ * @MEMBROKER_REASON_POLL: the adaptive poll, between poll_min_ms and
+ *	poll_max_ms apart
+ * @MEMBROKER_REASON_RECLAIM: the kernel started reclaiming memory
+ * @MEMBROKER_REASON_HOTPLUG: memory was onlined or offlined (also any
+ *	evaluation while a memory block is going on- or offline)
+ * @MEMBROKER_REASON_CONFIG: SET_CONFIG succeeded; this notification is
+ *	always sent, at once
+ * @MEMBROKER_REASON_OOM: the OOM killer is about to pick a victim
+ * @MEMBROKER_REASON_QUERY: a GET_STATE request; its reply always carries
+ *	this reason
+ * @MEMBROKER_REASON_DEFERRED: a notification the rate limit held back,
+ *	sent ratelimit_ms after the previous one
+ * @__MEMBROKER_REASON_MAX: one past the last reason; use
+ *	MEMBROKER_REASON_MAX
+ *
+ * When several causes are pending for one evaluation, the message names
+ * the most important one.  New reasons may be added: treat an unknown
+ * one like POLL.
  */
 enum membroker_reason {
 	MEMBROKER_REASON_UNSPEC,
@@ -259,6 +288,19 @@ enum membroker_reason {
 
 /**
  * enum membroker_cmd - generic netlink commands
+ * @MEMBROKER_CMD_UNSPEC: not a command; refused with -EOPNOTSUPP
+ * @MEMBROKER_CMD_GET_STATE: do, any user: evaluate now and reply with a
+ *	state message
+ * @MEMBROKER_CMD_NOTIFY: the multicast event on MEMBROKER_MCGRP_NOTIFY,
+ *	a state message; refused as a request
+ * @MEMBROKER_CMD_GET_CONFIG: do, any user: reply with the configuration
+ *	as set
+ * @MEMBROKER_CMD_SET_CONFIG: do, CAP_NET_ADMIN: change the configuration
+ * @MEMBROKER_CMD_GET_HISTORY: dump, any user: the recent notifications,
+ *	oldest first
+ * @__MEMBROKER_CMD_MAX: one past the last command; use MEMBROKER_CMD_MAX
+ *
+ * See COMMANDS above for their attributes and errors.
  */
 enum membroker_cmd {
 	MEMBROKER_CMD_UNSPEC,
@@ -274,6 +316,34 @@ enum membroker_cmd {
 
 /**
  * enum membroker_attr - generic netlink attributes
+ * @MEMBROKER_A_UNSPEC: not an attribute
+ * @MEMBROKER_A_STATE: u32, enum membroker_state
+ * @MEMBROKER_A_FLAGS: u32, MEMBROKER_FLAG_* bits
+ * @MEMBROKER_A_SEQ: u64, the notification's sequence number, from 1
+ * @MEMBROKER_A_TIMESTAMP_NS: u64, CLOCK_MONOTONIC of the evaluation, in ns
+ * @MEMBROKER_A_AVAILABLE_BYTES: u64, MemAvailable
+ * @MEMBROKER_A_TOTAL_BYTES: u64, MemTotal
+ * @MEMBROKER_A_LOW_BYTES: u64, the low threshold: in force in a state
+ *	message, as set (0: automatic) in the configuration
+ * @MEMBROKER_A_HIGH_BYTES: u64, the high threshold, likewise
+ * @MEMBROKER_A_COMMITTED_BYTES: u64, Committed_AS
+ * @MEMBROKER_A_COMMIT_LIMIT_BYTES: u64, CommitLimit
+ * @MEMBROKER_A_REASON: u32, enum membroker_reason
+ * @MEMBROKER_A_PAD: padding that aligns the u64 attributes; ignore it
+ * @MEMBROKER_A_HYSTERESIS_BYTES: u64, configuration: the hysteresis
+ *	(0: automatic, low / 8)
+ * @MEMBROKER_A_POLL_MIN_MS: u32, configuration: the shortest poll
+ *	interval, used near the low threshold
+ * @MEMBROKER_A_POLL_MAX_MS: u32, configuration: the longest poll
+ *	interval, used far from it
+ * @MEMBROKER_A_RATELIMIT_MS: u32, configuration: the least spacing of
+ *	notifications that escalate nothing (see NOTIFICATIONS above)
+ * @MEMBROKER_A_VIRTUAL_LOW_PERCENT: u32, configuration: VIRTUAL_LOW is
+ *	set while Committed_AS is at least this percentage of CommitLimit
+ * @MEMBROKER_A_HISTORY_SIZE: u32, read only: entries in the history ring
+ * @__MEMBROKER_A_MAX: one past the last attribute; use MEMBROKER_A_MAX
+ *
+ * STATE MESSAGE and COMMANDS above say which message carries which.
  */
 enum membroker_attr {
 	MEMBROKER_A_UNSPEC,
