@@ -27,7 +27,19 @@ extern "C" {
 /* Notifications                                                       */
 /* ------------------------------------------------------------------ */
 
-/** enum mb_state - physical memory state, same values as the kernel ABI */
+/**
+ * enum mb_state - physical memory state, same values as the kernel ABI
+ * @MB_STATE_UNKNOWN: no reading yet: the source has not measured anything
+ *	(only seen in mb_monitor_get_state() before the first reading)
+ * @MB_STATE_LOW: available memory is below the low threshold: give memory
+ *	back (shrink caches, trim heaps); left only at low + hysteresis
+ * @MB_STATE_STEADY: between the thresholds: hold steady
+ * @MB_STATE_HIGH: available memory is above the high threshold: caches may
+ *	grow; left only at high - hysteresis
+ *
+ * Values 1..3 are those of enum membroker_state in the kernel ABI.  The
+ * flags (MB_FLAG_VIRTUAL_LOW) are independent of the state.
+ */
 enum mb_state {
 	MB_STATE_UNKNOWN = 0,
 	MB_STATE_LOW = 1,	/* PHYSICAL_LOW: give memory back */
@@ -38,7 +50,23 @@ enum mb_state {
 /* Bits of mb_notification.flags */
 #define MB_FLAG_VIRTUAL_LOW	(1U << 0) /* committed memory near the limit */
 
-/** enum mb_source_type - where notifications come from */
+/**
+ * enum mb_source_type - where notifications come from
+ * @MB_SOURCE_AUTO: let the monitor choose: $MEMBROKER_SOURCE if set, else
+ *	the first available of kmod, cgroup, psi and meminfo
+ * @MB_SOURCE_KMOD: the membroker kernel module over generic netlink; event
+ *	driven, and sees reclaim, hotplug and the OOM killer first
+ * @MB_SOURCE_CGROUP: the tightest cgroup v2 limit (memory.max or
+ *	memory.high) above this process, against the cgroup's usage
+ * @MB_SOURCE_PSI: a PSI memory trigger plus MemAvailable thresholds
+ * @MB_SOURCE_MEMINFO: polls /proc/meminfo at an adaptive interval; works
+ *	everywhere
+ * @MB_SOURCE_FAKE: driven by mb_monitor_fake_push(), for tests and demos
+ * @MB_SOURCE_COUNT: the number of types, not a source
+ *
+ * The names mb_source_name() returns and mb_source_parse() accepts are
+ * "auto", "kmod", "cgroup", "psi", "meminfo" and "fake".
+ */
 enum mb_source_type {
 	MB_SOURCE_AUTO = 0,	/* kmod, else cgroup, else psi, else meminfo */
 	MB_SOURCE_KMOD,		/* membroker.ko over generic netlink */
@@ -65,6 +93,13 @@ enum mb_source_type {
  * @committed:	 Committed_AS (0 where unknown)
  * @commit_limit: CommitLimit (0 where unknown)
  * @process_rss: this process's resident set size when it was recorded
+ *
+ * A monitor combining several sources delivers the most severe reading
+ * (LOW beats STEADY beats HIGH) with the flags of all of them OR'ed; the
+ * other fields are those of the source that decided the state.
+ * @process_rss is filled in by the monitor when it delivers a
+ * notification, and is 0 in readings that were not delivered by one
+ * (mb_kmod_get_state(), the initial mb_monitor_get_state()).
  */
 struct mb_notification {
 	uint64_t time_ns;
@@ -83,17 +118,39 @@ struct mb_notification {
 };
 
 /**
- * mb_state_name() - "low", "steady", "high" or "unknown"
+ * mb_state_name() - the name of a state, for messages
+ * @state: an enum mb_state value
+ *
+ * Context: Any thread; the string is static and never freed.
+ * Return: "low", "steady", "high", or "unknown" for MB_STATE_UNKNOWN and
+ * any value the library does not know.  Never NULL.
  */
 MB_API const char *mb_state_name(uint32_t state);
 
 /**
- * mb_source_name() - "kmod", "cgroup", "psi", "meminfo", "fake" or "auto"
+ * mb_source_name() - the name of a source type, for messages
+ * @source: an enum mb_source_type value, such as mb_monitor_source()
+ *	returns or mb_notification.source holds
+ *
+ * The names are those mb_source_parse() and $MEMBROKER_SOURCE accept.
+ *
+ * Context: Any thread; the string is static and never freed.
+ * Return: "kmod", "cgroup", "psi", "meminfo", "fake" or "auto"; "unknown"
+ * for a value the library does not know.  Never NULL.
  */
 MB_API const char *mb_source_name(uint32_t source);
 
 /**
- * mb_source_parse() - the enum mb_source_type for a name, or -EINVAL
+ * mb_source_parse() - the source type for a name
+ * @name: "auto", "kmod", "cgroup", "psi", "meminfo" or "fake"; matched
+ *	exactly (case matters); may be NULL
+ *
+ * This is how the monitor reads $MEMBROKER_SOURCE; tools use it for
+ * their command line.
+ *
+ * Context: Any thread.
+ * Return: the enum mb_source_type (>= 0), or -EINVAL for NULL or an
+ * unknown name.
  */
 MB_API int mb_source_parse(const char *name);
 
@@ -111,36 +168,84 @@ struct mb_ring;
 
 /**
  * mb_ring_new() - create a ring of @capacity records of @record_size bytes
- * @out: the new ring
- * Return: 0 or -EINVAL (zero sizes) / -ENOMEM.
+ * @out: receives the new ring; set to NULL on failure
+ * @capacity: how many records it keeps before it overwrites the oldest
+ * @record_size: the size of every record, in bytes
+ *
+ * The ring belongs to the caller, who frees it with mb_ring_free().  The
+ * rings that monitors and brokers hand out belong to them instead.
+ *
+ * Context: Any thread.
+ * Return: 0, -EINVAL when @out is NULL, a size is 0 or the ring would
+ * not fit in memory, or -ENOMEM.
  */
 MB_API int mb_ring_new(struct mb_ring **out, size_t capacity,
 		       size_t record_size);
-/** mb_ring_free() - free @ring; accepts NULL */
+/**
+ * mb_ring_free() - free a ring made by mb_ring_new()
+ * @ring: the ring, or NULL (nothing is done)
+ *
+ * Not for the rings of mb_monitor_ring() and mb_broker_ring(): their
+ * owner frees them.
+ *
+ * Context: No other thread may use @ring any more.
+ */
 MB_API void mb_ring_free(struct mb_ring *ring);
 
 /**
  * mb_ring_push() - append a record, overwriting the oldest when full
- * Return: the record's sequence number (>= 1), or -EINVAL.
+ * @ring: the ring
+ * @record: the record to copy in, of the ring's record size
+ *
+ * The record is copied; @record may be reused as soon as this returns.
+ * A writer never waits: if a writer a whole lap behind is still copying
+ * into the same slot, one of the two records is lost, and readers count
+ * it as missed.
+ *
+ * Context: Any thread, concurrently with other writers and readers;
+ * lock-free, no allocation.
+ * Return: the record's sequence number (>= 1), or -EINVAL when @ring or
+ * @record is NULL.
  */
 MB_API int64_t mb_ring_push(struct mb_ring *ring, const void *record);
 
 /**
  * mb_ring_read() - copy records with sequence numbers >= @from_seq
- * @buf:	room for @max records of the ring's record size
+ * @ring: the ring
+ * @from_seq: the first sequence number wanted (0 is taken as 1)
+ * @buf:	room for @max records of the ring's record size; may be NULL
+ *		only when @max is 0
  * @seqs:	if not NULL, receives each copied record's sequence number
+ * @max: the most records to copy
  * @missed:	if not NULL, receives how many records after @from_seq were
  *		overwritten before they could be read
+ *
  * Every sequence number from @from_seq up to where the copy stopped is
  * either copied or counted in @missed, so the next call should start at
  * @from_seq + return value + *@missed (a @from_seq of 0 is taken as 1).
- * The copy stops early at a record a writer is still writing.
- * Return: the number of records copied (oldest first), or -errno.
+ * The copy stops early at a record a writer is still writing.  A record
+ * is never torn: one overwritten while it was being copied counts as
+ * missed.
+ *
+ * Context: Any thread, concurrently with writers and other readers;
+ * lock-free, never blocks.
+ * Return: the number of records copied (oldest first), or -EINVAL when
+ * @ring is NULL or @buf is NULL with @max > 0.
  */
 MB_API int mb_ring_read(struct mb_ring *ring, uint64_t from_seq, void *buf,
 			uint64_t *seqs, size_t max, uint64_t *missed);
 
-/** mb_ring_last_seq() - sequence number of the newest record, 0 if none */
+/**
+ * mb_ring_last_seq() - sequence number of the newest record
+ * @ring: the ring, or NULL
+ *
+ * A record with this number may still be being written; mb_ring_read()
+ * stops before it until it is complete.
+ *
+ * Context: Any thread; lock-free.
+ * Return: the newest sequence number taken by a writer, 0 when nothing
+ * was pushed yet or @ring is NULL.
+ */
 MB_API uint64_t mb_ring_last_seq(const struct mb_ring *ring);
 
 /* ------------------------------------------------------------------ */
@@ -149,9 +254,33 @@ MB_API uint64_t mb_ring_last_seq(const struct mb_ring *ring);
 
 struct mb_monitor;
 
-/*
- * Options that may grow: the first field is the size of the structure the
- * caller was compiled with.  Use MB_OPTS(mb_monitor_opts, .source = ...).
+/**
+ * struct mb_monitor_opts - options of mb_monitor_new()
+ * @sz: sizeof(struct mb_monitor_opts) as the caller was compiled; set by
+ *	MB_OPTS()
+ * @source: the primary source, enum mb_source_type.  MB_SOURCE_AUTO
+ *	honours $MEMBROKER_SOURCE, else takes the first available of kmod,
+ *	cgroup, psi and meminfo, and adds the cgroup source when the
+ *	process's cgroup has a limit.  A source named here (or in
+ *	$MEMBROKER_SOURCE) is used alone, plus @extra_sources.
+ * @extra_sources: more sources combined with the primary one, one bit
+ *	(1 << type) per enum mb_source_type; bit 0 (AUTO) is invalid
+ * @ring_capacity: capacity of the monitor's ring of notifications, in
+ *	records (0: 1024)
+ * @low_bytes: low threshold for the sources that have none of their own
+ *	(meminfo, psi, and kmod while the module is unloaded); 0: automatic
+ * @high_bytes: high threshold for the same sources; 0: automatic.  When
+ *	both are set, @low_bytes must be below @high_bytes.
+ * @root: directory that stands for "/" when the sources read /proc and
+ *	/sys, for tests (NULL: "/"); copied, need not outlive the call
+ * @low_repeat_ms: while the combined state is LOW, deliver it again this
+ *	often, with figures measured afresh, so that brokers keep shrinking
+ *	in steps until the pressure ends (0: 1000 ms; UINT32_MAX: never)
+ *
+ * Options may grow: the first field is the size of the structure the
+ * caller was compiled with, so build it with MB_OPTS(mb_monitor_opts,
+ * .source = ...).  Fields a newer header adds must be left 0 for an older
+ * library, which refuses them otherwise.
  */
 struct mb_monitor_opts {
 	size_t sz;
@@ -184,6 +313,10 @@ struct mb_monitor_opts {
 
 /**
  * typedef mb_monitor_fn - called for every new notification
+ * @mon: the monitor delivering it
+ * @n: the notification; valid only during the call (copy what you keep)
+ * @arg: the pointer given to mb_monitor_subscribe()
+ *
  * Runs with no library lock held, from mb_monitor_dispatch() or the
  * monitor's thread, one call at a time per monitor.  May call into the
  * library (and fork()); mb_monitor_dispatch() of the same monitor returns
@@ -194,100 +327,218 @@ typedef void (*mb_monitor_fn)(struct mb_monitor *mon,
 
 /**
  * mb_monitor_new() - open a monitor on the chosen source(s)
- * @opts: may be NULL for defaults
- * Return: 0, -ENOENT when the requested source is not available, -errno.
+ * @out: receives the new monitor; set to NULL on failure
+ * @opts: may be NULL for defaults (MB_SOURCE_AUTO, see
+ *	struct mb_monitor_opts)
+ *
+ * The sources are opened and read once: the first mb_monitor_dispatch()
+ * delivers that initial state (when the source knows it), so subscribers
+ * added right after creation see it, and the monitor's fd is readable
+ * from the start.  Free the monitor with mb_monitor_free(), after the
+ * brokers subscribed to it.
+ *
+ * Context: Any thread.
+ * Return: 0; -ENOENT when the requested source (or one of
+ * @opts->extra_sources) is not available; -EINVAL for @out NULL, a bad
+ * @opts->sz or field, unknown non-zero fields, or a bad $MEMBROKER_SOURCE;
+ * -ENOMEM; or the -errno of a source or of the epoll, timerfd and eventfd
+ * the monitor waits with.
  */
 MB_API int mb_monitor_new(struct mb_monitor **out,
 			  const struct mb_monitor_opts *opts);
 /**
  * mb_monitor_free() - stop the thread, close the sources, free @mon
- * Accepts NULL.  Not from one of @mon's own callbacks.
+ * @mon: the monitor, or NULL (nothing is done)
+ *
+ * Stops and joins the monitor's thread if one runs, closes its sources
+ * and its fd, and frees its ring (mb_monitor_ring()).  Free the brokers
+ * subscribed to it first: mb_broker_free() unsubscribes from the monitor.
+ *
+ * Context: Not from one of @mon's own callbacks, and not while another
+ * thread uses @mon.
  */
 MB_API void mb_monitor_free(struct mb_monitor *mon);
 
 /**
  * mb_monitor_source() - the enum mb_source_type in use
+ * @mon: the monitor
+ *
  * The primary source chosen when the monitor was created (by the caller,
  * $MEMBROKER_SOURCE or the automatic order) while it is open; a source
  * that is gone for good is closed, and when none is left the monitor
  * falls back to MB_SOURCE_MEMINFO.  Each notification says which source
  * produced it (the kmod source speaks for /proc/meminfo, and says so,
  * while the module is unloaded).
+ *
+ * Context: Any thread.
  * Return: the type, -EINVAL, or -ENODEV when no source is left.
  */
 MB_API int mb_monitor_source(const struct mb_monitor *mon);
 
 /**
  * mb_monitor_get_fd() - a pollable fd (POLLIN) for event loops
- * When it is readable, call mb_monitor_dispatch().
+ * @mon: the monitor
+ *
+ * When it is readable, call mb_monitor_dispatch(); it stays readable until
+ * a dispatch has handled what is pending (level-triggered).  The fd is an
+ * epoll fd behind which the monitor waits for its sources and timers; it
+ * can be added to poll(), select() or another epoll.  It belongs to the
+ * monitor: do not read, write or close it.  It is valid until
+ * mb_monitor_free().
+ *
+ * Context: Any thread.
+ * Return: the fd (>= 0), or -EINVAL when @mon is NULL.
  */
 MB_API int mb_monitor_get_fd(const struct mb_monitor *mon);
 
 /**
  * mb_monitor_dispatch() - handle what is pending, never blocks
+ * @mon: the monitor
+ *
+ * Reads the sources that have news or are due, combines their readings
+ * and calls the subscribers, in this thread, for every new notification;
+ * each is also pushed into the monitor's ring.
  * A source that fails is asked again at its next event or timeout; one
  * that is gone for good is closed, and when none is left the monitor
  * falls back to polling /proc/meminfo (and says so in the next
  * notification's source).  A call while another thread dispatches returns
  * 0 at once; the running dispatch picks up what this one saw.
+ *
+ * Context: Any thread.  Does not wait for events, but runs the
+ * subscribers, which take as long as they take.
  * Return: number of notifications delivered, else 0, or the -errno of a
- * source that failed.
+ * source that failed (-EINVAL when @mon is NULL).
  */
 MB_API int mb_monitor_dispatch(struct mb_monitor *mon);
 
 /**
- * mb_monitor_run() - wait and dispatch until @timeout_ms elapses (-1: until
- * mb_monitor_stop()).  A failing source does not end it.
- * Return: 0, or -errno when waiting itself failed.
+ * mb_monitor_run() - wait and dispatch until @timeout_ms elapses
+ * @mon: the monitor
+ * @timeout_ms: how long to run, in milliseconds; -1: until
+ *	mb_monitor_stop()
+ *
+ * A loop around the monitor's fd and mb_monitor_dispatch(), for programs
+ * without an event loop of their own; subscribers run in this thread.
+ * A failing source does not end it.  mb_monitor_stop() makes it return
+ * early.
+ *
+ * Context: Any thread; blocks.
+ * Return: 0 when the time is up or it was stopped; -EINVAL for @mon NULL
+ * or @timeout_ms < -1; or -errno when waiting itself failed.
  */
 MB_API int mb_monitor_run(struct mb_monitor *mon, int timeout_ms);
 /**
- * mb_monitor_stop() - make mb_monitor_run() return (any thread, or a
- * callback); a stop requested before run() makes the next run() return
+ * mb_monitor_stop() - make mb_monitor_run() return
+ * @mon: the monitor, or NULL (nothing is done)
+ *
+ * Wakes a running mb_monitor_run() and makes it return 0.  A stop
+ * requested while none runs makes the next one return at once; one stop
+ * ends one run.  The monitor's own thread is stopped with
+ * mb_monitor_stop_thread() instead.
+ *
+ * Context: Any thread, or a subscriber.
  */
 MB_API void mb_monitor_stop(struct mb_monitor *mon);
 
 /**
  * mb_monitor_start_thread() - dispatch from an internal thread, for
  * programs without an event loop
+ * @mon: the monitor
+ *
+ * The thread runs mb_monitor_run() until mb_monitor_stop_thread() or
+ * mb_monitor_free(); subscribers are then called from it.
+ *
+ * Context: Any thread.
  * Return: 0, -EALREADY (one runs), -EINVAL, or pthread_create()'s -errno.
  */
 MB_API int mb_monitor_start_thread(struct mb_monitor *mon);
 /**
  * mb_monitor_stop_thread() - stop and join the internal thread
- * Return: 0 (also when none runs), -EDEADLK from the thread itself.
+ * @mon: the monitor
+ *
+ * Waits for a notification being delivered by the thread to finish.
+ *
+ * Context: Any thread but the monitor's own (so not from a subscriber
+ * it runs).
+ * Return: 0 (also when none runs), -EDEADLK from the thread itself,
+ * -EINVAL when @mon is NULL.
  */
 MB_API int mb_monitor_stop_thread(struct mb_monitor *mon);
 
 /**
  * mb_monitor_get_state() - the latest combined notification
- * (QueryMemoryResourceNotification).  Return: 0 or -errno.
+ * @mon: the monitor
+ * @out: receives a copy
+ *
+ * What the monitor last delivered, or, before its first delivery, the
+ * reading taken when it was created (MB_STATE_UNKNOWN if the sources had
+ * none), like Windows' QueryMemoryResourceNotification.  Cheap: no
+ * source is read.
+ *
+ * Context: Any thread, and subscribers.
+ * Return: 0, or -EINVAL when @mon or @out is NULL.
  */
 MB_API int mb_monitor_get_state(struct mb_monitor *mon,
 				struct mb_notification *out);
 
 /**
  * mb_monitor_subscribe() - add a callback for every notification
+ * @mon: the monitor
  * @fn:		called with @arg, see mb_monitor_fn
- * Subscribers are called in the order they subscribed.
- * Return: an id >= 0 for mb_monitor_unsubscribe(), -EINVAL, -ENOMEM.
+ * @arg: passed to @fn unchanged; the library does not own it
+ *
+ * Subscribers are called in the order they subscribed, for every
+ * notification delivered after this call.
+ *
+ * Context: Any thread, and subscribers.
+ * Return: an id >= 0 for mb_monitor_unsubscribe(), -EINVAL (@mon or
+ * @fn NULL), -ENOMEM, or -ENOSPC when the ids are used up.
  */
 MB_API int mb_monitor_subscribe(struct mb_monitor *mon, mb_monitor_fn fn,
 				void *arg);
 /**
  * mb_monitor_unsubscribe() - remove the callback @id
+ * @mon: the monitor
+ * @id: what mb_monitor_subscribe() returned
+ *
  * Waits for a running call of that callback to return, unless called
- * from that very callback; no call starts afterwards.
+ * from that very callback; no call starts afterwards, so its @arg may be
+ * freed when this returns.
+ *
+ * Context: Any thread, and subscribers (also the one removed).
  * Return: 0, -EINVAL, -ENOENT (no such id).
  */
 MB_API int mb_monitor_unsubscribe(struct mb_monitor *mon, int id);
 
-/** mb_monitor_ring() - the ring of struct mb_notification records */
+/**
+ * mb_monitor_ring() - the ring of struct mb_notification records
+ * @mon: the monitor, or NULL
+ *
+ * Every notification the monitor delivered, with its process_rss, for
+ * reading with mb_ring_read() (a history, or a consumer that polls
+ * instead of subscribing).  The ring belongs to the monitor: do not free
+ * it; it is valid until mb_monitor_free().
+ *
+ * Context: Any thread.
+ * Return: the ring, or NULL when @mon is NULL.
+ */
 MB_API struct mb_ring *mb_monitor_ring(struct mb_monitor *mon);
 
 /**
  * mb_monitor_fake_push() - inject a notification (MB_SOURCE_FAKE only)
- * It is delivered by the next mb_monitor_dispatch().
+ * @mon: a monitor with the fake source (primary or in extra_sources)
+ * @n: the reading to inject; copied.  A 0 @n->seq or @n->time_ns is
+ *	filled in (a counter, the current time); @n->source becomes
+ *	MB_SOURCE_FAKE.
+ *
+ * It is delivered by the next mb_monitor_dispatch().  The monitor's fd
+ * becomes readable; readings queue up (256 at most) and are taken in
+ * order.
+ *
+ * Context: Any thread, and subscribers.
+ * Return: 0; -EINVAL for NULL or a state above MB_STATE_HIGH;
+ * -EOPNOTSUPP when @mon has no fake source; -EAGAIN when the queue is
+ * full.
  */
 MB_API int mb_monitor_fake_push(struct mb_monitor *mon,
 				const struct mb_notification *n);
@@ -300,14 +551,37 @@ struct mb_clerk;
 
 /**
  * typedef mb_shrink_fn - give back up to @bytes; return the bytes freed
- * (>= 0) or -errno.  Never more than @bytes: a broker's min_bytes relies
- * on it (when nothing small enough can go, free nothing; the next LOW
- * step asks for more).  Never called concurrently with itself for one
- * clerk, and with no library lock held.
+ * @clerk: the clerk asked to shrink
+ * @bytes: the most it may free
+ * @arg: mb_clerk_opts.arg
+ *
+ * Called by the clerk's broker, in the thread that delivers the
+ * notification (mb_broker_notify(), or the monitor's dispatch), when the
+ * state is LOW or the pool is above its max_bytes.  Free never more than
+ * @bytes: a broker's min_bytes relies on it (when nothing small enough
+ * can go, free nothing; the next LOW step asks for more).  What is freed
+ * must also be uncharged from @clerk (mb_clerk_uncharge()), as the
+ * application's own free path would.  Never called concurrently with
+ * itself for one clerk, and with no library lock held: it may call into
+ * the library, including removing or freeing @clerk.
+ *
+ * Return: the bytes freed (>= 0), or -errno: the broker counts the error
+ * on the clerk and asks again at its next step.
  */
 typedef int64_t (*mb_shrink_fn)(struct mb_clerk *clerk, uint64_t bytes,
 				void *arg);
 
+/**
+ * struct mb_clerk_opts - options of mb_clerk_new()
+ * @sz: sizeof(struct mb_clerk_opts) as the caller was compiled; set by
+ *	MB_OPTS()
+ * @shrink: called by the clerk's broker to take memory back, see
+ *	mb_shrink_fn (optional: without it, the clerk is only given targets)
+ * @arg: passed to @shrink unchanged; the library does not own it
+ * @priority: cost of dropping this clerk's memory: 0 (cheap, dropped
+ *	first) .. 100 (expensive, dropped last).  With @opts given, 0 unless
+ *	set; 50 when mb_clerk_new() gets no options at all.
+ */
 struct mb_clerk_opts {
 	size_t sz;
 	mb_shrink_fn shrink;	/* optional */
@@ -321,25 +595,92 @@ struct mb_clerk_opts {
 
 /**
  * mb_clerk_new() - a clerk named @name (1..63 bytes), in the snapshot
+ * @out: receives the new clerk; set to NULL on failure
+ * @name: copied; need not be unique
  * @opts: may be NULL (no shrink callback, priority 50)
- * Return: 0, -EINVAL, -ENAMETOOLONG, -ENOMEM.
+ *
+ * A clerk is a named account of memory that the application charges and
+ * uncharges; it is listed by mb_clerk_snapshot() until freed, and can be
+ * put in a broker (mb_broker_add_clerk()).  Its target is UINT64_MAX
+ * until a broker sets one.
+ *
+ * Context: Any thread.
+ * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts or a
+ * priority above 100), -ENAMETOOLONG, -ENOMEM.
  */
 MB_API int mb_clerk_new(struct mb_clerk **out, const char *name,
 			const struct mb_clerk_opts *opts);
-/** mb_clerk_free() - removes it from its broker first; accepts NULL */
+/**
+ * mb_clerk_free() - removes it from its broker first; accepts NULL
+ * @clerk: the clerk, or NULL (nothing is done)
+ *
+ * Leaves its broker (waiting for a shrink call of this clerk running in
+ * another thread to return, so the callback's data may be freed right
+ * after), leaves the snapshot, and frees it.  Allowed from the clerk's
+ * own shrink callback.
+ *
+ * Context: No other thread may use @clerk any more; do not free a clerk
+ * and its broker concurrently.
+ */
 MB_API void mb_clerk_free(struct mb_clerk *clerk);
-/** mb_clerk_name() - the name given to mb_clerk_new() */
+/**
+ * mb_clerk_name() - the name given to mb_clerk_new()
+ * @clerk: the clerk, or NULL
+ *
+ * Context: Any thread.
+ * Return: the clerk's copy of the name, valid until mb_clerk_free(), or
+ * NULL when @clerk is NULL.
+ */
 MB_API const char *mb_clerk_name(const struct mb_clerk *clerk);
 
-/** mb_clerk_charge() - account @bytes (hot path, per-CPU partitioned) */
+/**
+ * mb_clerk_charge() - account @bytes (hot path, per-CPU partitioned)
+ * @clerk: the clerk
+ * @bytes: how much more the application holds, at most INT64_MAX
+ *
+ * Adds to one of 32 cache-line counters chosen per thread, so threads
+ * charging the same clerk do not contend.  Charging is not refused above
+ * the clerk's target: staying under it is the application's part.
+ *
+ * Context: Any thread; lock-free.
+ * Return: 0, or -EINVAL when @clerk is NULL or @bytes too large.
+ */
 MB_API int mb_clerk_charge(struct mb_clerk *clerk, uint64_t bytes);
-/** mb_clerk_uncharge() - give back @bytes charged earlier (any thread) */
+/**
+ * mb_clerk_uncharge() - give back @bytes charged earlier (any thread)
+ * @clerk: the clerk
+ * @bytes: how much less the application holds, at most INT64_MAX
+ *
+ * Need not be the thread that charged them.  A total driven below 0 by
+ * uncharging more than was charged reads as 0.
+ *
+ * Context: Any thread; lock-free.
+ * Return: 0, or -EINVAL when @clerk is NULL or @bytes too large.
+ */
 MB_API int mb_clerk_uncharge(struct mb_clerk *clerk, uint64_t bytes);
-/** mb_clerk_bytes() - current total */
+/**
+ * mb_clerk_bytes() - current total
+ * @clerk: the clerk, or NULL
+ *
+ * The sum of the clerk's counters, exact for the charges that completed
+ * before the call; it also updates the clerk's peak.
+ *
+ * Context: Any thread; lock-free.
+ * Return: the bytes charged and not uncharged, 0 when @clerk is NULL.
+ */
 MB_API uint64_t mb_clerk_bytes(const struct mb_clerk *clerk);
 /**
  * mb_clerk_target() - the bytes its broker allows now (UINT64_MAX when not
  * in a broker or unlimited)
+ * @clerk: the clerk, or NULL
+ *
+ * The broker sets it on every notification and when the clerk joins;
+ * it is advice that the library does not enforce: an application should
+ * keep mb_clerk_bytes() at or below it (mb_cache does).
+ *
+ * Context: Any thread; lock-free.
+ * Return: the target in bytes, UINT64_MAX when @clerk is NULL, in no
+ * broker, or not limited.
  */
 MB_API uint64_t mb_clerk_target(const struct mb_clerk *clerk);
 
@@ -355,6 +696,11 @@ MB_API uint64_t mb_clerk_target(const struct mb_clerk *clerk);
  * @priority:	 0 (cheap to drop) .. 100 (expensive)
  * @shrink_ns:	 time spent in its shrink callback, in total
  * @shrink_max_ns: the longest single call: a slow callback shows here
+ *
+ * @peak is the largest total seen whenever the clerk's counters were
+ * summed (mb_clerk_bytes(), a snapshot, a broker decision, and every
+ * 64th charge of a thread): it can miss a spike shorter than that, and
+ * never exceeds the true peak.
  */
 struct mb_clerk_info {
 	char name[64];
@@ -371,8 +717,16 @@ struct mb_clerk_info {
 
 /**
  * mb_clerk_snapshot() - every live clerk of the process
- * (sys.dm_os_memory_clerks).  Return: the number of clerks (which may
- * exceed @max: call again with more room), or -errno.
+ * (sys.dm_os_memory_clerks).
+ * @out: room for @max rows; may be NULL when @max is 0 (to count)
+ * @max: the most rows to fill
+ *
+ * Lists the clerks of every broker and those in none, with their
+ * counters as they are when each row is filled.
+ *
+ * Context: Any thread, and callbacks.
+ * Return: the number of clerks (which may exceed @max: call again with
+ * more room), or -EINVAL when @out is NULL and @max is not 0.
  */
 MB_API int mb_clerk_snapshot(struct mb_clerk_info *out, size_t max);
 
@@ -382,6 +736,23 @@ MB_API int mb_clerk_snapshot(struct mb_clerk_info *out, size_t max);
 
 struct mb_broker;
 
+/**
+ * struct mb_broker_opts - options of mb_broker_new()
+ * @sz: sizeof(struct mb_broker_opts) as the caller was compiled; set by
+ *	MB_OPTS()
+ * @min_bytes: never shrink the pool below this (default 0): LOW steps
+ *	stop there
+ * @max_bytes: never let the pool exceed this (0: unlimited); the clerks'
+ *	targets never add up to more, and a pool above it gives the excess
+ *	back in every state
+ * @shrink_step_percent: fraction of the pool asked back per LOW
+ *	notification, in percent, 1..100 (0: 10)
+ * @trim: call malloc_trim(0) after a shrink that freed something, to
+ *	return the freed heap to the system
+ * @ring_capacity: decisions kept in the broker's ring (0: 1024)
+ *
+ * Documentation/libmembroker.rst explains how a broker decides.
+ */
 struct mb_broker_opts {
 	size_t sz;
 	uint64_t min_bytes;	/* never shrink the pool below (default 0) */
@@ -393,7 +764,14 @@ struct mb_broker_opts {
 	uint32_t ring_capacity;	/* decisions kept (0: 1024) */
 };
 
-/** enum mb_decision - what a broker decided for a clerk */
+/**
+ * enum mb_decision - what a broker decided for a clerk
+ * @MB_DECISION_STABLE: its target is what it holds now
+ * @MB_DECISION_GROW: its target is above what it holds: it may grow
+ * @MB_DECISION_SHRINK: its target is below what it holds; its shrink
+ *	callback, if any, was asked for the difference (unless a call of
+ *	it was still running: then the record's duration_ns is 0)
+ */
 enum mb_decision {
 	MB_DECISION_STABLE = 0,
 	MB_DECISION_GROW = 1,
@@ -412,7 +790,10 @@ enum mb_decision {
  * @target:	  the bytes the clerk may use from now on
  * @freed:	  what its shrink callback reported freed (0 on failure)
  * @error:	  the -errno its shrink callback returned, else 0
+ * @reserved:	  always 0
  * @duration_ns:  how long the shrink callback ran (0: not called)
+ *
+ * A broker records one per clerk per notification it acts on.
  */
 struct mb_broker_record {
 	uint64_t time_ns;
@@ -431,11 +812,26 @@ struct mb_broker_record {
 
 /**
  * mb_broker_new() - a pool named @name, driven by @mon's notifications
- * (@mon may be NULL: then drive it with mb_broker_notify()).
- * LOW shrinks the pool a step per notification (the monitor repeats LOW
- * while it lasts), STEADY holds every clerk at its size, and HIGH lets
- * every clerk grow at once: up to its share of max_bytes, or without
- * limit in a pool without one, until a notification that is not HIGH.
+ * @out: receives the new broker; set to NULL on failure
+ * @name: 1..31 bytes, copied; recorded in its ring
+ * @mon: the monitor to subscribe to, which must outlive the broker; or
+ *	NULL: then drive it with mb_broker_notify()
+ * @opts: may be NULL for defaults, see struct mb_broker_opts
+ *
+ * A broker is a pool of clerks sharing one budget.  On every
+ * notification it sets each clerk's target (mb_clerk_target()) and,
+ * when the state is LOW or the pool is above max_bytes, calls the shrink
+ * callbacks to take memory back, the cheapest clerks first.  LOW shrinks
+ * the pool a step per notification (the monitor repeats LOW while it
+ * lasts), STEADY holds every clerk at its size, and HIGH lets every clerk
+ * grow at once: up to its share of max_bytes, or without limit in a pool
+ * without one, until a notification that is not HIGH.  With @mon, this
+ * runs in whichever thread dispatches the monitor.
+ *
+ * Context: Any thread.
+ * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts, a step
+ * above 100 %, or @opts->min_bytes above a non-zero @opts->max_bytes),
+ * -ENAMETOOLONG, -ENOMEM, or the -errno of mb_monitor_subscribe().
  */
 MB_API int mb_broker_new(struct mb_broker **out, const char *name,
 			 struct mb_monitor *mon,
@@ -443,25 +839,73 @@ MB_API int mb_broker_new(struct mb_broker **out, const char *name,
 /**
  * mb_broker_free() - unsubscribe, release every clerk (waiting for running
  * shrink calls), free; accepts NULL
+ * @broker: the broker, or NULL (nothing is done)
+ *
+ * The clerks are not freed: they leave the pool, their targets become
+ * UINT64_MAX, and they may join another broker.  The broker's ring is
+ * freed.
+ *
+ * Context: Not from a shrink callback of its clerks, and not while
+ * another thread uses @broker or frees one of its clerks.
  */
 MB_API void mb_broker_free(struct mb_broker *broker);
 /**
  * mb_broker_add_clerk() - put @clerk in the pool
- * Return: 0, -EEXIST (already in it), -EBUSY (in another broker).
+ * @broker: the broker
+ * @clerk: the clerk; it stays the caller's, and is in one broker at most
+ *
+ * The clerk's target is set at once: what it holds plus the room the
+ * other members' targets leave below max_bytes (UINT64_MAX without a
+ * maximum).
+ *
+ * Context: Any thread, and callbacks.
+ * Return: 0, -EINVAL (NULL), -ENOMEM, -EEXIST (already in it), -EBUSY
+ * (in another broker).
  */
 MB_API int mb_broker_add_clerk(struct mb_broker *broker,
 			       struct mb_clerk *clerk);
 /**
- * mb_broker_remove_clerk() - take @clerk out (its target becomes
- * UINT64_MAX); waits for its running shrink call unless called from it.
- * Return: 0 or -ENOENT.
+ * mb_broker_remove_clerk() - take @clerk out of the pool
+ * @broker: the broker
+ * @clerk: the clerk; it stays the caller's
+ *
+ * Its target becomes UINT64_MAX.  Waits for a running shrink call of
+ * @clerk in another thread to return, so the callback's data may be
+ * freed right after.
+ *
+ * Context: Any thread, and callbacks, including @clerk's own shrink
+ * callback.
+ * Return: 0, -EINVAL (NULL), or -ENOENT (not in @broker).
  */
 MB_API int mb_broker_remove_clerk(struct mb_broker *broker,
 				  struct mb_clerk *clerk);
-/** mb_broker_notify() - act on @n as if the monitor delivered it */
+/**
+ * mb_broker_notify() - act on @n as if the monitor delivered it
+ * @broker: the broker
+ * @n: the notification; a 0 @n->time_ns means now
+ *
+ * Decides for every clerk, calls the shrink callbacks it chose in this
+ * thread, with no library lock held, and records each decision in the
+ * broker's ring before it returns.  A notification with MB_STATE_UNKNOWN
+ * is ignored.  For brokers without a monitor, or to replay readings.
+ *
+ * Context: Any thread; concurrent calls skip a clerk whose shrink
+ * callback is already running.
+ * Return: 0, -EINVAL (NULL, or a state above MB_STATE_HIGH), -ENOMEM.
+ */
 MB_API int mb_broker_notify(struct mb_broker *broker,
 			    const struct mb_notification *n);
-/** mb_broker_ring() - the ring of struct mb_broker_record */
+/**
+ * mb_broker_ring() - the ring of struct mb_broker_record
+ * @broker: the broker, or NULL
+ *
+ * Every decision, one per clerk per notification, for reading with
+ * mb_ring_read().  The ring belongs to the broker: do not free it; it is
+ * valid until mb_broker_free().
+ *
+ * Context: Any thread.
+ * Return: the ring, or NULL when @broker is NULL.
+ */
 MB_API struct mb_ring *mb_broker_ring(struct mb_broker *broker);
 
 /* ------------------------------------------------------------------ */
@@ -470,12 +914,32 @@ MB_API struct mb_ring *mb_broker_ring(struct mb_broker *broker);
 
 struct mb_cache;
 
+/**
+ * struct mb_cache_opts - options of mb_cache_new()
+ * @sz: sizeof(struct mb_cache_opts) as the caller was compiled; set by
+ *	MB_OPTS()
+ * @max_bytes: hard bound on what the cache holds, entries' overhead
+ *	included (0: only its broker's target bounds it)
+ * @priority: priority of its clerk, see struct mb_clerk_opts: 0 unless
+ *	set, 50 when mb_cache_new() gets no options
+ */
 struct mb_cache_opts {
 	size_t sz;
 	uint64_t max_bytes;	/* hard bound (0: only the broker's target) */
 	uint32_t priority;	/* of its clerk, see mb_clerk_opts */
 };
 
+/**
+ * struct mb_cache_stats - the counters of a cache
+ * @bytes: charged to its clerk now: keys, values and a fixed overhead
+ *	per entry
+ * @entries: entries held now
+ * @hits: mb_cache_get() calls that found their key
+ * @misses: mb_cache_get() calls that did not
+ * @evictions: entries dropped to make room or by the shrink callback
+ *	(not those replaced or deleted)
+ * @inserts: successful mb_cache_put() calls
+ */
 struct mb_cache_stats {
 	uint64_t bytes;
 	uint64_t entries;
@@ -485,29 +949,104 @@ struct mb_cache_stats {
 	uint64_t inserts;
 };
 
-/** mb_cache_new() - a bounded LRU whose memory is its own clerk @name */
+/**
+ * mb_cache_new() - a bounded LRU whose memory is its own clerk @name
+ * @out: receives the new cache; set to NULL on failure
+ * @name: the clerk's name, 1..63 bytes, copied
+ * @opts: may be NULL for defaults, see struct mb_cache_opts
+ *
+ * A map of byte strings to byte strings that evicts least recently used
+ * entries to stay within min(max_bytes, its clerk's target), and whose
+ * clerk's shrink callback evicts entries when its broker asks for
+ * memory.  Add the clerk (mb_cache_clerk()) to a broker to size it.
+ *
+ * Context: Any thread.
+ * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts or a
+ * priority above 100), -ENAMETOOLONG, -ENOMEM.
+ */
 MB_API int mb_cache_new(struct mb_cache **out, const char *name,
 			const struct mb_cache_opts *opts);
-/** mb_cache_free() - leaves its broker, frees entries and clerk; NULL ok */
+/**
+ * mb_cache_free() - leaves its broker, frees entries and clerk; NULL ok
+ * @cache: the cache, or NULL (nothing is done)
+ *
+ * Waits for its shrink callback if another thread's broker is running it.
+ *
+ * Context: No other thread may use @cache any more; do not free it and
+ * its broker concurrently.
+ */
 MB_API void mb_cache_free(struct mb_cache *cache);
-/** mb_cache_clerk() - the clerk, to add it to a broker */
+/**
+ * mb_cache_clerk() - the clerk, to add it to a broker
+ * @cache: the cache, or NULL
+ *
+ * The clerk belongs to the cache: do not free it; mb_cache_free() does.
+ *
+ * Context: Any thread.
+ * Return: the clerk, or NULL when @cache is NULL.
+ */
 MB_API struct mb_clerk *mb_cache_clerk(struct mb_cache *cache);
 /**
  * mb_cache_put() - insert or replace; evicts LRU entries to honour the
- * target.  Return: 0, -E2BIG if the entry alone exceeds the bound, -errno.
+ * target.
+ * @cache: the cache
+ * @key: the key, copied
+ * @klen: its length in bytes, at least 1
+ * @val: the value, copied; may be NULL when @vlen is 0
+ * @vlen: its length in bytes
+ *
+ * An entry with the same key is replaced (not counted as an eviction).
+ * The new entry is the most recently used.  The entry costs @klen + @vlen
+ * plus a fixed overhead, charged to the cache's clerk.
+ *
+ * Context: Any thread; takes the cache's lock.
+ * Return: 0, -E2BIG if the entry alone exceeds the bound (max_bytes or
+ * the clerk's target, whichever is lower), -EINVAL (NULL @cache or @key,
+ * @klen 0, @val NULL with @vlen > 0), -ENOMEM.
  */
 MB_API int mb_cache_put(struct mb_cache *cache, const void *key,
 			size_t klen, const void *val, size_t vlen);
 /**
  * mb_cache_get() - copy the value into @buf (up to @buflen bytes)
- * Return: the value's full length, -ENOENT on a miss, -errno.
+ * @cache: the cache
+ * @key: the key
+ * @klen: its length in bytes, at least 1
+ * @buf: receives the first min(@buflen, value length) bytes of the
+ *	value; may be NULL when @buflen is 0
+ * @buflen: the size of @buf
+ *
+ * A hit makes the entry the most recently used.  A return value above
+ * @buflen means the copy was cut short: call again with more room.
+ *
+ * Context: Any thread; takes the cache's lock.
+ * Return: the value's full length, -ENOENT on a miss, -EINVAL (NULL
+ * @cache or @key, @klen 0, @buf NULL with @buflen > 0).
  */
 MB_API int64_t mb_cache_get(struct mb_cache *cache, const void *key,
 			    size_t klen, void *buf, size_t buflen);
-/** mb_cache_del() - remove an entry.  Return: 0 or -ENOENT. */
+/**
+ * mb_cache_del() - remove an entry
+ * @cache: the cache
+ * @key: the key
+ * @klen: its length in bytes, at least 1
+ *
+ * Its memory is uncharged from the clerk; it is not counted as an
+ * eviction.
+ *
+ * Context: Any thread; takes the cache's lock.
+ * Return: 0, -ENOENT (no such key), or -EINVAL (NULL @cache or @key,
+ * @klen 0).
+ */
 MB_API int mb_cache_del(struct mb_cache *cache, const void *key,
 			size_t klen);
-/** mb_cache_stats() - a consistent copy of the counters */
+/**
+ * mb_cache_stats() - a consistent copy of the counters
+ * @cache: the cache
+ * @out: receives the counters, all taken at one moment
+ *
+ * Context: Any thread; takes the cache's lock.
+ * Return: 0, or -EINVAL when @cache or @out is NULL.
+ */
 MB_API int mb_cache_stats(struct mb_cache *cache,
 			  struct mb_cache_stats *out);
 
@@ -526,7 +1065,24 @@ struct mb_kmod;
 #define MB_KCFG_RATELIMIT	(1U << 5)
 #define MB_KCFG_VIRTUAL_LOW	(1U << 6)
 
-/** struct mb_kmod_config - the module's configuration (0 bytes: automatic) */
+/**
+ * struct mb_kmod_config - the module's configuration (0 bytes: automatic)
+ * @low_bytes: low threshold; 0: automatic
+ * @high_bytes: high threshold; 0: automatic
+ * @hysteresis_bytes: hysteresis; 0: automatic (low / 8)
+ * @poll_min_ms: shortest poll interval, 1..1000 ms
+ * @poll_max_ms: longest poll interval, 10..60000 ms
+ * @ratelimit_ms: least spacing of notifications that escalate nothing,
+ *	0..10000 ms
+ * @virtual_low_percent: MB_FLAG_VIRTUAL_LOW is set while Committed_AS is
+ *	at least this percentage of CommitLimit, 1..100
+ * @history_size: entries in the module's history ring; read only
+ * @set_mask: MB_KCFG_* bits naming the fields mb_kmod_set_config() sends;
+ *	0 from mb_kmod_get_config()
+ *
+ * The fields are those of MEMBROKER_CMD_GET_CONFIG and SET_CONFIG, whose
+ * ranges and rules include/uapi/linux/membroker.h describes.
+ */
 struct mb_kmod_config {
 	uint64_t low_bytes;
 	uint64_t high_bytes;
@@ -539,55 +1095,144 @@ struct mb_kmod_config {
 	uint32_t set_mask;	/* MB_KCFG_*, for mb_kmod_set_config() */
 };
 
-/*
+/**
+ * mb_kmod_open() - connect; -ENOENT when the module is not loaded
+ * @out: receives the new handle; set to NULL on failure
+ *
+ * Opens two generic netlink sockets, one for requests and one for
+ * notifications (see mb_kmod_subscribe()), and resolves the family;
+ * resolving it makes the kernel load the module where it is installed.
  * A handle survives the module being unloaded and loaded again: requests
- * then fail with -ENOENT, and work again once it is back (the family is
- * resolved anew).
+ * fail with -ENOENT meanwhile, and work again once it is back (the family
+ * is resolved anew).
+ *
+ * Context: One thread at a time per handle; distinct handles share
+ * nothing.
+ * Return: 0, -EINVAL (@out NULL), -ENOENT (the module is not loaded),
+ * -ENOMEM, or the -errno of the sockets.
  */
-
-/** mb_kmod_open() - connect; -ENOENT when the module is not loaded */
 MB_API int mb_kmod_open(struct mb_kmod **out);
-/** mb_kmod_close() - close both sockets and free @k; accepts NULL */
+/**
+ * mb_kmod_close() - close both sockets and free @k; accepts NULL
+ * @k: the handle, or NULL (nothing is done)
+ *
+ * Context: No other thread may use @k any more.
+ */
 MB_API void mb_kmod_close(struct mb_kmod *k);
 /**
  * mb_kmod_get_state() - MEMBROKER_CMD_GET_STATE: the module evaluates now
- * Return: 0, -ENOENT when the module is not loaded, -errno.
+ * @k: the handle
+ * @out: receives the reply: reason MEMBROKER_REASON_QUERY, source
+ *	MB_SOURCE_KMOD, the sequence number of the latest notification
+ *
+ * If the evaluation leads to a notification, the module sends it before
+ * the reply.
+ *
+ * Context: One thread at a time per handle; waits for the reply.
+ * Return: 0, -ENOENT when the module is not loaded, -EINVAL (NULL),
+ * -EBADMSG for a reply that could not be read, -errno.
  */
 MB_API int mb_kmod_get_state(struct mb_kmod *k, struct mb_notification *out);
 /**
  * mb_kmod_get_config() - MEMBROKER_CMD_GET_CONFIG
- * Return: 0, -ENOENT when the module is not loaded, -errno.
+ * @k: the handle
+ * @out: receives the configuration as set (0 bytes: automatic), with
+ *	history_size, and set_mask 0
+ *
+ * The thresholds in force are in a state message (mb_kmod_get_state()).
+ *
+ * Context: One thread at a time per handle; waits for the reply.
+ * Return: 0, -ENOENT when the module is not loaded, -EINVAL (NULL),
+ * -EBADMSG for a reply that could not be read, -errno.
  */
 MB_API int mb_kmod_get_config(struct mb_kmod *k, struct mb_kmod_config *out);
 /**
  * mb_kmod_set_config() - send the fields named in @cfg->set_mask
+ * @k: the handle
+ * @cfg: the values; only those named in @cfg->set_mask are sent, the
+ *	others keep their value in the module
  * @errmsg: if not NULL, receives the kernel's extack message on failure
- * Return: 0, -EPERM, -EINVAL, -ENOENT (module not loaded), -errno.
+ * @errlen: the size of @errmsg; the message is cut to fit and always
+ *	NUL-terminated (empty when the kernel sent none)
+ *
+ * The module applies the request whole or not at all, and on success
+ * sends a notification with reason MEMBROKER_REASON_CONFIG before it
+ * acknowledges.  Needs CAP_NET_ADMIN.
+ *
+ * Context: One thread at a time per handle; waits for the reply.
+ * Return: 0, -EPERM, -EINVAL (NULL, unknown bits in set_mask, nothing
+ * set, or a value the module refuses), -ENOENT (module not loaded),
+ * -errno.
  */
 MB_API int mb_kmod_set_config(struct mb_kmod *k,
 			      const struct mb_kmod_config *cfg,
 			      char *errmsg, size_t errlen);
-/** typedef mb_kmod_history_fn - return non-zero to stop the walk */
+/**
+ * typedef mb_kmod_history_fn - return non-zero to stop the walk
+ * @n: one history entry, source MB_SOURCE_KMOD; valid only during the
+ *	call
+ * @arg: the pointer given to mb_kmod_get_history()
+ *
+ * Called by mb_kmod_get_history() in its caller's thread.
+ */
 typedef int (*mb_kmod_history_fn)(const struct mb_notification *n,
 				  void *arg);
-/** mb_kmod_get_history() - MEMBROKER_CMD_GET_HISTORY, oldest first */
+/**
+ * mb_kmod_get_history() - MEMBROKER_CMD_GET_HISTORY, oldest first
+ * @k: the handle
+ * @fn: called for every notification in the module's history ring, until
+ *	it returns non-zero
+ * @arg: passed to @fn unchanged
+ *
+ * The entries are the module's last notifications exactly as they were
+ * sent (see struct mb_kmod_config.history_size); a gap in their sequence
+ * numbers shows entries overwritten while the walk ran.
+ *
+ * Context: One thread at a time per handle; @fn runs before this returns.
+ * Return: 0 (also when @fn stopped the walk), -EINVAL (NULL), -ENOENT
+ * (module not loaded), -EBADMSG for an entry that could not be read,
+ * -errno.
+ */
 MB_API int mb_kmod_get_history(struct mb_kmod *k, mb_kmod_history_fn fn,
 			       void *arg);
 /**
  * mb_kmod_subscribe() - join the "notify" group (non-blocking socket), and
  * nlctrl's, to hear of the module being unloaded and loaded again
+ * @k: the handle
+ *
+ * Notifications then queue on the socket of mb_kmod_get_fd(); read them
+ * with mb_kmod_recv().  Subscribing twice does nothing.
+ *
+ * Context: One thread at a time per handle.
+ * Return: 0, -EINVAL (NULL), or the -errno of joining the group.
  */
 MB_API int mb_kmod_subscribe(struct mb_kmod *k);
-/** mb_kmod_get_fd() - the subscribed socket, for poll() */
+/**
+ * mb_kmod_get_fd() - the subscribed socket, for poll()
+ * @k: the handle
+ *
+ * Poll it for POLLIN, then call mb_kmod_recv() until it returns 0.  The
+ * fd belongs to the handle: do not read or close it.
+ *
+ * Context: Any thread.
+ * Return: the fd (>= 0), or -EINVAL when @k is NULL.
+ */
 MB_API int mb_kmod_get_fd(const struct mb_kmod *k);
 /**
  * mb_kmod_recv() - read one pending notification
+ * @k: a subscribed handle (mb_kmod_subscribe())
+ * @out: receives the notification, source MB_SOURCE_KMOD
+ *
+ * Never blocks.
+ *
+ * Context: One thread at a time per handle.
  * Return: 1 with *out filled; 0 if none is pending; -ENOBUFS if some were
  * lost, or the module was loaded again (its sequence numbers start anew):
  * resynchronise with mb_kmod_get_state(); -ENODEV when the module was
  * unloaded (nothing more arrives until it is back, then -ENOBUFS);
  * -EMSGSIZE or -EBADMSG for a notification that could not be read
- * (resynchronise too); -errno.
+ * (resynchronise too); -ENOTCONN when @k is not subscribed; -EINVAL
+ * (NULL); -errno.
  */
 MB_API int mb_kmod_recv(struct mb_kmod *k, struct mb_notification *out);
 
