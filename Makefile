@@ -8,7 +8,8 @@
 #   make module     membroker.ko against KDIR
 #   make check      deps + everything + host tests + VM selftests
 #   make bench      host benches, then notify_latency in the VM (bench/)
-#   make lint       checkpatch --strict, sparse and W=1 on kmod/
+#   make lint       checkpatch --strict, sparse and W=1 on kmod/, kernel-doc
+#                   on kmod/ and the uapi and library headers
 #   make demo       boot the VM and play the demo scenario: a memory hog,
 #                   a balloon, virtio-mem; a timeline and a plot
 #   make clean

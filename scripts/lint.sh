@@ -4,6 +4,10 @@
 # Kernel code hygiene, all of which must be silent:
 #   checkpatch --strict on kmod/*.[ch]
 #   a W=1 build with sparse on every file (C=2)
+#   kernel-doc on kmod/*.[ch], the uapi header and the library's public
+#   header: every comment opened with /** complete (each argument, member
+#   and enum value described), and none on one line, where kernel-doc
+#   silently ignores it
 # The module is built from a copy under build/lint/ so that lint never
 # disturbs objects someone is using in kmod/.  Counts as one test in
 # build/results/lint.counts; findings go to stderr (all output with V=1).
@@ -12,6 +16,7 @@ set -uo pipefail
 
 KDIR=${KDIR:-/usr/src/linux-headers-$(vm_abi)-amd64}
 CHECKPATCH=$BUILD/ksrc/scripts/checkpatch.pl
+KERNELDOC=$BUILD/ksrc/scripts/kernel-doc
 RESULTS=$BUILD/results
 out=$BUILD/lint
 mkdir -p "$RESULTS"
@@ -19,6 +24,7 @@ rm -f "$RESULTS/lint.counts"
 bad=0
 
 [ -x "$CHECKPATCH" ] || die "$CHECKPATCH missing: run scripts/vm/ksrc.sh"
+[ -f "$KERNELDOC" ] || die "$KERNELDOC missing: run scripts/vm/ksrc.sh"
 [ -f "$KDIR/Makefile" ] || die "no kernel headers in $KDIR"
 command -v sparse >/dev/null || die "sparse missing: run scripts/vm/deps.sh"
 
@@ -56,9 +62,28 @@ elif echo "$log" | grep -E 'warning:|error:|note:' >&2; then
 	bad=1
 fi
 
+# kernel-doc has no -Wall in 6.1: any "warning:" is a finding.  Paths
+# relative to the top, as the findings show them.
+docs="lib/include/membroker.h include/uapi/linux/membroker.h
+${srcs//"$ROOT/"/}"
+# shellcheck disable=SC2086
+log=$(cd "$ROOT" && perl "$KERNELDOC" -none $docs 2>&1 |
+	grep -E 'warning:|error:')
+if [ -n "$log" ]; then
+	echo "$log" >&2
+	bad=1
+fi
+# shellcheck disable=SC2086
+log=$(cd "$ROOT" && grep -nE '^/\*\*.*[^[:space:]]' $docs |
+	sed 's/$/  <- one-line \/** comment: kernel-doc ignores it/')
+if [ -n "$log" ]; then
+	echo "$log" >&2
+	bad=1
+fi
+
 if [ "$bad" = 0 ]; then
 	echo "1 0 0" >"$RESULTS/lint.counts"
-	echo "lint: clean (checkpatch --strict, sparse, W=1)"
+	echo "lint: clean (checkpatch --strict, sparse, W=1, kernel-doc)"
 else
 	echo "0 1 0" >"$RESULTS/lint.counts"
 	echo "lint: FAILED" >&2
