@@ -183,9 +183,7 @@ static int mb_src_kmod_fallback(struct mb_source *s,
 	/* carry on from the module's state: same hysteresis */
 	n.state = mb_classify(mi.available, low, high, s->last.state);
 	if (s->last.source == MB_SOURCE_MEMINFO &&
-	    n.state == s->last.state && n.flags == s->last.flags &&
-	    n.low == s->last.low && n.high == s->last.high &&
-	    n.total == s->last.total) {
+	    !mb_notification_news(&n, &s->last)) {
 		n.seq = p->fseq;
 		p->fb = n;
 		*out = n;

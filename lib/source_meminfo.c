@@ -90,9 +90,7 @@ static int mb_src_meminfo_dispatch(struct mb_source *s,
 	err = mb_src_meminfo_read(s, out);
 	if (err)
 		return err;
-	if (l->state == out->state && l->flags == out->flags &&
-	    l->total == out->total && l->low == out->low &&
-	    l->high == out->high)
+	if (!mb_notification_news(out, l))
 		return 0;
 	out->seq = ++p->seq;
 	return 1;

@@ -230,9 +230,7 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 	if (p->fires && now_ns - p->fired_ns < MB_PSI_WINDOW_NS)
 		n.state = MB_STATE_LOW;
 
-	if (n.state == s->last.state && n.flags == s->last.flags &&
-	    n.low == s->last.low && n.high == s->last.high &&
-	    n.total == s->last.total) {
+	if (!mb_notification_news(&n, &s->last)) {
 		n.seq = p->seq;
 		p->cur = n;
 		*out = n;

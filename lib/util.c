@@ -240,6 +240,20 @@ uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit)
 	return 0;
 }
 
+/*
+ * mb_notification_news() - whether @n tells a subscriber anything @last
+ * did not: a state, flags, thresholds or total memory of its own.  The
+ * figures that move all the time (available, committed) are not news on
+ * their own; every source announces a reading only when this says so.
+ */
+bool mb_notification_news(const struct mb_notification *n,
+			  const struct mb_notification *last)
+{
+	return n->state != last->state || n->flags != last->flags ||
+	       n->low != last->low || n->high != last->high ||
+	       n->total != last->total;
+}
+
 /**
  * mb_poll_interval_ms() - how long until the next look: the time the
  * headroom above @low would last if memory were consumed at 1 GiB/s,
