@@ -132,24 +132,6 @@ static void expect_auto(struct __test_metadata *_metadata,
 		       MIB_F(s->total), MIB_F(s->high), MIB_F(high));
 }
 
-static const char *reason_name(uint32_t reason)
-{
-	static const char *const names[] = {
-		[MEMBROKER_REASON_LOAD] = "load",
-		[MEMBROKER_REASON_POLL] = "poll",
-		[MEMBROKER_REASON_RECLAIM] = "reclaim",
-		[MEMBROKER_REASON_HOTPLUG] = "hotplug",
-		[MEMBROKER_REASON_CONFIG] = "config",
-		[MEMBROKER_REASON_OOM] = "oom",
-		[MEMBROKER_REASON_QUERY] = "query",
-		[MEMBROKER_REASON_DEFERRED] = "deferred",
-	};
-
-	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
-		return names[reason];
-	return "?";
-}
-
 /*
  * The next notification within @timeout_ms; it must continue the
  * sequence.  Returns 0 or -ETIMEDOUT.
@@ -183,7 +165,7 @@ static int recv_within(struct __test_metadata *_metadata,
 	       ((double)n->timestamp_ns - (double)self->t_req) / 1e6,
 	       mb_state_name(n->state),
 	       n->flags & MEMBROKER_FLAG_VIRTUAL_LOW ? "+virtual_low" : "",
-	       reason_name(n->reason), MIB_F(n->total),
+	       mb_reason_name(n->reason), MIB_F(n->total),
 	       MIB_F(n->available), MIB_F(n->low), MIB_F(n->high));
 	self->last = *n;
 	return 0;

@@ -35,18 +35,6 @@
 /* After the kill, how long to wait for the recovery notification. */
 #define RECOVERY_MS	10000
 
-static const char * const reasons[] = {
-	[MEMBROKER_REASON_UNSPEC] = "?",
-	[MEMBROKER_REASON_LOAD] = "load",
-	[MEMBROKER_REASON_POLL] = "poll",
-	[MEMBROKER_REASON_RECLAIM] = "reclaim",
-	[MEMBROKER_REASON_HOTPLUG] = "hotplug",
-	[MEMBROKER_REASON_CONFIG] = "config",
-	[MEMBROKER_REASON_OOM] = "oom",
-	[MEMBROKER_REASON_QUERY] = "query",
-	[MEMBROKER_REASON_DEFERRED] = "deferred",
-};
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -65,7 +53,7 @@ static void print_state(const char *prefix, const struct mb_state *s)
 	       (unsigned long long)(s->low / MIB),
 	       (unsigned long long)(s->high / MIB),
 	       (unsigned long long)(s->total / MIB),
-	       s->reason <= MEMBROKER_REASON_MAX ? reasons[s->reason] : "?",
+	       mb_reason_name(s->reason),
 	       (unsigned long long)(s->timestamp_ns / 1000000000ULL),
 	       (unsigned long long)(s->timestamp_ns / 1000000ULL % 1000));
 	fflush(stdout);

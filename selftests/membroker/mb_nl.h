@@ -154,5 +154,7 @@ int mb_sysfs_read_state(uint32_t *state);
 int mb_module_unload(void);
 int mb_module_load(void);
 const char *mb_state_name(uint32_t state);
+/* "poll", "hotplug", ... for enum membroker_reason; "?" for others */
+const char *mb_reason_name(uint32_t reason);
 
 #endif /* MB_NL_H */

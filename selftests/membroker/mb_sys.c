@@ -123,6 +123,24 @@ const char *mb_state_name(uint32_t state)
 	}
 }
 
+const char *mb_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[MEMBROKER_REASON_LOAD] = "load",
+		[MEMBROKER_REASON_POLL] = "poll",
+		[MEMBROKER_REASON_RECLAIM] = "reclaim",
+		[MEMBROKER_REASON_HOTPLUG] = "hotplug",
+		[MEMBROKER_REASON_CONFIG] = "config",
+		[MEMBROKER_REASON_OOM] = "oom",
+		[MEMBROKER_REASON_QUERY] = "query",
+		[MEMBROKER_REASON_DEFERRED] = "deferred",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "?";
+}
+
 /* Run a busybox applet; 0 if it exited 0, else -EIO. */
 static int run(const char *prog, const char *arg)
 {
