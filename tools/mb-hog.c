@@ -2,19 +2,24 @@
 /*
  * mb-hog: eat anonymous memory on purpose, to drive membroker's states.
  *
- *   mb-hog --bytes N | --until-oom [--chunk BYTES] [--hold] [--rate MiBps] [-v]
+ *   mb-hog --bytes N | --until-oom [--chunk BYTES] [--hold] [--rate MiBps]
+ *          [--floor BYTES] [-v]
  *
  * Every page is written, so the memory really leaves MemAvailable (an
  * untouched mapping costs nothing).  With --hold the memory is kept until
  * SIGUSR1 arrives or stdin reaches EOF, so a test can watch the system
  * while the pressure lasts and end it when it chooses.  --until-oom keeps
- * allocating until the OOM killer ends the process (SIGKILL).  Sizes take
+ * allocating until the OOM killer ends the process (SIGKILL).  --floor
+ * makes a polite batch job: it never allocates while MemAvailable is below
+ * BYTES, but waits for others to make room (time spent waiting does not
+ * count against --rate).  Sizes take
  * K, M and G suffixes (powers of 1024).  Static and libc-only: it runs in
  * the test VM's busybox root.
  *
  * Exit status: 0 done, 1 could not allocate, 2 bad usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,6 +41,7 @@ struct hog {
 	uint64_t bytes;		/* target; 0 with until_oom */
 	uint64_t chunk;
 	uint64_t rate;		/* bytes per second, 0 = as fast as possible */
+	uint64_t floor;		/* MemAvailable not to allocate below, or 0 */
 	bool until_oom;
 	bool hold;
 	bool verbose;
@@ -50,7 +56,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mb-hog --bytes N | --until-oom [--chunk BYTES] [--hold]\n"
-		"              [--rate MiBps] [-v]\n");
+		"              [--rate MiBps] [--floor BYTES] [-v]\n");
 }
 
 /* Parse "123", "64K", "512M", "1G"; returns 0 or -EINVAL. */
@@ -110,6 +116,55 @@ static void pace(const struct hog *h, uint64_t start_ns)
 		;
 }
 
+/* MemAvailable in bytes, or 0 if /proc/meminfo cannot be read */
+static uint64_t mem_available(void)
+{
+	static const char key[] = "MemAvailable:";
+	char buf[4096], *p;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, key);
+	return p ? strtoull(p + sizeof(key) - 1, NULL, 10) * 1024 : 0;
+}
+
+/* SIGUSR1 (blocked since start-up) asks us to stop */
+static bool stop_requested(void)
+{
+	sigset_t set;
+
+	return !sigpending(&set) && sigismember(&set, SIGUSR1) == 1;
+}
+
+/*
+ * --floor: wait until MemAvailable is at least the floor plus the next
+ * chunk, or until asked to stop.  Returns how long it waited, so that
+ * pacing can leave it out.
+ */
+static uint64_t wait_for_room(const struct hog *h, uint64_t len)
+{
+	static const struct timespec tick = { .tv_nsec = 10 * 1000000L };
+	uint64_t start = now_ns(), avail = mem_available();
+
+	if (avail >= h->floor + len)
+		return 0;
+	if (h->verbose)
+		fprintf(stderr, "mb-hog: waiting for room: %llu MiB available, "
+			"floor %llu MiB\n", (unsigned long long)(avail / MIB),
+			(unsigned long long)(h->floor / MIB));
+	while (mem_available() < h->floor + len && !stop_requested())
+		nanosleep(&tick, NULL);
+	return now_ns() - start;
+}
+
 static int remember(struct hog *h, void *p, uint64_t len)
 {
 	if (h->nmaps == h->cap) {
@@ -144,6 +199,12 @@ static int allocate(struct hog *h)
 
 		if (!h->until_oom && h->bytes - h->total < len)
 			len = h->bytes - h->total;
+		if (h->floor) {
+			start += wait_for_room(h, len);
+			/* keep what we have; hold() sees the signal */
+			if (stop_requested())
+				break;
+		}
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
@@ -234,6 +295,7 @@ static int parse_args(struct hog *h, int argc, char **argv)
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "hold", no_argument, NULL, 'H' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "floor", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
@@ -243,7 +305,7 @@ static int parse_args(struct hog *h, int argc, char **argv)
 	int c;
 
 	h->chunk = DEFAULT_CHUNK;
-	while ((c = getopt_long(argc, argv, "b:oc:Hr:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:oc:Hr:f:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (parse_size(optarg, &h->bytes))
@@ -264,6 +326,10 @@ static int parse_args(struct hog *h, int argc, char **argv)
 			if (parse_size(optarg, &v) || !v)
 				return -EINVAL;
 			h->rate = v * MIB;
+			break;
+		case 'f':
+			if (parse_size(optarg, &h->floor))
+				return -EINVAL;
 			break;
 		case 'v':
 			h->verbose = true;

@@ -350,6 +350,54 @@ else
 	not_ok "-s kmod without the module exits 1 and says so" "exit status $rc"
 fi
 
+# mb-hog, the tests' and the demo's memory eater, where it was built
+HOG=${MB_HOG:-$(dirname "$CTL")/mb-hog}
+if [ -x "$HOG" ]; then
+	timeout "$GUARD" "$HOG" --bytes 8M --floor 1 -v >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q 'allocated 8388608 bytes' "$tmp/err"; then
+		ok "mb-hog --floor below what is available allocates it all"
+	else
+		not_ok "mb-hog --floor below what is available allocates it all" \
+			"exit status $rc"
+	fi
+	# a floor no machine reaches: it waits, and SIGUSR1 ends the wait
+	# (not under timeout(1), which would get the signal; bounded below)
+	"$HOG" --bytes 8M --floor 1048576G --hold -v \
+		</dev/null >"$tmp/out" 2>"$tmp/err" &
+	pid=$!
+	for _ in $(seq 1 $((GUARD * 10))); do
+		grep -q 'waiting for room' "$tmp/err" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -USR1 "$pid" 2>/dev/null
+	for _ in $(seq 1 $((GUARD * 10))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q 'waiting for room' "$tmp/err" &&
+	   grep -q 'allocated 0 bytes' "$tmp/err"; then
+		ok "mb-hog --floor waits for room; SIGUSR1 ends the wait"
+	else
+		not_ok "mb-hog --floor waits for room; SIGUSR1 ends the wait" \
+			"exit status $rc"
+	fi
+	timeout "$GUARD" "$HOG" --bytes 8M --floor 12Q >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -eq 2 ]; then
+		ok "mb-hog --floor with a bad size is a usage error"
+	else
+		not_ok "mb-hog --floor with a bad size is a usage error" \
+			"exit status $rc"
+	fi
+else
+	skip "mb-hog --floor" "$HOG not built"
+fi
+
 echo "1..$n"
 mkdir -p "$RESULTS"
 echo "$passed $failed $skipped" >"$RESULTS/$COUNTS"
