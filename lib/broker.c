@@ -83,6 +83,7 @@ struct mb_broker {
 	int sub_id;
 	struct mb_lock lock;
 	pthread_cond_t idle;	/* a member stopped being busy */
+	uint64_t idle_waits;	/* waits on idle begun (tests) */
 	struct mb_member *members;
 	size_t nmembers;
 	bool in_low;		/* the previous decision was for LOW */
@@ -224,8 +225,10 @@ void mb_broker_free(struct mb_broker *broker)
 		mb_monitor_unsubscribe(broker->mon, broker->sub_id);
 	mb_lock(&broker->lock);
 	while ((m = broker->members)) {
-		while (mb_busy_elsewhere(m))
+		while (mb_busy_elsewhere(m)) {
+			broker->idle_waits++;
 			mb_cond_wait(&broker->idle, &broker->lock);
+		}
 		/* the list may have changed while we waited */
 		if (m == broker->members)
 			mb_broker_unlink(broker, m);
@@ -302,12 +305,23 @@ int mb_broker_remove_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
 		m = mb_broker_find(broker, clerk);
 		if (!m || !mb_busy_elsewhere(m))
 			break;
+		broker->idle_waits++;
 		mb_cond_wait(&broker->idle, &broker->lock);
 	}
 	if (m)
 		mb_broker_unlink(broker, m);
 	mb_unlock(&broker->lock);
 	return m ? 0 : -ENOENT;
+}
+
+uint64_t mb_broker_idle_waits(struct mb_broker *broker)
+{
+	uint64_t n;
+
+	mb_lock(&broker->lock);
+	n = broker->idle_waits;
+	mb_unlock(&broker->lock);
+	return n;
 }
 
 struct mb_ring *mb_broker_ring(struct mb_broker *broker)
@@ -569,9 +583,17 @@ void mb_broker_after_fork_child(void)
 	struct mb_member *m;
 	struct mb_broker *b;
 
-	/* shrinkers that were running in other threads will never return */
-	for (b = mb_brokers; b; b = b->next)
+	for (b = mb_brokers; b; b = b->next) {
+		/* shrinkers that were running in other threads never return */
 		for (m = b->members; m; m = m->next)
 			if (mb_busy_elsewhere(m))
 				m->busy = false;
+		/*
+		 * Nor do the threads that were waiting on @idle, but glibc's
+		 * condition still counts them, and pthread_cond_destroy() in
+		 * mb_broker_free() would wait for them forever: start afresh,
+		 * no thread of the child waits on it.
+		 */
+		pthread_cond_init(&b->idle, NULL);
+	}
 }

@@ -137,6 +137,8 @@ void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret,
 struct mb_broker *mb_clerk_broker(const struct mb_clerk *clerk);
 bool mb_clerk_claim(struct mb_clerk *clerk, struct mb_broker *broker);
 void mb_clerk_release(struct mb_clerk *clerk);
+/* how often a thread began to wait for a member's shrink call (tests) */
+uint64_t mb_broker_idle_waits(struct mb_broker *broker);
 
 /* ---------------------------------------------------------------- */
 /* sources: the contract between the monitor and source_*.c          */

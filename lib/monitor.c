@@ -1016,5 +1016,13 @@ void mb_monitor_after_fork_child(void)
 		if (mon->dispatching &&
 		    !pthread_equal(mon->dispatcher, pthread_self()))
 			mon->dispatching = false;
+		/*
+		 * Threads waiting on these did not come along, but glibc's
+		 * conditions still count them, and pthread_cond_destroy() in
+		 * mb_monitor_free() would wait for them forever.  No thread
+		 * of the child waits on them: start afresh.
+		 */
+		pthread_cond_init(&mon->idle, NULL);
+		pthread_cond_init(&mon->done, NULL);
 	}
 }

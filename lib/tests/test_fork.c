@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "membroker.h"
 #include "tap.h"
 
@@ -209,6 +211,99 @@ static void test_fork_in_delivery(void)
 	park_release();
 	pthread_join(t, NULL);
 	mb_monitor_free(mon);
+}
+
+/*
+ * A thread waiting on one of the library's conditions at fork time: the
+ * child does not have it, and freeing the object there must not wait
+ * for it (glibc's pthread_cond_destroy() waits for the waiters it
+ * counts).
+ */
+static void test_fork_monitor_waiter(void)
+{
+	struct mb_monitor_opts o = { .sz = sizeof(o),
+				     .source = MB_SOURCE_FAKE,
+				     .low_repeat_ms = UINT32_MAX };
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct mb_monitor *mon;
+	pthread_t t;
+	pid_t pid;
+
+	park_reset();
+	mb_monitor_new(&mon, &o);
+	mb_monitor_subscribe(mon, on_park, NULL);
+	mb_monitor_fake_push(mon, &n);
+	pthread_create(&t, NULL, dispatch_once, mon);
+	park_wait();
+	/* the monitor's thread, woken, waits for that dispatch to end */
+	mb_monitor_start_thread(mon);
+	n.state = MB_STATE_STEADY;
+	mb_monitor_fake_push(mon, &n);
+	alarm(GUARD_S);
+	while (!mb_monitor_busy_waits(mon))
+		sched_yield();
+	pid = fork();
+	if (pid == 0) {
+		alarm(GUARD_S);
+		mb_monitor_free(mon);
+		_exit(0);
+	}
+	alarm(0);
+	ok(child_ok(pid), "fork while a thread waits for another's dispatch: "
+	   "the child frees the monitor");
+	park_release();
+	pthread_join(t, NULL);
+	mb_monitor_stop_thread(mon);
+	mb_monitor_free(mon);
+}
+
+struct remover {
+	struct mb_broker *b;
+	struct mb_clerk *c;
+};
+
+static void *remove_clerk(void *arg)
+{
+	struct remover *r = arg;
+
+	mb_broker_remove_clerk(r->b, r->c);
+	return NULL;
+}
+
+static void test_fork_broker_waiter(void)
+{
+	struct mb_clerk_opts o = { .sz = sizeof(o), .shrink = shrink_park };
+	struct remover r;
+	pthread_t t, w;
+	pid_t pid;
+
+	park_reset();
+	mb_broker_new(&r.b, "fork-waiter", NULL, NULL);
+	mb_clerk_new(&r.c, "fork-waiter", &o);
+	mb_clerk_charge(r.c, 1000);
+	mb_broker_add_clerk(r.b, r.c);
+	pthread_create(&t, NULL, notify_low, r.b);
+	park_wait();
+	/* a second thread waits for that shrink call to return */
+	pthread_create(&w, NULL, remove_clerk, &r);
+	alarm(GUARD_S);
+	while (!mb_broker_idle_waits(r.b))
+		sched_yield();
+	pid = fork();
+	if (pid == 0) {
+		alarm(GUARD_S);
+		mb_broker_free(r.b);
+		mb_clerk_free(r.c);
+		_exit(0);
+	}
+	alarm(0);
+	ok(child_ok(pid), "fork while a thread waits for a shrink call: "
+	   "the child frees the broker");
+	park_release();
+	pthread_join(t, NULL);
+	pthread_join(w, NULL);
+	mb_clerk_free(r.c);
+	mb_broker_free(r.b);
 }
 
 static pid_t forked;
@@ -407,6 +502,8 @@ int main(void)
 	test_fork_busy_clerk();
 	test_fork_in_delivery();
 	test_fork_from_subscriber();
+	test_fork_monitor_waiter();
+	test_fork_broker_waiter();
 	test_fork_from_shrinker();
 	test_stress();
 	return done_testing();
