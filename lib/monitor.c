@@ -725,17 +725,24 @@ static void mb_monitor_set_dispatching(struct mb_monitor *mon, bool on)
  * For mb_monitor_run() whose dispatch found another one running: the fd
  * that woke it may stay readable until that one is done, so wait for it
  * rather than go round epoll_wait() hot.  A subscriber calling run()
- * (the dispatch is its own) does not wait.
+ * (the dispatch is its own) does not wait.  The monitor's thread stops
+ * waiting when it is told to stop: the running dispatch may be the one
+ * waiting for it, in mb_monitor_stop_thread() called by a subscriber.
  */
+static bool mb_monitor_told_to_stop(struct mb_monitor *mon)
+{
+	return atomic_load(&mon->thread_stop) &&
+	       pthread_equal(mon->thread, pthread_self());
+}
+
 static void mb_monitor_wait_dispatch(struct mb_monitor *mon)
 {
 	mb_lock(&mon->lock);
 	if (mon->dispatching &&
 	    !pthread_equal(mon->dispatcher, pthread_self())) {
 		mon->busy_waits++;
-		do {
+		while (mon->dispatching && !mb_monitor_told_to_stop(mon))
 			mb_cond_wait(&mon->done, &mon->lock);
-		} while (mon->dispatching);
 	}
 	mb_unlock(&mon->lock);
 }
@@ -907,6 +914,8 @@ int mb_monitor_stop_thread(struct mb_monitor *mon)
 	t = mon->thread;
 	mon->thread_running = false;
 	atomic_store(&mon->thread_stop, true);
+	/* the thread may be waiting for a dispatch that waits for us */
+	pthread_cond_broadcast(&mon->done);
 	mb_unlock(&mon->lock);
 	mb_monitor_stop(mon);
 	pthread_join(t, NULL);

@@ -969,6 +969,84 @@ static void test_run_waits(void)
 	mb_monitor_free(mon);
 }
 
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	pthread_t helper;
+	bool parked, go, done;
+	int stopped;
+	struct mb_monitor *mon;
+} sp = { .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* In the helper's dispatch: wait for the go, then stop the thread. */
+static void on_stop_thread(struct mb_monitor *mon,
+			   const struct mb_notification *n, void *arg)
+{
+	(void)n;
+	(void)arg;
+	if (!pthread_equal(pthread_self(), sp.helper))
+		return;
+	pthread_mutex_lock(&sp.m);
+	sp.parked = true;
+	pthread_cond_broadcast(&sp.cv);
+	while (!sp.go)
+		pthread_cond_wait(&sp.cv, &sp.m);
+	pthread_mutex_unlock(&sp.m);
+	sp.stopped = mb_monitor_stop_thread(mon);
+}
+
+static void *stop_helper(void *arg)
+{
+	mb_monitor_dispatch(arg);
+	pthread_mutex_lock(&sp.m);
+	sp.done = true;
+	pthread_cond_broadcast(&sp.cv);
+	pthread_mutex_unlock(&sp.m);
+	return NULL;
+}
+
+/*
+ * mb_monitor_stop_thread() from a subscriber that the application's own
+ * dispatch runs, while the monitor's thread waits for that dispatch to
+ * end: the thread must see the stop rather than wait for a dispatch that
+ * waits for it.
+ */
+static void test_stop_thread_from_dispatch(void)
+{
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct mb_monitor *mon = fake_monitor(UINT32_MAX);
+	struct timespec dl;
+	int e = 0;
+
+	mb_monitor_subscribe(mon, on_stop_thread, NULL);
+	mb_monitor_fake_push(mon, &n);
+	pthread_mutex_lock(&sp.m);
+	pthread_create(&sp.helper, NULL, stop_helper, mon);
+	while (!sp.parked)
+		pthread_cond_wait(&sp.cv, &sp.m);
+	pthread_mutex_unlock(&sp.m);
+
+	mb_monitor_start_thread(mon);
+	n.state = MB_STATE_STEADY;
+	mb_monitor_fake_push(mon, &n);	/* wakes the thread */
+	while (!mb_monitor_busy_waits(mon))
+		sched_yield();
+
+	pthread_mutex_lock(&sp.m);
+	sp.go = true;
+	pthread_cond_broadcast(&sp.cv);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;		/* a hang, not a time limit */
+	while (!sp.done && !e)
+		e = pthread_cond_timedwait(&sp.cv, &sp.m, &dl);
+	pthread_mutex_unlock(&sp.m);
+	if (!ok(sp.done && sp.stopped == 0, "stop_thread from a subscriber "
+		"of another thread's dispatch while the thread waits for it"))
+		exit(done_testing());	/* both threads are stuck */
+	pthread_join(sp.helper, NULL);
+	mb_monitor_free(mon);
+}
+
 static void test_errors(void)
 {
 	struct mb_monitor_opts o = { .sz = sizeof(o), .source = 99 };
@@ -1037,6 +1115,7 @@ int main(void)
 	test_thread();
 	test_concurrent_dispatch();
 	test_run_waits();
+	test_stop_thread_from_dispatch();
 	test_errors();
 	drop_root();
 	return done_testing();
