@@ -256,18 +256,22 @@ void mb_broker_free(struct mb_broker *broker)
  */
 static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
 {
-	uint64_t max = b->opts.max_bytes, used = 0, t;
+	uint64_t max = b->opts.max_bytes, used = 0, t, bytes;
 	struct mb_member *m;
 
 	if (!max)
 		return UINT64_MAX;
+	bytes = mb_clerk_bytes(clerk);
 	for (m = b->members; m; m = m->next) {
 		t = MB_MIN(mb_clerk_target(m->clerk), max);
-		used += MB_MAX(t, mb_clerk_bytes(m->clerk));
-		if (used >= max)
-			return mb_clerk_bytes(clerk);
+		t = MB_MAX(t, mb_clerk_bytes(m->clerk));
+		/* used + t >= max, without overflowing near UINT64_MAX */
+		if (t >= max - used)
+			return bytes;
+		used += t;
 	}
-	return MB_MIN(max, mb_clerk_bytes(clerk) + (max - used));
+	/* min(max, bytes + max - used), the sum may not fit in 64 bits */
+	return bytes > used ? max : bytes + (max - used);
 }
 
 int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)

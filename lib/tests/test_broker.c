@@ -469,6 +469,30 @@ static void test_join_within_max(void)
 	mb_broker_free(b);
 }
 
+/* A maximum near UINT64_MAX: the room must not wrap round to nothing */
+static void test_join_huge_max(void)
+{
+	struct mb_broker_opts o = { .sz = sizeof(o),
+				    .max_bytes = UINT64_MAX - 5 };
+	struct mb_broker *b;
+	struct mb_clerk *x, *y;
+
+	mb_broker_new(&b, "huge", NULL, &o);
+	mb_clerk_new(&x, "huge-x", NULL);
+	mb_clerk_new(&y, "huge-y", NULL);
+	mb_clerk_charge(x, 100);
+	mb_broker_add_clerk(b, x);
+	ok(mb_clerk_target(x) == UINT64_MAX - 5,
+	   "max_bytes near UINT64_MAX: the first clerk may use it all");
+	mb_clerk_charge(y, 7);
+	mb_broker_add_clerk(b, y);
+	ok(mb_clerk_target(y) == 7,
+	   "the second gets what it holds: the first's target took it all");
+	mb_clerk_free(x);
+	mb_clerk_free(y);
+	mb_broker_free(b);
+}
+
 static void test_failures(void)
 {
 	struct mb_broker_opts o = { .sz = sizeof(o), .shrink_step_percent = 75,
@@ -945,6 +969,7 @@ int main(void)
 	test_high_predicted();
 	test_regrow_shares();
 	test_join_within_max();
+	test_join_huge_max();
 	test_failures();
 	test_churn();
 	test_free_waits();
