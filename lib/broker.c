@@ -140,7 +140,9 @@ int mb_broker_new(struct mb_broker **out, const char *name,
 	if (!b->opts.shrink_step_percent)
 		b->opts.shrink_step_percent = MB_BROKER_DEF_STEP;
 	if (b->opts.shrink_step_percent > 100 ||
-	    (b->opts.max_bytes && b->opts.min_bytes > b->opts.max_bytes)) {
+	    (b->opts.max_bytes && b->opts.min_bytes > b->opts.max_bytes) ||
+	    b->opts.reserved[0] || b->opts.reserved[1] ||
+	    b->opts.reserved[2] || b->opts.reserved2) {
 		err = -EINVAL;
 		goto err_free;
 	}

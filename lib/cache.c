@@ -188,6 +188,8 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 	err = mb_opts_copy(&o, sizeof(o), opts);
 	if (err)
 		return err;
+	if (o.reserved)
+		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

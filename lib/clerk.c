@@ -110,7 +110,7 @@ int mb_clerk_new(struct mb_clerk **out, const char *name,
 		return err;
 	if (!opts)
 		o.priority = MB_CLERK_DEF_PRIORITY;
-	if (o.priority > 100)
+	if (o.priority > 100 || o.reserved)
 		return -EINVAL;
 	c = aligned_alloc(64, sizeof(*c));
 	if (!c)

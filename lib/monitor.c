@@ -520,6 +520,8 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	mb_unlock(&mb_monitors_lock);
 
 	err = mb_opts_copy(&mon->opts, sizeof(mon->opts), opts);
+	if (!err && (mon->opts.reserved || mon->opts.reserved2))
+		err = -EINVAL;
 	if (err)
 		goto err;
 	mon->backoff_ns = MB_MONITOR_DEF_BACKOFF * MB_NSEC_PER_MSEC;

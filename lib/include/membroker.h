@@ -276,6 +276,10 @@ struct mb_monitor;
  * @low_repeat_ms: while the combined state is LOW, deliver it again this
  *	often, with figures measured afresh, so that brokers keep shrinking
  *	in steps until the pressure ends (0: 1000 ms; UINT32_MAX: never)
+ * @reserved: must be 0
+ *	(room for a later field: a library that finds it non-zero refuses
+ *	the options with -EINVAL, rather than ignore what it cannot know)
+ * @reserved2: must be 0, as @reserved
  *
  * Options may grow: the first field is the size of the structure the
  * caller was compiled with, so build it with MB_OPTS(mb_monitor_opts,
@@ -294,6 +298,7 @@ struct mb_monitor_opts {
 	uint32_t extra_sources;
 	/* monitor ring capacity in records (0: 1024) */
 	uint32_t ring_capacity;
+	uint32_t reserved;	/* 0 */
 	/* thresholds for sources that have none of their own (0: automatic) */
 	uint64_t low_bytes;
 	uint64_t high_bytes;
@@ -306,6 +311,7 @@ struct mb_monitor_opts {
 	 * the sources measured for it.
 	 */
 	uint32_t low_repeat_ms;
+	uint32_t reserved2;	/* 0 */
 };
 
 #define MB_OPTS(type, ...) \
@@ -581,6 +587,9 @@ typedef int64_t (*mb_shrink_fn)(struct mb_clerk *clerk, uint64_t bytes,
  * @priority: cost of dropping this clerk's memory: 0 (cheap, dropped
  *	first) .. 100 (expensive, dropped last).  With @opts given, 0 unless
  *	set; 50 when mb_clerk_new() gets no options at all.
+ * @reserved: must be 0
+ *	(room for a later field: a library that finds it non-zero refuses
+ *	the options with -EINVAL, rather than ignore what it cannot know)
  */
 struct mb_clerk_opts {
 	size_t sz;
@@ -591,6 +600,7 @@ struct mb_clerk_opts {
 	 * 100 (expensive, drop last); 50 when @opts is NULL
 	 */
 	uint32_t priority;
+	uint32_t reserved;	/* 0 */
 };
 
 /**
@@ -750,6 +760,10 @@ struct mb_broker;
  * @trim: call malloc_trim(0) after a shrink that freed something, to
  *	return the freed heap to the system
  * @ring_capacity: decisions kept in the broker's ring (0: 1024)
+ * @reserved: must be all 0
+ *	(room for a later field: a library that finds it non-zero refuses
+ *	the options with -EINVAL, rather than ignore what it cannot know)
+ * @reserved2: must be 0, as @reserved
  *
  * Documentation/libmembroker.rst explains how a broker decides.
  */
@@ -761,7 +775,9 @@ struct mb_broker_opts {
 	uint32_t shrink_step_percent;
 	/* call malloc_trim(0) after a shrink that freed something */
 	bool trim;
+	uint8_t reserved[3];	/* 0 */
 	uint32_t ring_capacity;	/* decisions kept (0: 1024) */
+	uint32_t reserved2;	/* 0 */
 };
 
 /**
@@ -922,11 +938,15 @@ struct mb_cache;
  *	included (0: only its broker's target bounds it)
  * @priority: priority of its clerk, see struct mb_clerk_opts: 0 unless
  *	set, 50 when mb_cache_new() gets no options
+ * @reserved: must be 0
+ *	(room for a later field: a library that finds it non-zero refuses
+ *	the options with -EINVAL, rather than ignore what it cannot know)
  */
 struct mb_cache_opts {
 	size_t sz;
 	uint64_t max_bytes;	/* hard bound (0: only the broker's target) */
 	uint32_t priority;	/* of its clerk, see mb_clerk_opts */
+	uint32_t reserved;	/* 0 */
 };
 
 /**
