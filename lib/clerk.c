@@ -79,14 +79,18 @@ static unsigned int mb_clerk_my_slot(void)
 static uint64_t mb_clerk_fold(const struct mb_clerk *c)
 {
 	struct mb_clerk *clerk = (struct mb_clerk *)c;
-	uint64_t peak, total;
-	int64_t sum = 0;
+	uint64_t peak, total, sum = 0;
 	int i;
 
+	/*
+	 * Modulo 2^64: a slot may be negative (uncharged on another CPU
+	 * than charged), and unsigned wrap-around is defined where a signed
+	 * overflow would not be; the true total is what the sum means.
+	 */
 	for (i = 0; i < MB_CLERK_SLOTS; i++)
-		sum += atomic_load_explicit(&clerk->slot[i].v,
-					    memory_order_relaxed);
-	total = sum > 0 ? (uint64_t)sum : 0;
+		sum += (uint64_t)atomic_load_explicit(&clerk->slot[i].v,
+						      memory_order_relaxed);
+	total = (int64_t)sum > 0 ? sum : 0;
 	peak = atomic_load_explicit(&clerk->peak, memory_order_relaxed);
 	while (total > peak &&
 	       !atomic_compare_exchange_weak_explicit(&clerk->peak, &peak,

@@ -709,8 +709,10 @@ MB_API uint64_t mb_clerk_target(const struct mb_clerk *clerk);
  *
  * @peak is the largest total seen whenever the clerk's counters were
  * summed (mb_clerk_bytes(), a snapshot, a broker decision, and every
- * 64th charge of a thread): it can miss a spike shorter than that, and
- * never exceeds the true peak.
+ * 64th charge of a thread).  It is an estimate: it can miss a spike
+ * shorter than that, and a sum taken while other threads charge and
+ * uncharge may count one thread's charge before another's uncharge, so
+ * it can also exceed the true peak by what was in flight.
  */
 struct mb_clerk_info {
 	char name[64];
