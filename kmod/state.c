@@ -219,13 +219,25 @@ u32 mb_state_next(u32 cur, u64 available, const struct mb_thresholds *t)
  */
 u32 mb_state_flags(const struct mb_sample *s, u32 virtual_low_percent)
 {
-	u32 flags = 0;
+	u64 threshold;
+	u32 rem;
 
-	/* Bytes are far below 2^57, so neither product can overflow. */
-	if (s->commit_limit &&
-	    s->committed * 100 >= s->commit_limit * virtual_low_percent)
-		flags |= MEMBROKER_FLAG_VIRTUAL_LOW;
-	return flags;
+	if (!s->commit_limit)
+		return 0;
+
+	/*
+	 * committed * 100 >= commit_limit * percent, without the products:
+	 * Committed_AS has no useful bound (under overcommit_memory=1 a
+	 * single shmget() charges any size, up to 2^63 bytes), and a product
+	 * that wrapped would clear the flag exactly when committed memory is
+	 * largest.  With commit_limit = 100 q + r, the smallest committed
+	 * that qualifies is q * percent + ceil(r * percent / 100); percent
+	 * is at most 100, so nothing here can overflow.
+	 */
+	threshold = div_u64_rem(s->commit_limit, 100, &rem);
+	threshold = threshold * virtual_low_percent +
+		    DIV_ROUND_UP(rem * virtual_low_percent, 100);
+	return s->committed >= threshold ? MEMBROKER_FLAG_VIRTUAL_LOW : 0;
 }
 
 /* Higher is more severe. */
