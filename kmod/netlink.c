@@ -368,11 +368,25 @@ static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
 	return 0;
 }
 
-/* Dump cursor in cb->args[] */
-enum {
-	MB_NL_DUMP_NEXT,	/* seq of the next entry to send, 0 = start */
-	MB_NL_DUMP_LAST,	/* seq of the newest entry when the dump began */
+/**
+ * struct mb_nl_dump_ctx - GET_HISTORY's cursor, kept in cb->ctx
+ * @next:	seq of the next entry to send, 0 before the first batch
+ * @last:	seq of the newest entry when the dump began
+ *
+ * Sequence numbers are u64; cb->args[] are longs, which would truncate
+ * them on 32-bit and make a dump past 2^32 notifications resume at the
+ * wrong entry or end early.
+ */
+struct mb_nl_dump_ctx {
+	u64 next;
+	u64 last;
 };
+
+static struct mb_nl_dump_ctx *mb_nl_dump_ctx(struct netlink_callback *cb)
+{
+	BUILD_BUG_ON(sizeof(struct mb_nl_dump_ctx) > sizeof(cb->ctx));
+	return (struct mb_nl_dump_ctx *)cb->ctx;
+}
 
 /*
  * Walks the ring by sequence number rather than by slot, so a dump that
@@ -382,20 +396,20 @@ enum {
  */
 static int mb_nl_get_history(struct sk_buff *skb, struct netlink_callback *cb)
 {
+	struct mb_nl_dump_ctx *ctx = mb_nl_dump_ctx(cb);
 	u64 oldest, newest, seq;
 	struct mb_msg msg;
 	int ret;
 
 	mb_history_range(&oldest, &newest);
-	if (!cb->args[MB_NL_DUMP_NEXT]) {
+	if (!ctx->next) {
 		if (!newest)
 			return 0;
-		cb->args[MB_NL_DUMP_NEXT] = oldest;
-		cb->args[MB_NL_DUMP_LAST] = newest;
+		ctx->next = oldest;
+		ctx->last = newest;
 	}
 
-	for (seq = cb->args[MB_NL_DUMP_NEXT];
-	     seq <= cb->args[MB_NL_DUMP_LAST]; seq++) {
+	for (seq = ctx->next; seq <= ctx->last; seq++) {
 		if (!mb_history_get(seq, &msg)) {
 			/* Overwritten meanwhile: jump to the oldest left */
 			mb_history_range(&oldest, &newest);
@@ -412,7 +426,7 @@ static int mb_nl_get_history(struct sk_buff *skb, struct netlink_callback *cb)
 		if (ret)
 			break;
 	}
-	cb->args[MB_NL_DUMP_NEXT] = seq;
+	ctx->next = seq;
 	return skb->len;
 }
 
