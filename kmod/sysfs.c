@@ -6,6 +6,12 @@
  * "seq" tells which notification the other values belong to.  "state" and
  * "seq" are sysfs_notify()'d on every notification: poll(POLLPRI) on them
  * wakes up exactly when a NOTIFY goes out.
+ *
+ * Their kernfs nodes are looked up once, at init: sysfs_notify() would
+ * look them up by name on every notification, under the sysfs-wide
+ * kernfs rwsem, which a writer may hold while it allocates.  The
+ * evaluation that notifies runs when memory is short, holding the
+ * evaluator's locks, and must not queue behind reclaim for that.
  */
 #include <linux/kobject.h>
 #include <linux/kernel.h>
@@ -15,6 +21,8 @@
 #include "membroker.h"
 
 static struct kobject *mb_sysfs_kobj;
+static struct kernfs_node *mb_sysfs_state_kn;
+static struct kernfs_node *mb_sysfs_seq_kn;
 
 static const char *mb_sysfs_state_name(u32 state)
 {
@@ -94,16 +102,18 @@ static const struct attribute_group mb_sysfs_group = {
 /**
  * mb_sysfs_notify - wake up pollers of "state" and "seq"
  *
- * Called after each notification was recorded in the history.
+ * Called after each notification was recorded in the history.  Takes no
+ * sleeping lock.
  */
 void mb_sysfs_notify(void)
 {
-	struct kobject *kobj = READ_ONCE(mb_sysfs_kobj);
+	struct kernfs_node *state = READ_ONCE(mb_sysfs_state_kn);
+	struct kernfs_node *seq = READ_ONCE(mb_sysfs_seq_kn);
 
-	if (!kobj)
-		return;
-	sysfs_notify(kobj, NULL, "state");
-	sysfs_notify(kobj, NULL, "seq");
+	if (state)
+		sysfs_notify_dirent(state);
+	if (seq)
+		sysfs_notify_dirent(seq);
 }
 
 /**
@@ -113,6 +123,7 @@ void mb_sysfs_notify(void)
  */
 int mb_sysfs_init(void)
 {
+	struct kernfs_node *state, *seq;
 	struct kobject *kobj;
 	int ret;
 
@@ -120,12 +131,29 @@ int mb_sysfs_init(void)
 	if (!kobj)
 		return -ENOMEM;
 	ret = sysfs_create_group(kobj, &mb_sysfs_group);
-	if (ret) {
-		kobject_put(kobj);
-		return ret;
-	}
-	WRITE_ONCE(mb_sysfs_kobj, kobj);
+	if (ret)
+		goto err_put;
+
+	ret = -ENOENT;
+	state = sysfs_get_dirent(kobj->sd, "state");
+	if (!state)
+		goto err_group;
+	seq = sysfs_get_dirent(kobj->sd, "seq");
+	if (!seq)
+		goto err_state;
+
+	mb_sysfs_kobj = kobj;
+	WRITE_ONCE(mb_sysfs_state_kn, state);
+	WRITE_ONCE(mb_sysfs_seq_kn, seq);
 	return 0;
+
+err_state:
+	sysfs_put(state);
+err_group:
+	sysfs_remove_group(kobj, &mb_sysfs_group);
+err_put:
+	kobject_put(kobj);
+	return ret;
 }
 
 /**
@@ -135,9 +163,11 @@ int mb_sysfs_init(void)
  */
 void mb_sysfs_exit(void)
 {
-	struct kobject *kobj = mb_sysfs_kobj;
-
+	sysfs_put(mb_sysfs_seq_kn);
+	sysfs_put(mb_sysfs_state_kn);
+	mb_sysfs_seq_kn = NULL;
+	mb_sysfs_state_kn = NULL;
+	sysfs_remove_group(mb_sysfs_kobj, &mb_sysfs_group);
+	kobject_put(mb_sysfs_kobj);
 	mb_sysfs_kobj = NULL;
-	sysfs_remove_group(kobj, &mb_sysfs_group);
-	kobject_put(kobj);
 }
