@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct pollfd;
+
 #include "membroker.h"
 
 /* Exit statuses scripts can rely on (documented in membrokerctl(8)) */
@@ -38,6 +40,7 @@
  * @event_fn:	 where ctl_events_dispatch() hands notifications
  * @event_arg:	 its argument
  * @last_seq:	 sequence number of the last module notification seen
+ * @out_gone:	 watch/top stopped because the reader of stdout went away
  */
 struct ctl {
 	bool json;
@@ -51,6 +54,7 @@ struct ctl {
 			 void *arg);
 	void *event_arg;
 	uint64_t last_seq;
+	bool out_gone;
 };
 
 /* -j, -h and -s are accepted before and after the command */
@@ -97,6 +101,8 @@ uint64_t ctl_now_ns(void);
 int ctl_signals_open(const int *sigs, size_t n);
 int ctl_signal_read(int sfd);
 int ctl_poll_timeout(uint64_t deadline_ns);
+void ctl_output_poll_init(struct pollfd *pfd);
+bool ctl_output_gone(struct pollfd *pfd);
 
 /* ctl_term.c: the terminal for top */
 struct ctl_term;

@@ -200,7 +200,8 @@ int ctl_parse_seconds(const char *s, uint64_t *out_ns)
 		return -EINVAL;
 	if (v > 1e9)
 		return -ERANGE;
-	*out_ns = (uint64_t)(v * 1e9);
+	/* rounded up: 0 would mean "no timeout" to the caller */
+	*out_ns = (uint64_t)ceil(v * 1e9);
 	return 0;
 }
 

@@ -72,3 +72,29 @@ int ctl_poll_timeout(uint64_t deadline_ns)
 	ms = (deadline_ns - now + 999999) / 1000000;
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
+
+/*
+ * "watch | head -1": once the reader has gone, only the next write would
+ * tell, and that may be hours away.  A pipe's or socket's write end polls
+ * POLLERR (pipe) or POLLHUP (socket) when its reader is gone, even with
+ * no events asked for, while a file or a terminal reports nothing, so
+ * stdout can sit in the poll set of the commands that wait.  They also
+ * ignore SIGPIPE, so that a write racing with the reader's exit ends the
+ * same way (EPIPE) instead of killing the process with the terminal still
+ * switched by "top".
+ */
+void ctl_output_poll_init(struct pollfd *pfd)
+{
+	signal(SIGPIPE, SIG_IGN);
+	*pfd = (struct pollfd){ .fd = STDOUT_FILENO, .events = 0 };
+}
+
+/* Return: whether the reader of stdout has gone; stop polling a bad fd */
+bool ctl_output_gone(struct pollfd *pfd)
+{
+	if (pfd->revents & POLLNVAL) {
+		pfd->fd = -1;
+		return false;
+	}
+	return pfd->revents & (POLLERR | POLLHUP);
+}

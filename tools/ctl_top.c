@@ -276,7 +276,7 @@ static int top_draw(const struct top *t)
 		fputs("\033[J", stdout);
 	}
 	free(frame);
-	return fflush(stdout) ? -errno : 0;
+	return fflush(stdout) || ferror(stdout) ? (errno ? -errno : -EIO) : 0;
 }
 
 static int top_refresh(struct top *t)
@@ -366,7 +366,7 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 		    uint32_t iterations)
 {
 	uint64_t next = ctl_now_ns();
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	uint32_t done = 0;
 	int err;
 
@@ -376,6 +376,7 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 		.fd = ctl_term_keys(t->term) ? STDIN_FILENO : -1,
 		.events = POLLIN,
 	};
+	ctl_output_poll_init(&pfd[3]);
 	if (pfd[1].fd < 0)
 		return pfd[1].fd;
 
@@ -391,7 +392,7 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 			if (next < ctl_now_ns())
 				next = ctl_now_ns() + (uint64_t)interval * 1000000;
 		}
-		if (poll(pfd, 3, ctl_poll_timeout(next)) < 0) {
+		if (poll(pfd, 4, ctl_poll_timeout(next)) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
@@ -402,16 +403,24 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 				return err;
 			if (err && err != SIGWINCH)
 				return 0;
-			if (err == SIGWINCH && top_draw(t))
-				return -EIO;
+			if (err == SIGWINCH) {
+				err = top_draw(t);
+				if (err)
+					return err;
+			}
 		}
 		if (pfd[1].revents) {
 			err = ctl_events_dispatch(t->c);
 			if (err < 0)
 				return err;
-			if (err > 0 && top_draw(t))
-				return -EIO;
+			if (err > 0) {
+				err = top_draw(t);
+				if (err)
+					return err;
+			}
 		}
+		if (ctl_output_gone(&pfd[3]))
+			return -EPIPE;
 		if (pfd[2].revents) {
 			err = top_keys(t, &pfd[2]);
 			if (err)
@@ -464,7 +473,9 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	err = top_loop(t, sfd, interval, iterations);
 	/* the message must land on the normal screen, after restoring it */
 	ctl_term_close(t->term);
-	if (err)
+	/* "top | head": the reader has seen enough, which is no error */
+	c->out_gone = err == -EPIPE;
+	if (err && !c->out_gone)
 		ctl_runtime_error(err, "top");
 	else
 		ret = CTL_EXIT_OK;

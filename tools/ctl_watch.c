@@ -22,15 +22,16 @@ const char cmd_watch_usage[] =
 "  -c, --count N     exit after N notifications\n"
 "  -t, --timeout S   exit after S seconds (fractions allowed)\n"
 "\n"
-"SIGINT and SIGTERM end the watch with exit status 0, as does --count\n"
-"or --timeout alone.  With both, a timeout before N notifications exits\n"
-"with status 3.  The source in use is reported on standard error once\n"
-"the watch has started.\n";
+"SIGINT and SIGTERM end the watch with exit status 0, as do --count,\n"
+"--timeout alone and the reader of a pipe going away.  With both, a\n"
+"timeout before N notifications exits with status 3.  The source in use\n"
+"is reported on standard error once the watch has started.\n";
 
 struct watch {
 	struct ctl *c;
 	unsigned long count;	/* notifications to print; 0: no limit */
 	unsigned long seen;
+	int write_err;		/* -errno of a failed write, which stops */
 };
 
 static void watch_print(const struct mb_notification *n, bool resync,
@@ -39,7 +40,7 @@ static void watch_print(const struct mb_notification *n, bool resync,
 	struct watch *w = arg;
 
 	/* a dispatch can deliver several: print no more than asked */
-	if (w->count && w->seen >= w->count)
+	if ((w->count && w->seen >= w->count) || w->write_err)
 		return;
 	w->seen++;
 	if (w->c->json) {
@@ -51,7 +52,8 @@ static void watch_print(const struct mb_notification *n, bool resync,
 		ctl_print_line(stdout, n);
 	}
 	/* a pipe reader wants each line now, not when the buffer fills */
-	fflush(stdout);
+	if (fflush(stdout) || ferror(stdout))
+		w->write_err = errno ? -errno : -EIO;
 }
 
 static int watch_parse(struct watch *w, uint64_t *timeout_ns, int argc,
@@ -108,7 +110,7 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 	static const int sigs[] = { SIGINT, SIGTERM };
 	struct watch w = { .c = c };
 	uint64_t timeout_ns = 0, deadline = 0;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	char note[64];
 	int ret, err, sfd;
 
@@ -133,6 +135,7 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ctl_events_fd(c), .events = POLLIN };
+	ctl_output_poll_init(&pfd[2]);
 	if (pfd[1].fd < 0) {
 		ctl_runtime_error(pfd[1].fd, "no pollable descriptor");
 		goto out_sfd;
@@ -152,7 +155,7 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 			ret = w.count ? CTL_EXIT_TIMEOUT : CTL_EXIT_OK;
 			goto out_sfd;
 		}
-		if (poll(pfd, 2, timeout) < 0) {
+		if (poll(pfd, 3, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			ctl_runtime_error(errno, "poll");
@@ -173,6 +176,15 @@ int cmd_watch(struct ctl *c, int argc, char **argv)
 				ctl_runtime_error(err, "receiving notifications");
 				goto out_sfd;
 			}
+		}
+		if (w.write_err == -EPIPE || ctl_output_gone(&pfd[2])) {
+			/* the reader stopped the watch: as asked, quietly */
+			c->out_gone = true;
+			break;
+		}
+		if (w.write_err) {
+			ctl_runtime_error(w.write_err, "writing the output");
+			goto out_sfd;
 		}
 	}
 	ret = CTL_EXIT_OK;

@@ -188,7 +188,8 @@ int main(int argc, char **argv)
 	optind = 0;
 	ret = cmd->fn(&c, argc, argv);
 	ctl_close(&c);
-	if (fflush(stdout) && ret == CTL_EXIT_OK)
+	/* once the reader has gone, nothing written can reach it: no error */
+	if (fflush(stdout) && ret == CTL_EXIT_OK && !c.out_gone)
 		ret = ctl_runtime_error(errno, "writing the output");
 	return ret;
 }

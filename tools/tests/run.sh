@@ -285,6 +285,34 @@ else
 	not_ok "watch -j: every line is a JSON object" "exit status $rc, $bad bad lines"
 fi
 
+# A timeout too short to count in nanoseconds is still a timeout, not none.
+run -s fake watch --timeout 0.0000000001
+if [ "$rc" -eq 0 ] && [ ! -s "$tmp/out" ]; then
+	ok "watch --timeout below a nanosecond still ends the watch"
+else
+	not_ok "watch --timeout below a nanosecond still ends the watch" "exit status $rc (124: hung)"
+fi
+
+# "watch | head -1": the reader goes away after the first line, and the
+# watch must notice at once (not at the next notification), quietly, 0.
+pipe_reader_gone() {
+	local desc=$1 st
+
+	shift
+	timeout "$GUARD" "$CTL" "$@" 2>"$tmp/err" </dev/null |
+		head -1 >"$tmp/out"
+	st=${PIPESTATUS[0]}
+	if [ "$st" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 1 ] &&
+	   ! grep -v '^source: ' "$tmp/err" | grep -q .; then
+		ok "$desc ends with status 0 once the reader is gone"
+	else
+		not_ok "$desc ends with status 0 once the reader is gone" "exit status $st (124: hung)"
+	fi
+}
+pipe_reader_gone "watch | head -1" -s meminfo watch
+pipe_reader_gone "watch -j | head -1" -j -s meminfo watch
+pipe_reader_gone "top --interval 3600000 | head -1" -s meminfo top --interval 3600000
+
 # SIGTERM once watch says it is ready (its "source:" line on stderr)
 watch_signal() {
 	local sig=$1 fifo=$tmp/fifo pid line status
