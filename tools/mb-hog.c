@@ -59,33 +59,39 @@ static void usage(FILE *f)
 		"              [--rate MiBps] [--floor BYTES] [-v]\n");
 }
 
-/* Parse "123", "64K", "512M", "1G"; returns 0 or -EINVAL. */
+/*
+ * Parse "123", "64K", "512M", "1G"; returns 0 or -EINVAL.  strtoull()
+ * skips blanks and accepts a sign (" -1" is 2^64 - 1), and the suffix can
+ * overflow: both are refused rather than turned into some other size.
+ */
 static int parse_size(const char *s, uint64_t *out)
 {
-	unsigned long long v;
+	unsigned long long v, mult = 1;
 	char *end;
 
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
 	case 'k': case 'K':
-		v *= 1024ULL;
+		mult = 1024ULL;
 		end++;
 		break;
 	case 'm': case 'M':
-		v *= MIB;
+		mult = MIB;
 		end++;
 		break;
 	case 'g': case 'G':
-		v *= 1024ULL * MIB;
+		mult = 1024ULL * MIB;
 		end++;
 		break;
 	default:
 		break;
 	}
-	if (*end)
+	if (*end || __builtin_mul_overflow(v, mult, &v))
 		return -EINVAL;
 	*out = v;
 	return 0;

@@ -422,6 +422,17 @@ if [ -x "$HOG" ]; then
 		not_ok "mb-hog --floor with a bad size is a usage error" \
 			"exit status $rc"
 	fi
+	# 2^34 G is 2^64 bytes: it wrapped to 0 and allocated nothing
+	for size in 17179869184G " -1" "+5M"; do
+		timeout "$GUARD" "$HOG" --bytes "$size" >"$tmp/out" 2>"$tmp/err"
+		rc=$?
+		if [ "$rc" -eq 2 ]; then
+			ok "mb-hog --bytes '$size' is a usage error"
+		else
+			not_ok "mb-hog --bytes '$size' is a usage error" \
+				"exit status $rc"
+		fi
+	done
 else
 	skip "mb-hog --floor" "$HOG not built"
 fi
