@@ -36,6 +36,13 @@ const char *ctl_reason_name(uint32_t reason)
 	return "unknown";
 }
 
+/*
+ * With one decimal, anything from 1023.95 up prints as "1024.0" of the
+ * smaller unit (1048575 bytes as "1024.0 KiB"): move to the next unit
+ * where the rounding would reach 1024, so it reads "1.0 MiB".
+ */
+#define CTL_FMT_NEXT_UNIT	1023.95
+
 /* Binary units with one decimal: what free(1) -h and ip(8) -h show */
 void ctl_fmt_size(char *buf, size_t len, uint64_t bytes)
 {
@@ -49,7 +56,7 @@ void ctl_fmt_size(char *buf, size_t len, uint64_t bytes)
 		return;
 	}
 	v /= 1024;
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+	while (v >= CTL_FMT_NEXT_UNIT && u + 1 < ARRAY_SIZE(units)) {
 		v /= 1024;
 		u++;
 	}
@@ -68,7 +75,7 @@ static void ctl_fmt_size_short(char *buf, size_t len, uint64_t bytes)
 		return;
 	}
 	v /= 1024;
-	while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+	while (v >= CTL_FMT_NEXT_UNIT && u + 1 < sizeof(units) - 1) {
 		v /= 1024;
 		u++;
 	}
