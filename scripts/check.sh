@@ -7,8 +7,8 @@
 # per phase (V=1: everything); logs are in build/results/<phase>.log.
 #
 # Phases: host tests of lib/ and tools/ (`make -C DIR check`, skipped with
-# a notice while a directory has no check target) and of the SQLite
-# example, then the selftests in the VM against membroker.ko: static, then
+# a notice while a directory has no check target; tools/ again built with
+# ASan+UBSan and with TSan) and of the SQLite example, then the selftests in the VM against membroker.ko: static, then
 # built with ASan+UBSan and with TSan; last the demo scenario (the one
 # `make demo` plays), checked by scripts/vm/demo-report.py.
 set -uo pipefail
@@ -95,6 +95,9 @@ scenario_phase() {
 
 host_phase lib
 host_phase tools
+# membrokerctl and mb-hog again, built with ASan+UBSan and with TSan
+run_phase tools-asan make -C "$ROOT/tools" SAN=1 check
+run_phase tools-tsan make -C "$ROOT/tools" SAN=thread check
 run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
 	make -C "$ROOT/examples/sqlite-cache" check
 st=$BUILD/selftests
