@@ -41,7 +41,6 @@
 #define VMEM_BYTES	(256 * MIB)
 #define TOTAL_SLACK	(2 * MIB)	/* the module publishes to 1 MiB */
 #define DEADLINE_S	30		/* a hang, not a timing requirement */
-#define SEEN_LOG	256
 
 #define MIB_F(x)	((double)(x) / MIB)
 
@@ -51,35 +50,16 @@
  */
 #define SKIP_SETUP(fmt, ...) SKIP(_exit(255), fmt, ##__VA_ARGS__)
 
-/* Every notification the monitor delivered, for the test to wait on. */
-struct seen {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct mb_notification log[SEEN_LOG];
-	uint64_t count;
-};
-
-static void on_note(struct mb_monitor *mon, const struct mb_notification *n,
-		    void *arg)
-{
-	struct seen *s = arg;
-
-	(void)mon;
-	pthread_mutex_lock(&s->lock);
-	s->log[s->count % SEEN_LOG] = *n;
-	s->count++;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* What wait_note() waits for */
 struct want {
 	unsigned int states;		/* bits 1 << state */
 	uint64_t total;			/* about this total, 0: any */
 };
 
-static bool matches(const struct mb_notification *n, const struct want *w)
+static bool matches(const struct mb_notification *n, const void *arg)
 {
+	const struct want *w = arg;
+
 	if (!(w->states & (1U << n->state)))
 		return false;
 	if (!w->total)
@@ -88,45 +68,11 @@ static bool matches(const struct mb_notification *n, const struct want *w)
 	       n->total <= w->total + TOTAL_SLACK;
 }
 
-/*
- * Wait for a notification after the first *@next ones that matches @w;
- * *@next is then where the next wait starts.  Returns 0 or -ETIMEDOUT.
- */
-static int wait_note(struct seen *s, uint64_t *next, const struct want *w,
+/* A notification after the first *@next ones that matches @w */
+static int wait_note(struct lt_seen *s, uint64_t *next, const struct want *w,
 		     struct mb_notification *out)
 {
-	struct timespec dl;
-	uint64_t i = *next;
-	int err = 0;
-
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += DEADLINE_S;
-	pthread_mutex_lock(&s->lock);
-	while (!err) {
-		if (i + SEEN_LOG < s->count)
-			i = s->count - SEEN_LOG;	/* overwritten */
-		for (; i < s->count; i++)
-			if (matches(&s->log[i % SEEN_LOG], w))
-				break;
-		if (i < s->count) {
-			*out = s->log[i % SEEN_LOG];
-			*next = i + 1;
-			break;
-		}
-		err = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return err ? -err : 0;
-}
-
-static uint64_t seen_count(struct seen *s)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&s->lock);
-	n = s->count;
-	pthread_mutex_unlock(&s->lock);
-	return n;
+	return lt_seen_wait(s, next, matches, w, DEADLINE_S, out);
 }
 
 FIXTURE(dynmem) {
@@ -136,7 +82,7 @@ FIXTURE(dynmem) {
 	struct mb_monitor *mon;
 	struct mb_broker *broker;
 	struct mb_cache *a, *b;
-	struct seen seen;
+	struct lt_seen seen;
 	void *ballast;
 	uint64_t ballast_bytes;
 };
@@ -168,8 +114,7 @@ FIXTURE_SETUP(dynmem)
 	/* Freed cache values must go back to the kernel at once. */
 	ASSERT_EQ(1, mallopt(M_MMAP_THRESHOLD, 128 * 1024));
 
-	pthread_mutex_init(&self->seen.lock, NULL);
-	pthread_cond_init(&self->seen.cond, NULL);
+	lt_seen_init(&self->seen);
 	ASSERT_EQ(0, mb_monitor_new(&self->mon, &mopts));
 	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(self->mon));
 	ASSERT_EQ(0, mb_broker_new(&self->broker, "app", self->mon, &bopts));
@@ -177,7 +122,7 @@ FIXTURE_SETUP(dynmem)
 	 * Subscribers run in the order they subscribed: ours after the
 	 * broker's, so a notification the test sees has been acted on.
 	 */
-	ASSERT_LE(0, mb_monitor_subscribe(self->mon, on_note, &self->seen));
+	ASSERT_LE(0, mb_monitor_subscribe(self->mon, lt_seen_note, &self->seen));
 	ASSERT_EQ(0, mb_cache_new(&self->a, "dyn-a", &copts));
 	ASSERT_EQ(0, mb_cache_new(&self->b, "dyn-b", &copts));
 	ASSERT_EQ(0, mb_monitor_start_thread(self->mon));
@@ -308,7 +253,7 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	ASSERT_EQ(0, lt_clerk_info("dyn-b", &b0));
 
 	/* 3. Inflate: LOW, and the broker shrinks both caches. */
-	next = seen_count(&self->seen);
+	next = lt_seen_count(&self->seen);
 	ASSERT_EQ(0, mb_host_query_balloon(&guest));
 	t_req = mb_dynmem_now_ns();
 	ASSERT_EQ(0, mb_host_balloon(guest - BALLOON_BYTES));

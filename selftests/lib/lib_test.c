@@ -2,6 +2,7 @@
 /* Helpers of the library's VM tests (see lib_test.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,4 +61,61 @@ int64_t lt_mem_available(void)
 	if (!p)
 		return -EIO;
 	return (int64_t)strtoull(p + sizeof(key) - 1, NULL, 10) * 1024;
+}
+
+void lt_seen_init(struct lt_seen *s)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->count = 0;
+}
+
+void lt_seen_note(struct mb_monitor *mon, const struct mb_notification *n,
+		  void *arg)
+{
+	struct lt_seen *s = arg;
+
+	(void)mon;
+	pthread_mutex_lock(&s->lock);
+	s->log[s->count % LT_SEEN_LOG] = *n;
+	s->count++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t lt_seen_count(struct lt_seen *s)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->count;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int lt_seen_wait(struct lt_seen *s, uint64_t *next, lt_match_fn match,
+		 const void *arg, int timeout_s, struct mb_notification *out)
+{
+	struct timespec dl;
+	uint64_t i = *next;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_s;
+	pthread_mutex_lock(&s->lock);
+	while (!err) {
+		if (i + LT_SEEN_LOG < s->count)
+			i = s->count - LT_SEEN_LOG;	/* overwritten */
+		for (; i < s->count; i++)
+			if (match(&s->log[i % LT_SEEN_LOG], arg))
+				break;
+		if (i < s->count) {
+			*out = s->log[i % LT_SEEN_LOG];
+			*next = i + 1;
+			break;
+		}
+		err = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err ? -err : 0;
 }

@@ -7,9 +7,41 @@
 #ifndef LIB_TEST_H
 #define LIB_TEST_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "membroker.h"
+
+#define LT_SEEN_LOG	256
+
+/*
+ * Every notification a monitor delivered, for a test to wait on: a LOW
+ * that the broker's shrinking ends at once is followed by STEADY before
+ * the test may look, so looking at the latest is not enough.
+ */
+struct lt_seen {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mb_notification log[LT_SEEN_LOG];
+	uint64_t count;
+};
+
+typedef bool (*lt_match_fn)(const struct mb_notification *n, const void *arg);
+
+void lt_seen_init(struct lt_seen *s);
+/* The subscriber: mb_monitor_subscribe(mon, lt_seen_note, &seen) */
+void lt_seen_note(struct mb_monitor *mon, const struct mb_notification *n,
+		  void *arg);
+/* How many notifications were delivered so far */
+uint64_t lt_seen_count(struct lt_seen *s);
+/*
+ * Wait up to @timeout_s for a notification after the first *@next ones
+ * that @match accepts; *@next is then where the next wait starts.
+ * Returns 0 or -ETIMEDOUT.
+ */
+int lt_seen_wait(struct lt_seen *s, uint64_t *next, lt_match_fn match,
+		 const void *arg, int timeout_s, struct mb_notification *out);
 
 /*
  * Above the mmap threshold the tests set (128 KiB), so that a value the

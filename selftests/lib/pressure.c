@@ -36,62 +36,26 @@
 #define HOG_CHUNK	(4 * MIB)
 #define DEADLINE_S	60		/* a hang, not a timing requirement */
 
-#define SEEN_LOG	256
 
-/*
- * Every notification the monitor thread delivered, for the test to wait
- * on: a LOW that the broker's shrinking ends at once is followed by
- * STEADY before the test may look, so looking at the latest is not enough.
- */
-struct seen {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct mb_notification log[SEEN_LOG];
-	uint64_t count;
-};
-
-static void on_note(struct mb_monitor *mon, const struct mb_notification *n,
-		    void *arg)
+static bool in_mask(const struct mb_notification *n, const void *arg)
 {
-	struct seen *s = arg;
-
-	(void)mon;
-	pthread_mutex_lock(&s->lock);
-	s->log[s->count % SEEN_LOG] = *n;
-	s->count++;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	return *(const unsigned int *)arg & (1U << n->state);
 }
 
 /*
  * Wait for a notification after the first @after ones whose state is in
  * @mask; *@next is where the next wait should start.
  */
-static int wait_state(struct seen *s, uint64_t after, unsigned int mask,
+static int wait_state(struct lt_seen *s, uint64_t after, unsigned int mask,
 		      struct mb_notification *out, uint64_t *next)
 {
-	struct timespec dl;
-	uint64_t i;
-	int err = 0;
+	uint64_t i = after;
+	int err;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += DEADLINE_S;
-	pthread_mutex_lock(&s->lock);
-	for (i = after; !err; ) {
-		if (i + SEEN_LOG < s->count)
-			i = s->count - SEEN_LOG;	/* overwritten */
-		for (; i < s->count; i++)
-			if (mask & (1U << s->log[i % SEEN_LOG].state))
-				break;
-		if (i < s->count) {
-			*out = s->log[i % SEEN_LOG];
-			*next = i + 1;
-			break;
-		}
-		err = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return err ? -err : 0;
+	err = lt_seen_wait(s, &i, in_mask, &mask, DEADLINE_S, out);
+	if (!err)
+		*next = i;
+	return err;
 }
 
 /*
@@ -139,7 +103,7 @@ FIXTURE(pressure) {
 	struct mb_monitor *mon;
 	struct mb_broker *broker;
 	struct mb_cache *a, *b;
-	struct seen seen;
+	struct lt_seen seen;
 	pid_t hog;
 	int go;
 	int hold;
@@ -173,8 +137,7 @@ FIXTURE_SETUP(pressure)
 	/* Freed cache values must go back to the kernel at once. */
 	ASSERT_EQ(1, mallopt(M_MMAP_THRESHOLD, 128 * 1024));
 
-	pthread_mutex_init(&self->seen.lock, NULL);
-	pthread_cond_init(&self->seen.cond, NULL);
+	lt_seen_init(&self->seen);
 	ASSERT_EQ(0, mb_monitor_new(&self->mon, &mopts));
 	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(self->mon));
 	ASSERT_EQ(0, mb_broker_new(&self->broker, "pool", self->mon,
@@ -183,7 +146,7 @@ FIXTURE_SETUP(pressure)
 	 * Subscribers run in the order they subscribed: ours after the
 	 * broker's, so a notification the test sees has been acted on.
 	 */
-	ASSERT_LE(0, mb_monitor_subscribe(self->mon, on_note, &self->seen));
+	ASSERT_LE(0, mb_monitor_subscribe(self->mon, lt_seen_note, &self->seen));
 	ASSERT_EQ(0, mb_cache_new(&self->a, "cache-a", &copts));
 	ASSERT_EQ(0, mb_cache_new(&self->b, "cache-b", &copts));
 	ASSERT_EQ(0, mb_monitor_start_thread(self->mon));
