@@ -14,6 +14,7 @@
  *   uint32_t mb_classify(avail, lo, hi, prev) LOW/STEADY/HIGH + hysteresis
  *   uint32_t mb_virtual_flags(committed, limit)  MB_FLAG_VIRTUAL_LOW or 0
  *   bool mb_notification_news(&n, &last)      anything worth announcing
+ *   void mb_notification_from_meminfo(...)    a reading as a notification
  *   int mb_poll_interval_ms(avail, lo)        adaptive poll, 5..1000 ms
  *   int mb_path_join(root, path, buf, len)    root + path into buf
  *
@@ -78,6 +79,10 @@ uint32_t mb_classify(uint64_t avail, uint64_t low, uint64_t high,
 uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit);
 bool mb_notification_news(const struct mb_notification *n,
 			  const struct mb_notification *last);
+void mb_notification_from_meminfo(struct mb_notification *n, uint32_t source,
+				  const struct mb_meminfo *mi, uint64_t low,
+				  uint64_t high, uint32_t prev_state,
+				  uint64_t now_ns);
 int mb_poll_interval_ms(uint64_t avail, uint64_t low);
 int mb_opts_copy(void *dst, size_t dst_sz, const void *src);
 int mb_name_copy(char *dst, size_t len, const char *name);

@@ -152,7 +152,7 @@ static int mb_src_kmod_fallback(struct mb_source *s,
 {
 	struct mb_src_kmod *p = s->priv;
 	const struct mb_monitor_opts *o = s->opts;
-	struct mb_notification n = { 0 };
+	struct mb_notification n;
 	struct mb_meminfo mi;
 	uint64_t low, high;
 	int err;
@@ -171,17 +171,9 @@ static int mb_src_kmod_fallback(struct mb_source *s,
 		high = o->high_bytes;
 	high = MB_MAX(high, low);
 
-	n.time_ns = mb_now_ns();
-	n.source = MB_SOURCE_MEMINFO;
-	n.available = mi.available;
-	n.total = mi.total;
-	n.low = low;
-	n.high = high;
-	n.committed = mi.committed;
-	n.commit_limit = mi.commit_limit;
-	n.flags = mb_virtual_flags(mi.committed, mi.commit_limit);
 	/* carry on from the module's state: same hysteresis */
-	n.state = mb_classify(mi.available, low, high, s->last.state);
+	mb_notification_from_meminfo(&n, MB_SOURCE_MEMINFO, &mi, low, high,
+				     s->last.state, mb_now_ns());
 	if (s->last.source == MB_SOURCE_MEMINFO &&
 	    !mb_notification_news(&n, &s->last)) {
 		n.seq = p->fseq;

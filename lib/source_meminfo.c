@@ -42,19 +42,9 @@ static int mb_src_meminfo_read(struct mb_source *s,
 	p->low = low;
 	p->high = high;
 
-	out->time_ns = mb_now_ns();
+	mb_notification_from_meminfo(out, MB_SOURCE_MEMINFO, &mi, low, high,
+				     s->last.state, mb_now_ns());
 	out->seq = p->seq;
-	out->state = mb_classify(mi.available, low, high, s->last.state);
-	out->flags = mb_virtual_flags(mi.committed, mi.commit_limit);
-	out->source = MB_SOURCE_MEMINFO;
-	out->reason = 0;
-	out->available = mi.available;
-	out->total = mi.total;
-	out->low = low;
-	out->high = high;
-	out->committed = mi.committed;
-	out->commit_limit = mi.commit_limit;
-	out->process_rss = 0;
 	return 0;
 }
 

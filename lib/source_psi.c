@@ -196,7 +196,7 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 		    struct mb_notification *out)
 {
 	struct mb_src_psi *p = s->priv;
-	struct mb_notification n = { 0 };
+	struct mb_notification n;
 	struct mb_meminfo mi;
 	uint64_t low, high;
 	int err;
@@ -217,16 +217,8 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 	if (s->opts->high_bytes)
 		high = s->opts->high_bytes;
 
-	n.time_ns = now_ns;
-	n.source = MB_SOURCE_PSI;
-	n.available = mi.available;
-	n.total = mi.total;
-	n.low = low;
-	n.high = high;
-	n.committed = mi.committed;
-	n.commit_limit = mi.commit_limit;
-	n.flags = mb_virtual_flags(mi.committed, mi.commit_limit);
-	n.state = mb_classify(mi.available, low, high, p->cur.state);
+	mb_notification_from_meminfo(&n, MB_SOURCE_PSI, &mi, low, high,
+				     p->cur.state, now_ns);
 	if (p->fires && now_ns - p->fired_ns < MB_PSI_WINDOW_NS)
 		n.state = MB_STATE_LOW;
 

@@ -254,6 +254,31 @@ bool mb_notification_news(const struct mb_notification *n,
 	       n->total != last->total;
 }
 
+/*
+ * mb_notification_from_meminfo() - what a reading @mi means against @low
+ * and @high, as @source announces it at @now_ns: the state keeps
+ * @prev_state's hysteresis, the flags follow the commit figures.  seq,
+ * reason and process_rss are 0, for the caller to fill in.
+ */
+void mb_notification_from_meminfo(struct mb_notification *n, uint32_t source,
+				  const struct mb_meminfo *mi, uint64_t low,
+				  uint64_t high, uint32_t prev_state,
+				  uint64_t now_ns)
+{
+	*n = (struct mb_notification){
+		.time_ns = now_ns,
+		.state = mb_classify(mi->available, low, high, prev_state),
+		.flags = mb_virtual_flags(mi->committed, mi->commit_limit),
+		.source = source,
+		.available = mi->available,
+		.total = mi->total,
+		.low = low,
+		.high = high,
+		.committed = mi->committed,
+		.commit_limit = mi->commit_limit,
+	};
+}
+
 /**
  * mb_poll_interval_ms() - how long until the next look: the time the
  * headroom above @low would last if memory were consumed at 1 GiB/s,
