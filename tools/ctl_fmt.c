@@ -145,16 +145,21 @@ int ctl_parse_size(const char *s, uint64_t *out)
 	char *end;
 	double v;
 	int shift = 0;
+	size_t n;
 
 	if (!strcasecmp(s, "auto")) {
 		*out = 0;
 		return 0;
 	}
-	if (*s < '0' || *s > '9')
+	/* decimal digits, an optional fraction: not strtod's hex, exponents */
+	n = strspn(s, "0123456789");
+	if (!n)
 		return -EINVAL;
+	if (s[n] == '.')
+		n += 1 + strspn(s + n + 1, "0123456789");
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v))
+	if (errno || end != s + n || !isfinite(v))
 		return -EINVAL;
 	if (*end) {
 		p = strchr(sfx, end[0] & ~0x20);

@@ -114,6 +114,8 @@ usage "config set without pairs" config set
 usage "config set unknown key" config set colour 5
 usage "config set missing value" config set low
 usage "config set bad size" config set low 12Q
+usage "config set hexadecimal size" config set low 0x10M
+usage "config set size with an exponent" config set low 1e3K
 usage "config set size overflow" config set high 99999999999T
 usage "config set key twice" config set low 1M low 2M
 usage "config set ms not a number" config set poll-min 1.5
