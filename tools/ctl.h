@@ -108,6 +108,8 @@ bool ctl_output_gone(struct pollfd *pfd);
 struct ctl_term;
 int ctl_term_open(struct ctl_term **out);
 void ctl_term_close(struct ctl_term *t);
+void ctl_term_suspend(const struct ctl_term *t);
+int ctl_term_resume(const struct ctl_term *t);
 bool ctl_term_interactive(const struct ctl_term *t);
 bool ctl_term_keys(const struct ctl_term *t);
 void ctl_term_size(const struct ctl_term *t, int *rows, int *cols);

@@ -5,8 +5,10 @@
  *
  * Keys are read one at a time without echo; ISIG stays on so that Ctrl-C
  * still raises SIGINT, which "top" reads from its signalfd and answers by
- * restoring the terminal.  When standard output is not a terminal nothing
- * is switched and frames are printed one after the other.
+ * restoring the terminal.  Ctrl-Z (SIGTSTP, read the same way) gives the
+ * terminal back before top stops, and SIGCONT takes it again.  When
+ * standard output is not a terminal nothing is switched and frames are
+ * printed one after the other.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,22 +35,30 @@ struct ctl_term {
 	struct termios saved;
 };
 
+/* Keys one at a time, no echo: the saved settings with that changed */
+static int ctl_term_raw(const struct ctl_term *t)
+{
+	struct termios raw = t->saved;
+
+	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	raw.c_cc[VMIN] = 1;
+	raw.c_cc[VTIME] = 0;
+	return tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) ? -errno : 0;
+}
+
 int ctl_term_open(struct ctl_term **out)
 {
 	struct ctl_term *t;
-	struct termios raw;
+	int err;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	if (isatty(STDIN_FILENO) && !tcgetattr(STDIN_FILENO, &t->saved)) {
-		raw = t->saved;
-		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-		raw.c_cc[VMIN] = 1;
-		raw.c_cc[VTIME] = 0;
-		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw)) {
+		err = ctl_term_raw(t);
+		if (err) {
 			free(t);
-			return -errno;
+			return err;
 		}
 		t->raw_in = true;
 	}
@@ -61,16 +71,39 @@ int ctl_term_open(struct ctl_term **out)
 	return 0;
 }
 
-void ctl_term_close(struct ctl_term *t)
+/* Give the terminal back as it was (before a stop, or for good) */
+void ctl_term_suspend(const struct ctl_term *t)
 {
-	if (!t)
-		return;
 	if (t->alt_out) {
 		fputs(TERM_LEAVE, stdout);
 		fflush(stdout);
 	}
 	if (t->raw_in)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &t->saved);
+}
+
+/* Take it again after SIGCONT; the caller redraws.  Return: 0 or -errno */
+int ctl_term_resume(const struct ctl_term *t)
+{
+	int err;
+
+	if (t->raw_in) {
+		err = ctl_term_raw(t);
+		if (err)
+			return err;
+	}
+	if (t->alt_out) {
+		fputs(TERM_ENTER, stdout);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+void ctl_term_close(struct ctl_term *t)
+{
+	if (!t)
+		return;
+	ctl_term_suspend(t);
 	free(t);
 }
 

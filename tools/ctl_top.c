@@ -401,6 +401,22 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 			err = ctl_signal_read(sfd);
 			if (err < 0)
 				return err;
+			if (err == SIGTSTP) {
+				/*
+				 * Ctrl-Z: give the terminal back, then stop
+				 * as SIGTSTP would have (it is blocked: we
+				 * read it here).  SIGCONT comes next.
+				 */
+				ctl_term_suspend(t->term);
+				kill(getpid(), SIGSTOP);
+				continue;
+			}
+			if (err == SIGCONT) {
+				err = ctl_term_resume(t->term);
+				if (err)
+					return err;
+				err = SIGWINCH;	/* and redraw */
+			}
 			if (err && err != SIGWINCH)
 				return 0;
 			if (err == SIGWINCH) {
@@ -432,7 +448,7 @@ static int top_loop(struct top *t, int sfd, uint32_t interval,
 int cmd_top(struct ctl *c, int argc, char **argv)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-				    SIGWINCH };
+				    SIGWINCH, SIGTSTP, SIGCONT };
 	uint32_t interval = 1000, iterations = 0;
 	struct top *t;
 	int ret, err, sfd;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mb_test.h"
 #include "ctl_fixture.h"
@@ -250,6 +252,75 @@ TEST_F(top, terminal_q)
 TEST_F(top, terminal_ctrl_c)
 {
 	__on_terminal(_metadata, self, '\003');
+}
+
+/* The scheduler's state letter of @pid ('T' once stopped), or 0 */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * Ctrl-Z: top gives the screen and the terminal mode back, then stops;
+ * SIGCONT (what the shell's fg sends) takes the terminal again and
+ * redraws; q still ends it with status 0.
+ */
+TEST_F(top, terminal_ctrl_z)
+{
+	static const struct timespec tick = { .tv_nsec = 10 * 1000000L };
+	tcflag_t lflag;
+	char key = '\032';
+	int i;
+	size_t at;
+
+	ASSERT_EQ(0, ctl_start_pty(&self->p, (char *const[]){
+		(char *)ctl_path(), "top", "--interval", "3600000", NULL }));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, "\033[J", 0,
+				  CTL_GUARD_MS))
+		TH_LOG("no frame; screen: %s", self->p.out.s);
+
+	at = self->p.out.len;
+	ASSERT_EQ(1, write(self->p.pty, &key, 1));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, ALT_OFF, at,
+				  CTL_GUARD_MS))
+		TH_LOG("the screen was not given back before stopping");
+	for (i = 0; i < CTL_GUARD_MS / 10 && proc_state(self->p.pid) != 'T';
+	     i++)
+		nanosleep(&tick, NULL);
+	ASSERT_EQ('T', proc_state(self->p.pid)) TH_LOG("top did not stop");
+	ASSERT_EQ(0, tty_mode(&self->p, &lflag));
+	EXPECT_EQ(ICANON | ECHO, lflag & (ICANON | ECHO));
+
+	at = self->p.out.len;
+	ASSERT_EQ(0, kill(self->p.pid, SIGCONT));
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, ALT_ON, at,
+				  CTL_GUARD_MS))
+		TH_LOG("the screen was not taken again");
+	ASSERT_EQ(0, ctl_wait_for(&self->p, &self->p.out, "\033[J", at,
+				  CTL_GUARD_MS))
+		TH_LOG("no frame after SIGCONT");
+	ASSERT_EQ(0, tty_mode(&self->p, &lflag));
+	EXPECT_EQ(0, lflag & (ICANON | ECHO));
+
+	key = 'q';
+	ASSERT_EQ(1, write(self->p.pty, &key, 1));
+	ASSERT_EQ(CTL_OK, ctl_finish(&self->p, CTL_GUARD_MS))
+		TH_LOG("stderr: %s", self->p.err.s);
+	EXPECT_EQ(0, self->p.err.len) TH_LOG("stderr: %s", self->p.err.s);
 }
 
 TEST_HARNESS_MAIN
