@@ -19,7 +19,6 @@
  * failure; the teardown gives the VM all of its memory back.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,27 +78,13 @@ FIXTURE(dynmem) {
 	struct mb_kmod *k;
 	struct mb_kmod_config saved;
 	bool restore_config;
-	struct mb_monitor *mon;
-	struct mb_broker *broker;
-	struct mb_cache *a, *b;
-	struct lt_seen seen;
+	struct lt_pool pool;
 	void *ballast;
 	uint64_t ballast_bytes;
 };
 
 FIXTURE_SETUP(dynmem)
 {
-	struct mb_broker_opts bopts = {
-		.sz = sizeof(bopts),
-		/*
-		 * A step takes from the larger clerk first, each asked for at
-		 * most what it holds: 75% of the pool needs both caches.
-		 */
-		.shrink_step_percent = 75,
-	};
-	struct mb_cache_opts copts = { .sz = sizeof(copts) };
-	struct mb_monitor_opts mopts = MB_OPTS(mb_monitor_opts,
-					       .source = MB_SOURCE_KMOD);
 	struct mb_kmod_config cfg;
 	int err;
 
@@ -111,21 +96,7 @@ FIXTURE_SETUP(dynmem)
 		SKIP_SETUP("no host control channel on " MB_HOST_TTY);
 	ASSERT_EQ(0, mb_dynmem_restore(MB_DYNMEM_TIMEOUT_MS));
 
-	/* Freed cache values must go back to the kernel at once. */
-	ASSERT_EQ(1, mallopt(M_MMAP_THRESHOLD, 128 * 1024));
-
-	lt_seen_init(&self->seen);
-	ASSERT_EQ(0, mb_monitor_new(&self->mon, &mopts));
-	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(self->mon));
-	ASSERT_EQ(0, mb_broker_new(&self->broker, "app", self->mon, &bopts));
-	/*
-	 * Subscribers run in the order they subscribed: ours after the
-	 * broker's, so a notification the test sees has been acted on.
-	 */
-	ASSERT_LE(0, mb_monitor_subscribe(self->mon, lt_seen_note, &self->seen));
-	ASSERT_EQ(0, mb_cache_new(&self->a, "dyn-a", &copts));
-	ASSERT_EQ(0, mb_cache_new(&self->b, "dyn-b", &copts));
-	ASSERT_EQ(0, mb_monitor_start_thread(self->mon));
+	ASSERT_EQ(0, lt_pool_open(&self->pool, "app", "dyn-a", "dyn-b"));
 
 	/*
 	 * The automatic thresholds: they follow the total.  Last, since a
@@ -147,12 +118,7 @@ FIXTURE_TEARDOWN(dynmem)
 {
 	struct mb_kmod_config restore = self->saved;
 
-	if (self->mon)
-		mb_monitor_stop_thread(self->mon);
-	mb_broker_free(self->broker);
-	mb_cache_free(self->a);
-	mb_cache_free(self->b);
-	mb_monitor_free(self->mon);
+	lt_pool_close(&self->pool);
 	if (self->ballast)
 		munmap(self->ballast, self->ballast_bytes);
 	/* No ASSERT here: a failing one would jump back into the test. */
@@ -177,8 +143,8 @@ static const char *target_str(char *buf, size_t len, uint64_t target)
 static void log_caches(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(dynmem) *self, const char *when)
 {
-	struct mb_clerk *ca = mb_cache_clerk(self->a);
-	struct mb_clerk *cb = mb_cache_clerk(self->b);
+	struct mb_clerk *ca = mb_cache_clerk(self->pool.a);
+	struct mb_clerk *cb = mb_cache_clerk(self->pool.b);
 	char ta[32], tb[32];
 
 	TH_LOG("%s: dyn-a %.1f MiB (target %s), dyn-b %.1f MiB (target %s)",
@@ -201,8 +167,8 @@ static void log_note(struct __test_metadata *_metadata, const char *what,
 
 TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 {
-	struct mb_clerk *ca = mb_cache_clerk(self->a);
-	struct mb_clerk *cb = mb_cache_clerk(self->b);
+	struct mb_clerk *ca = mb_cache_clerk(self->pool.a);
+	struct mb_clerk *cb = mb_cache_clerk(self->pool.b);
 	struct mb_clerk_info a0, b0, a1, b1;
 	struct mb_notification st, n;
 	uint64_t t0, wmark, low1, left, avail, guest, next, t_req;
@@ -211,10 +177,10 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	struct want w;
 
 	/* 1. Both caches full, then in the broker. */
-	ASSERT_EQ(0, lt_cache_fill(self->a, 0, CACHE_BYTES));
-	ASSERT_EQ(0, lt_cache_fill(self->b, 1U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, mb_broker_add_clerk(self->broker, ca));
-	ASSERT_EQ(0, mb_broker_add_clerk(self->broker, cb));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.a, 0, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.b, 1U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, mb_broker_add_clerk(self->pool.broker, ca));
+	ASSERT_EQ(0, mb_broker_add_clerk(self->pool.broker, cb));
 
 	/*
 	 * 2. The working set: after the balloon, three quarters of the low
@@ -253,12 +219,12 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	ASSERT_EQ(0, lt_clerk_info("dyn-b", &b0));
 
 	/* 3. Inflate: LOW, and the broker shrinks both caches. */
-	next = lt_seen_count(&self->seen);
+	next = lt_seen_count(&self->pool.seen);
 	ASSERT_EQ(0, mb_host_query_balloon(&guest));
 	t_req = mb_dynmem_now_ns();
 	ASSERT_EQ(0, mb_host_balloon(guest - BALLOON_BYTES));
 	w = (struct want){ .states = 1U << MB_STATE_LOW };
-	ASSERT_EQ(0, wait_note(&self->seen, &next, &w, &n));
+	ASSERT_EQ(0, wait_note(&self->pool.seen, &next, &w, &n));
 	log_note(_metadata, "balloon", &n, t_req);
 	EXPECT_LT(n.available, n.low);
 	EXPECT_LT(n.total, t0 - BALLOON_BYTES / 2);
@@ -281,7 +247,7 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	w = (struct want){ .states = (1U << MB_STATE_STEADY) |
 				     (1U << MB_STATE_HIGH),
 			   .total = t0 - BALLOON_BYTES };
-	ASSERT_EQ(0, wait_note(&self->seen, &next, &w, &n));
+	ASSERT_EQ(0, wait_note(&self->pool.seen, &next, &w, &n));
 	log_note(_metadata, "ballooned", &n, t_req);
 	EXPECT_EQ(MB_STATE_STEADY, n.state);
 	log_caches(_metadata, self, "ballooned");
@@ -294,12 +260,12 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	t_req = mb_dynmem_now_ns();
 	ASSERT_EQ(0, mb_host_balloon(MB_BALLOON_NONE));
 	w = (struct want){ .states = 1U << MB_STATE_HIGH, .total = t0 };
-	ASSERT_EQ(0, wait_note(&self->seen, &next, &w, &n));
+	ASSERT_EQ(0, wait_note(&self->pool.seen, &next, &w, &n));
 	log_note(_metadata, "deflated", &n, t_req);
 	EXPECT_GT(mb_clerk_target(ca), low_a);
 	EXPECT_GT(mb_clerk_target(cb), low_b);
-	ASSERT_EQ(0, lt_cache_fill(self->a, 2U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, lt_cache_fill(self->b, 3U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.a, 2U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.b, 3U << 20, CACHE_BYTES));
 	log_caches(_metadata, self, "refilled");
 	grown_a = mb_clerk_bytes(ca);
 	grown_b = mb_clerk_bytes(cb);
@@ -311,14 +277,14 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	ASSERT_EQ(0, mb_host_mem_size(VMEM_BYTES));
 	w = (struct want){ .states = 1U << MB_STATE_HIGH,
 			   .total = t0 + VMEM_BYTES };
-	ASSERT_EQ(0, wait_note(&self->seen, &next, &w, &n));
+	ASSERT_EQ(0, wait_note(&self->pool.seen, &next, &w, &n));
 	log_note(_metadata, "virtio-mem", &n, t_req);
 	EXPECT_GT(n.low, st.low);
 	EXPECT_GT(n.high, st.high);
 	EXPECT_GT(mb_clerk_target(ca), grown_a);
 	EXPECT_GT(mb_clerk_target(cb), grown_b);
-	ASSERT_EQ(0, lt_cache_fill(self->a, 4U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, lt_cache_fill(self->b, 5U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.a, 4U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.b, 5U << 20, CACHE_BYTES));
 	log_caches(_metadata, self, "refilled");
 	EXPECT_GT(mb_clerk_bytes(ca), grown_a);
 	EXPECT_GT(mb_clerk_bytes(cb), grown_b);

@@ -2,6 +2,7 @@
 /* Helpers of the library's VM tests (see lib_test.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,4 +119,53 @@ int lt_seen_wait(struct lt_seen *s, uint64_t *next, lt_match_fn match,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return err ? -err : 0;
+}
+
+int lt_pool_open(struct lt_pool *p, const char *pool, const char *a,
+		 const char *b)
+{
+	struct mb_broker_opts bopts = {
+		.sz = sizeof(bopts),
+		/*
+		 * A step takes from the larger clerk first, each asked for at
+		 * most what it holds: 75 % of the pool needs both caches.
+		 */
+		.shrink_step_percent = 75,
+	};
+	struct mb_cache_opts copts = { .sz = sizeof(copts) };
+	struct mb_monitor_opts mopts = MB_OPTS(mb_monitor_opts,
+					       .source = MB_SOURCE_KMOD);
+	int err;
+
+	/* Freed cache values must go back to the kernel at once. */
+	if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1)
+		return -EINVAL;
+	lt_seen_init(&p->seen);
+	err = mb_monitor_new(&p->mon, &mopts);
+	if (err)
+		return err;
+	if (mb_monitor_source(p->mon) != MB_SOURCE_KMOD)
+		return -ENODEV;
+	err = mb_broker_new(&p->broker, pool, p->mon, &bopts);
+	if (err)
+		return err;
+	err = mb_monitor_subscribe(p->mon, lt_seen_note, &p->seen);
+	if (err < 0)
+		return err;
+	err = mb_cache_new(&p->a, a, &copts);
+	if (!err)
+		err = mb_cache_new(&p->b, b, &copts);
+	if (!err)
+		err = mb_monitor_start_thread(p->mon);
+	return err;
+}
+
+void lt_pool_close(struct lt_pool *p)
+{
+	if (p->mon)
+		mb_monitor_stop_thread(p->mon);
+	mb_broker_free(p->broker);
+	mb_cache_free(p->a);
+	mb_cache_free(p->b);
+	mb_monitor_free(p->mon);
 }

@@ -27,6 +27,25 @@ struct lt_seen {
 	uint64_t count;
 };
 
+/*
+ * What the cache tests run: a monitor on the module (its own thread), a
+ * broker whose LOW step (75 % of the pool) needs both caches, two caches
+ * in it, and a log of the notifications subscribed after the broker, so
+ * that a notification a test sees has been acted on.
+ */
+struct lt_pool {
+	struct mb_monitor *mon;
+	struct mb_broker *broker;
+	struct mb_cache *a, *b;
+	struct lt_seen seen;
+};
+
+/* Build @p (zeroed by the caller); 0 or -errno, -ENODEV if no module */
+int lt_pool_open(struct lt_pool *p, const char *pool, const char *a,
+		 const char *b);
+/* Free what lt_pool_open() built, even partly */
+void lt_pool_close(struct lt_pool *p);
+
 typedef bool (*lt_match_fn)(const struct mb_notification *n, const void *arg);
 
 void lt_seen_init(struct lt_seen *s);

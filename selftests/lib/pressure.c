@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -100,10 +99,7 @@ static void hog(uint64_t low, int ready, int hold)
 FIXTURE(pressure) {
 	struct mb_kmod *k;
 	struct mb_kmod_config saved;
-	struct mb_monitor *mon;
-	struct mb_broker *broker;
-	struct mb_cache *a, *b;
-	struct lt_seen seen;
+	struct lt_pool pool;
 	pid_t hog;
 	int go;
 	int hold;
@@ -111,18 +107,6 @@ FIXTURE(pressure) {
 
 FIXTURE_SETUP(pressure)
 {
-	struct mb_broker_opts bopts = {
-		.sz = sizeof(bopts),
-		/*
-		 * The broker takes a step from the larger clerk first, each
-		 * asked for at most what it holds: a step of 75% of the pool
-		 * needs both caches, so both must shrink.
-		 */
-		.shrink_step_percent = 75,
-	};
-	struct mb_cache_opts copts = { .sz = sizeof(copts) };
-	struct mb_monitor_opts mopts = MB_OPTS(mb_monitor_opts,
-					       .source = MB_SOURCE_KMOD);
 	int err;
 
 	self->hog = -1;
@@ -134,22 +118,7 @@ FIXTURE_SETUP(pressure)
 	ASSERT_EQ(0, err);
 	ASSERT_EQ(0, mb_kmod_get_config(self->k, &self->saved));
 
-	/* Freed cache values must go back to the kernel at once. */
-	ASSERT_EQ(1, mallopt(M_MMAP_THRESHOLD, 128 * 1024));
-
-	lt_seen_init(&self->seen);
-	ASSERT_EQ(0, mb_monitor_new(&self->mon, &mopts));
-	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(self->mon));
-	ASSERT_EQ(0, mb_broker_new(&self->broker, "pool", self->mon,
-				   &bopts));
-	/*
-	 * Subscribers run in the order they subscribed: ours after the
-	 * broker's, so a notification the test sees has been acted on.
-	 */
-	ASSERT_LE(0, mb_monitor_subscribe(self->mon, lt_seen_note, &self->seen));
-	ASSERT_EQ(0, mb_cache_new(&self->a, "cache-a", &copts));
-	ASSERT_EQ(0, mb_cache_new(&self->b, "cache-b", &copts));
-	ASSERT_EQ(0, mb_monitor_start_thread(self->mon));
+	ASSERT_EQ(0, lt_pool_open(&self->pool, "pool", "cache-a", "cache-b"));
 }
 
 FIXTURE_TEARDOWN(pressure)
@@ -163,12 +132,7 @@ FIXTURE_TEARDOWN(pressure)
 		close(self->hold);
 	if (self->hog > 0)
 		waitpid(self->hog, NULL, 0);
-	if (self->mon)
-		mb_monitor_stop_thread(self->mon);
-	mb_broker_free(self->broker);
-	mb_cache_free(self->a);
-	mb_cache_free(self->b);
-	mb_monitor_free(self->mon);
+	lt_pool_close(&self->pool);
 	if (self->k) {
 		restore.set_mask = MB_KCFG_LOW | MB_KCFG_HIGH |
 				   MB_KCFG_HYSTERESIS | MB_KCFG_POLL_MIN |
@@ -222,16 +186,16 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	 * 64 MiB each to start from, and a STEADY arriving meanwhile would
 	 * hold them at the size they had.
 	 */
-	ASSERT_EQ(0, lt_cache_fill(self->a, 0, CACHE_BYTES));
-	ASSERT_EQ(0, lt_cache_fill(self->b, 1U << 20, CACHE_BYTES));
-	bytes_a0 = mb_clerk_bytes(mb_cache_clerk(self->a));
-	bytes_b0 = mb_clerk_bytes(mb_cache_clerk(self->b));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.a, 0, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.b, 1U << 20, CACHE_BYTES));
+	bytes_a0 = mb_clerk_bytes(mb_cache_clerk(self->pool.a));
+	bytes_b0 = mb_clerk_bytes(mb_cache_clerk(self->pool.b));
 	ASSERT_GE(bytes_a0, CACHE_BYTES);
 	ASSERT_GE(bytes_b0, CACHE_BYTES);
-	ASSERT_EQ(0, mb_broker_add_clerk(self->broker,
-					 mb_cache_clerk(self->a)));
-	ASSERT_EQ(0, mb_broker_add_clerk(self->broker,
-					 mb_cache_clerk(self->b)));
+	ASSERT_EQ(0, mb_broker_add_clerk(self->pool.broker,
+					 mb_cache_clerk(self->pool.a)));
+	ASSERT_EQ(0, mb_broker_add_clerk(self->pool.broker,
+					 mb_cache_clerk(self->pool.b)));
 
 	/*
 	 * 2. Thresholds from what is left: LOW well above the OOM zone;
@@ -253,7 +217,7 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	/* Notifications from before the change may still be arriving. */
 	count = 0;
 	do {
-		ASSERT_EQ(0, wait_state(&self->seen, count,
+		ASSERT_EQ(0, wait_state(&self->pool.seen, count,
 					(1U << MB_STATE_HIGH) |
 					(1U << MB_STATE_STEADY), &st, &count));
 	} while (st.low != cfg.low_bytes);
@@ -269,13 +233,13 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	close(ready[0]);
 
 	/* 4. LOW arrives; the broker shrinks until LOW ends. */
-	ASSERT_EQ(0, wait_state(&self->seen, count, 1U << MB_STATE_LOW,
+	ASSERT_EQ(0, wait_state(&self->pool.seen, count, 1U << MB_STATE_LOW,
 				&low, &count));
 	TH_LOG("LOW: available %llu MiB (low %llu MiB), reason %u",
 	       (unsigned long long)(low.available / MIB),
 	       (unsigned long long)(low.low / MIB), low.reason);
 	ASSERT_LT(low.available, low.low);
-	err = wait_state(&self->seen, count,
+	err = wait_state(&self->pool.seen, count,
 			 (1U << MB_STATE_STEADY) | (1U << MB_STATE_HIGH),
 			 &back, &count);
 	if (err) {
@@ -293,8 +257,8 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	}
 	ASSERT_EQ(0, err);
 
-	bytes_a1 = mb_clerk_bytes(mb_cache_clerk(self->a));
-	bytes_b1 = mb_clerk_bytes(mb_cache_clerk(self->b));
+	bytes_a1 = mb_clerk_bytes(mb_cache_clerk(self->pool.a));
+	bytes_b1 = mb_clerk_bytes(mb_cache_clerk(self->pool.b));
 	ASSERT_EQ(0, lt_clerk_info("cache-a", &a1));
 	ASSERT_EQ(0, lt_clerk_info("cache-b", &b1));
 	TH_LOG("after LOW: cache-a %llu -> %llu MiB, cache-b %llu -> %llu MiB",
@@ -323,27 +287,27 @@ TEST_F_TIMEOUT(pressure, low_shrinks_high_grows, 110)
 	self->hog = -1;
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
-	ASSERT_EQ(0, wait_state(&self->seen, count, 1U << MB_STATE_HIGH,
+	ASSERT_EQ(0, wait_state(&self->pool.seen, count, 1U << MB_STATE_HIGH,
 				&high, &count));
-	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->a)), bytes_a1);
-	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->b)), bytes_b1);
+	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->pool.a)), bytes_a1);
+	EXPECT_GT(mb_clerk_target(mb_cache_clerk(self->pool.b)), bytes_b1);
 
 	/* 7. Refilled, they grow back (within what the broker allows). */
-	ASSERT_EQ(0, lt_cache_fill(self->a, 2U << 20, CACHE_BYTES));
-	ASSERT_EQ(0, lt_cache_fill(self->b, 3U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.a, 2U << 20, CACHE_BYTES));
+	ASSERT_EQ(0, lt_cache_fill(self->pool.b, 3U << 20, CACHE_BYTES));
 	TH_LOG("refilled: cache-a %llu MiB (target %llu), cache-b %llu MiB",
 	       (unsigned long long)
-	       (mb_clerk_bytes(mb_cache_clerk(self->a)) / MIB),
+	       (mb_clerk_bytes(mb_cache_clerk(self->pool.a)) / MIB),
 	       (unsigned long long)
-	       (mb_clerk_target(mb_cache_clerk(self->a)) / MIB),
+	       (mb_clerk_target(mb_cache_clerk(self->pool.a)) / MIB),
 	       (unsigned long long)
-	       (mb_clerk_bytes(mb_cache_clerk(self->b)) / MIB));
-	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->a)), bytes_a1);
-	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->b)), bytes_b1);
-	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->a)),
-		  mb_clerk_target(mb_cache_clerk(self->a)));
-	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->b)),
-		  mb_clerk_target(mb_cache_clerk(self->b)));
+	       (mb_clerk_bytes(mb_cache_clerk(self->pool.b)) / MIB));
+	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->pool.a)), bytes_a1);
+	EXPECT_GT(mb_clerk_bytes(mb_cache_clerk(self->pool.b)), bytes_b1);
+	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->pool.a)),
+		  mb_clerk_target(mb_cache_clerk(self->pool.a)));
+	EXPECT_LE(mb_clerk_bytes(mb_cache_clerk(self->pool.b)),
+		  mb_clerk_target(mb_cache_clerk(self->pool.b)));
 }
 
 TEST_HARNESS_MAIN
