@@ -49,6 +49,16 @@ as_root() {
 	fi
 }
 
+# apt-get as root, one at a time: several checkouts of this repository may
+# install their dependencies at once on one machine, and apt refuses to
+# run while another apt holds its locks.  flock serialises ours; the lock
+# timeout makes apt wait for anyone else's instead of failing.
+apt_get() {
+	as_root flock /var/lock/membroker-apt.lock \
+		env DEBIAN_FRONTEND=noninteractive \
+		apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
+
 # The kernel ABI the VM boots (resolved by deps.sh).
 vm_abi() {
 	[ -s "$VMDIR/abi" ] || die "$VMDIR/abi missing: run scripts/vm/deps.sh"

@@ -18,7 +18,7 @@ updated=0
 apt_update() {
 	if [ "$updated" = 0 ]; then
 		say "deps: apt-get update"
-		quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+		quiet apt_get update
 		updated=1
 	fi
 }
@@ -39,8 +39,7 @@ install() {
 	[ -n "$todo" ] || return 0
 	apt_update
 	say "deps: installing" $todo
-	quiet as_root env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $todo
+	quiet apt_get install -y --no-install-recommends $todo
 }
 
 resolve_abi() {
