@@ -120,11 +120,13 @@ int cmd_watch(struct ctl *c, int argc, char **argv);
 int cmd_config(struct ctl *c, int argc, char **argv);
 int cmd_history(struct ctl *c, int argc, char **argv);
 int cmd_top(struct ctl *c, int argc, char **argv);
+int cmd_metrics(struct ctl *c, int argc, char **argv);
 
 extern const char cmd_status_usage[];
 extern const char cmd_watch_usage[];
 extern const char cmd_config_usage[];
 extern const char cmd_history_usage[];
 extern const char cmd_top_usage[];
+extern const char cmd_metrics_usage[];
 
 #endif /* CTL_H */

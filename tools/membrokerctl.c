@@ -23,6 +23,7 @@ static const char main_usage[] =
 "  config   [c]   show or set the module's configuration\n"
 "  history  [hi]  the module's recent notifications, oldest first\n"
 "  top      [t]   a live view of state, thresholds and notifications\n"
+"  metrics  [m]   membrokerd's metrics (Prometheus text format)\n"
 "  help [COMMAND]  this text, or a command's help\n"
 "\n"
 "Options:\n"
@@ -52,6 +53,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "config",  1, cmd_config,  cmd_config_usage },
 	{ "history", 2, cmd_history, cmd_history_usage },
 	{ "top",     1, cmd_top,     cmd_top_usage },
+	{ "metrics", 1, cmd_metrics, cmd_metrics_usage },
 	{ "help",    2, NULL,        main_usage },
 };
 

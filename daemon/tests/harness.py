@@ -1,0 +1,373 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# What membrokerd's host tests (run.py) and its bench
+# (bench/daemon_latency.py) share: a private system bus, the daemon, its
+# control socket, and the real clients (GLib's GMemoryMonitor, sd-event's
+# memory pressure source) as child processes that print what they get.
+#
+# Every wait has a guard (GUARD seconds) that only stops a hung test: no
+# test passes or fails by how long something took.
+
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+GUARD = float(os.environ.get("GUARD", "60"))
+MIB = 1 << 20
+
+MEMBROKERD = os.environ.get("MEMBROKERD", "")
+TESTBIN = os.environ.get("TESTBIN", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+DAEMON_DIR = os.path.dirname(HERE)
+
+# protocol.h
+MBD_MAGIC = 0x3164626D
+MBD_VERSION = 1
+MSG_HELLO, MSG_METRICS, MSG_FAKE_PUSH = 1, 2, 3
+MSG_REPLY = 0x8000
+F_MORE = 1
+HDR = struct.Struct("=IHHIIiI")
+FAKE = struct.Struct("=QIIIIQQQQ")
+HELLO = struct.Struct("=HHII")
+
+STATE_LOW, STATE_STEADY, STATE_HIGH = 1, 2, 3
+REASON = {"poll": 2, "reclaim": 3, "oom": 6}
+
+
+def mono_ns():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def wait_for(pred, guard=GUARD, step=0.01):
+    """Poll pred() until true; False if the guard ran out."""
+    end = time.monotonic() + guard
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return False
+
+
+class Bus:
+    """A private dbus-daemon with Debian's system-bus configuration, our
+    policy file included and nothing else."""
+
+    def __init__(self, tmp, policy=None):
+        self.tmp = tmp
+        self.sock = os.path.join(tmp, "system_bus_socket")
+        conf = open("/usr/share/dbus-1/system.conf").read()
+        conf = re.sub(r"<listen>.*?</listen>",
+                      "<listen>unix:path=%s</listen>" % self.sock, conf)
+        for tag in ("user", "pidfile", "servicehelper"):
+            conf = re.sub(r"<%s>.*?</%s>\s*" % (tag, tag), "", conf)
+        conf = re.sub(r"<standard_system_servicedirs\s*/>", "", conf)
+        conf = re.sub(r"<syslog\s*/>", "", conf)
+        conf = re.sub(r"<includedir>.*?</includedir>\s*", "", conf)
+        conf = re.sub(r"<include[^>]*>.*?</include>\s*", "", conf)
+        policy = policy or os.path.join(DAEMON_DIR, "membrokerd.conf")
+        conf = conf.replace("</busconfig>",
+                            "<include>%s</include>\n</busconfig>" % policy)
+        self.conf = os.path.join(tmp, "system.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", "--config-file=" + self.conf, "--nofork",
+             "--print-address=1"], stdout=subprocess.PIPE,
+            stderr=open(os.path.join(tmp, "dbus.log"), "w"))
+        self.address = self.proc.stdout.readline().decode().strip()
+        if not self.address:
+            raise RuntimeError("dbus-daemon did not start: " +
+                               open(os.path.join(tmp, "dbus.log")).read())
+
+    def env(self, extra=None):
+        e = dict(os.environ)
+        e["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        e.update(extra or {})
+        return e
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Daemon:
+    """membrokerd as a child, started the way systemd starts a
+    Type=notify service: it is up when READY=1 arrives."""
+
+    count = 0
+
+    def __init__(self, tmp, args, env=None, binary=None):
+        Daemon.count += 1
+        self.tmp = tmp
+        self.n = Daemon.count
+        self.args = args
+        self.env = dict(env or os.environ)
+        self.binary = binary or MEMBROKERD
+        self.log = os.path.join(tmp, "membrokerd-%d.log" % self.n)
+        self.proc = None
+        self.ready = False
+        self.notify_lines = []
+
+    def start(self):
+        path = os.path.join(self.tmp, "notify-%d" % self.n)
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(path)
+        ns.settimeout(0.1)
+        self.env["NOTIFY_SOCKET"] = path
+        self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "w"))
+        end = time.monotonic() + GUARD
+        while time.monotonic() < end and self.proc.poll() is None:
+            try:
+                msg = ns.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.notify_lines += msg.split("\n")
+            if "READY=1" in msg.split("\n"):
+                self.ready = True
+                break
+        ns.close()
+        os.unlink(path)
+        return self.ready
+
+    def wait(self):
+        """Exit status of a daemon that is expected to exit by itself."""
+        try:
+            return self.proc.wait(GUARD)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def stderr(self):
+        return open(self.log).read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait() if self.proc else None
+
+    def fds(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+
+class Control:
+    """A client of the control socket (protocol.h)."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.s.settimeout(GUARD)
+        self.s.connect(path)
+        self.id = 0
+
+    def close(self):
+        self.s.close()
+
+    def send_raw(self, data):
+        self.s.send(data)
+
+    def recv(self):
+        """One reply: (header tuple, payload); None when closed."""
+        data = self.s.recv(1 << 17)
+        if not data:
+            return None
+        return HDR.unpack(data[:HDR.size]), data[HDR.size:]
+
+    def request(self, mtype, payload=b"", version=MBD_VERSION):
+        """Send, collect every reply: (status, payload, headers)."""
+        self.id += 1
+        self.s.send(HDR.pack(MBD_MAGIC, version, mtype, self.id, 0, 0,
+                             len(payload)) + payload)
+        body, heads = b"", []
+        while True:
+            r = self.recv()
+            if r is None:
+                return None, body, heads
+            h, p = r
+            heads.append(h)
+            body += p
+            if not h[4] & F_MORE:
+                return h[5], body, heads
+
+    def metrics(self):
+        status, body, _ = self.request(MSG_METRICS)
+        if status != 0:
+            raise RuntimeError("METRICS failed: %s" % status)
+        return body.decode()
+
+    def push(self, state, available, low=100 * MIB, high=300 * MIB,
+             total=1024 * MIB, reason=0, time_ns=0, flags=0):
+        status, _, _ = self.request(MSG_FAKE_PUSH, FAKE.pack(
+            time_ns, state, flags, reason, 0, available, total, low, high))
+        return status
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): value} through the Prometheus
+    project's own parser: it refuses what node_exporter would refuse."""
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def metric(m, name, **labels):
+    return m.get((name, frozenset(labels.items())))
+
+
+class Client:
+    """A test client (lmm-client, mp-client, a raw socket reader) as a
+    child that prints one line per event; commands on its stdin."""
+
+    def __init__(self, argv, env):
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.lines = queue.Queue()
+        self.seen = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode().rstrip("\n"))
+        self.lines.put(None)
+
+    def next_line(self, guard=GUARD):
+        try:
+            line = self.lines.get(timeout=guard)
+        except queue.Empty:
+            return None
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def wait_line(self, prefix, guard=GUARD):
+        """Lines up to and including the first starting with prefix."""
+        got = []
+        end = time.monotonic() + guard
+        while time.monotonic() < end:
+            line = self.next_line(max(0.01, end - time.monotonic()))
+            if line is None:
+                break
+            got.append(line)
+            if line.startswith(prefix):
+                return got
+        return None
+
+    def sync(self):
+        """Every event line the client printed before answering "sync"."""
+        self.proc.stdin.write(b"sync\n")
+        self.proc.stdin.flush()
+        got = self.wait_line("SYNC")
+        if got is None:
+            raise RuntimeError("client did not answer sync: %s" % self.seen)
+        return got[:-1]
+
+    def quit(self):
+        try:
+            self.proc.stdin.write(b"quit\n")
+            self.proc.stdin.flush()
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(GUARD)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def glib_client(bus):
+    return Client([os.path.join(TESTBIN, "lmm-client")],
+                  bus.env({"GIO_USE_MEMORY_MONITOR": "dbus"}))
+
+
+def sdevent_client(sock, write=None):
+    env = dict(os.environ)
+    env["MEMORY_PRESSURE_WATCH"] = sock
+    env.pop("MEMORY_PRESSURE_WRITE", None)
+    if write is not None:
+        import base64
+        env["MEMORY_PRESSURE_WRITE"] = base64.b64encode(write).decode()
+    return Client([os.path.join(TESTBIN, "mp-client")], env)
+
+
+class Reader:
+    """A plain pressure-socket client that reads the lines it is sent."""
+
+    def __init__(self, path, write=b"", background=False):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        if write:
+            self.s.sendall(write)
+        self.buf = b""
+        self.lock = threading.Lock()
+        self.thread = None
+        if background:
+            # reads as it arrives, like a service that is keeping up
+            self.thread = threading.Thread(target=self._drain, daemon=True)
+            self.thread.start()
+
+    def _drain(self):
+        while True:
+            try:
+                d = self.s.recv(4096)
+            except OSError:
+                return
+            if not d:
+                return
+            with self.lock:
+                self.buf += d
+
+    def lines(self):
+        """The lines read so far by the background reader, as ints."""
+        with self.lock:
+            return [int(x) for x in self.buf.split(b"\n")[:-1]]
+
+    def read_levels(self, n, guard=GUARD):
+        """The next n lines, as ints; fewer if the guard runs out."""
+        self.s.settimeout(0.05)
+        end = time.monotonic() + guard
+        while self.buf.count(b"\n") < n and time.monotonic() < end:
+            try:
+                d = self.s.recv(4096)
+            except socket.timeout:
+                continue
+            if not d:
+                break
+            self.buf += d
+        lines = self.buf.split(b"\n")
+        take = lines[:min(n, len(lines) - 1)]
+        self.buf = b"\n".join(lines[len(take):])
+        return [int(x) for x in take]
+
+    def pending(self):
+        """Whatever arrived and was not read yet, without waiting."""
+        self.s.setblocking(False)
+        try:
+            while True:
+                d = self.s.recv(4096)
+                if not d:
+                    break
+                self.buf += d
+        except BlockingIOError:
+            pass
+        self.s.setblocking(True)
+        return self.buf
+
+    def close(self):
+        if self.thread:
+            self.s.shutdown(socket.SHUT_RDWR)
+            self.thread.join()
+        self.s.close()
