@@ -3,7 +3,8 @@
 # membroker top level.  Subdirectories own their Makefiles; this one only
 # calls them in the right order and drives the VM rig.
 #
-#   make            library, tools, selftests (and the module if KDIR exists)
+#   make            library, tools, membrokerd, selftests (and the module if
+#                   KDIR exists)
 #   make deps       install build/test dependencies (Debian 12, idempotent)
 #   make module     membroker.ko against KDIR
 #   make check      deps + everything + host tests + VM selftests
@@ -36,7 +37,7 @@ endif
 subdir = $(if $(wildcard $(1)/Makefile),$(MAKE) -C $(1) $(2), \
 	   echo "make: $(1)/Makefile missing, $(1) skipped" >&2)
 
-all: lib tools selftests examples $(if $(HAVE_KDIR),module)
+all: lib tools daemon selftests examples $(if $(HAVE_KDIR),module)
 
 deps:
 	scripts/vm/deps.sh
@@ -49,6 +50,10 @@ lib:
 
 tools: lib hog
 	+$(call subdir,tools)
+
+# membrokerd; its sanitizer builds are made by check
+daemon: lib
+	+$(call subdir,daemon)
 
 # mb-hog needs only libc: the VM tests and the demo can have it even
 # while the rest of tools/ waits for lib/.
@@ -111,6 +116,7 @@ endif
 clean:
 	+$(call subdir,lib,clean)
 	+$(call subdir,tools,clean)
+	+$(call subdir,daemon,clean)
 	+$(MAKE) -C selftests/membroker clean
 	+$(MAKE) -C selftests/membroker SAN=asan clean
 	+$(MAKE) -C selftests/membroker SAN=tsan clean
@@ -120,5 +126,5 @@ clean:
 	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	rm -rf $(BUILD)
 
-.PHONY: all deps ksrc lib tools hog selftests module examples check lint \
+.PHONY: all deps ksrc lib tools daemon hog selftests module examples check lint \
 	demo clean

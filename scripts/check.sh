@@ -6,9 +6,9 @@
 # breaks before writing one is counted as one failure.  Output is one line
 # per phase (V=1: everything); logs are in build/results/<phase>.log.
 #
-# Phases: host tests of lib/ and tools/ (`make -C DIR check`, skipped with
-# a notice while a directory has no check target; tools/ again built with
-# ASan+UBSan and with TSan) and of the SQLite example, then the selftests in the VM against membroker.ko: static, then
+# Phases: host tests of lib/, tools/ and daemon/ (`make -C DIR check`,
+# skipped with a notice while a directory has no check target; tools/ and
+# daemon/ again built with ASan+UBSan and with TSan) and of the SQLite example, then the selftests in the VM against membroker.ko: static, then
 # built with ASan+UBSan and with TSan; last the demo scenario (the one
 # `make demo` plays), checked by scripts/vm/demo-report.py.
 set -uo pipefail
@@ -98,6 +98,10 @@ host_phase tools
 # membrokerctl and mb-hog again, built with ASan+UBSan and with TSan
 run_phase tools-asan make -C "$ROOT/tools" SAN=1 check
 run_phase tools-tsan make -C "$ROOT/tools" SAN=thread check
+# membrokerd on a private bus with real clients, then with sanitizers
+host_phase daemon
+run_phase daemon-asan make -C "$ROOT/daemon" SAN=1 check
+run_phase daemon-tsan make -C "$ROOT/daemon" SAN=thread check
 run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
 	make -C "$ROOT/examples/sqlite-cache" check
 st=$BUILD/selftests

@@ -618,8 +618,45 @@ def test_meminfo(tmp):
     d.stop()
 
 
+def test_install(tmp):
+    dest = os.path.join(tmp, "dest")
+    out = subprocess.run(["make", "-s", "-C", h.DAEMON_DIR, "install",
+                          "DESTDIR=" + dest, "PREFIX=/usr"],
+                         capture_output=True, text=True)
+    want = ["usr/sbin/membrokerd",
+            "usr/lib/systemd/system/membrokerd.service",
+            "usr/share/dbus-1/system.d/membrokerd.conf",
+            "usr/share/dbus-1/interfaces/org.freedesktop.LowMemoryMonitor.xml",
+            "usr/share/man/man8/membrokerd.8"]
+    missing = [f for f in want if not os.path.isfile(os.path.join(dest, f))]
+    ok(out.returncode == 0 and not missing,
+       "make install DESTDIR= PREFIX=/usr: daemon, unit, policy, "
+       "interface, man page", out.stderr, missing)
+    unit = os.path.join(dest, want[1])
+    text = open(unit).read() if os.path.exists(unit) else ""
+    ok("ExecStart=/usr/sbin/membrokerd " in text and
+       "Type=notify" in text, "the unit runs /usr/sbin/membrokerd, "
+       "Type=notify", text)
+    # systemd checks the unit; ExecStart must name a file that exists
+    test_unit = os.path.join(tmp, "membrokerd.service")
+    with open(test_unit, "w") as f:
+        f.write(text.replace("ExecStart=/usr/sbin/membrokerd",
+                             "ExecStart=" + os.path.join(dest, want[0])))
+    out = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                          test_unit], capture_output=True, text=True)
+    ok(out.returncode == 0 and not out.stderr.strip(),
+       "systemd-analyze verify accepts the unit", out.stderr)
+    out = subprocess.run(["man", "-l", "-Tutf8", os.path.join(dest, want[4])],
+                         capture_output=True, text=True)
+    page = re.sub(".\b", "", out.stdout)
+    ok(out.returncode == 0 and "EXIT STATUS" in page and
+       "MEMORY_PRESSURE_WATCH" in page and "warning" not in out.stderr,
+       "the man page renders, without troff warnings", out.stderr)
+
+
 def main():
-    tests = [("unit", lambda tmp: test_unit()), ("levels", test_levels),
+    tests = [("unit", lambda tmp: test_unit()), ("install", test_install),
+             ("levels", test_levels),
              ("repeat", test_repeat_and_slow_clients),
              ("max-clients", test_max_clients), ("control", test_control),
              ("meminfo", test_meminfo)]

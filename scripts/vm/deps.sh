@@ -10,9 +10,14 @@ set -euo pipefail
 
 # zlib1g-dev: the static SQLite example links -lz (sqlite3.pc's
 # Libs.private), which libsqlite3-dev does not pull in.
+# membrokerd: libsystemd-dev (sd-event, sd-bus); its tests: a private
+# dbus-daemon, GLib's GMemoryMonitor (libglib2.0-dev), gdbus
+# (libglib2.0-bin), busctl (systemd), setpriv (util-linux), the
+# Prometheus text parser (python3-prometheus-client).
 PKGS="gcc make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
-zlib1g-dev python3"
+zlib1g-dev python3 libsystemd-dev libglib2.0-dev libglib2.0-bin dbus-daemon
+systemd util-linux python3-prometheus-client"
 
 updated=0
 apt_update() {
@@ -47,8 +52,31 @@ resolve_abi() {
 		sed -n 's/^ *Depends: linux-image-\(.*\)-amd64$/\1/p' | head -n1
 }
 
+# bookworm-backports, at its default priority: nothing installed from it
+# unless asked for by name.  membrokerd's sd-event test client needs
+# libsystemd 254 from there (daemon/tests/fetch-libsystemd.sh unpacks it
+# under build/ without installing it).
+backports() {
+	local f=/etc/apt/sources.list.d/bookworm-backports.sources
+
+	grep -rqs bookworm-backports /etc/apt/sources.list \
+		/etc/apt/sources.list.d/ && return 0
+	say "deps: adding bookworm-backports"
+	printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" \
+		"Suites: bookworm-backports" "Components: main" \
+		"Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+		as_root tee "$f" >/dev/null
+	updated=0
+	apt_update
+}
+
 # shellcheck disable=SC2086
 install $PKGS
+backports
+if ! quiet "$ROOT/daemon/tests/fetch-libsystemd.sh" "$BUILD/libsystemd-bp"; then
+	apt_update
+	quiet "$ROOT/daemon/tests/fetch-libsystemd.sh" "$BUILD/libsystemd-bp"
+fi
 
 abi=$(resolve_abi)
 if [ -z "$abi" ]; then
