@@ -66,6 +66,7 @@ selftests: ksrc
 	+$(MAKE) -C selftests/membroker SAN=tsan
 	+$(call subdir,selftests/lib)
 	+$(call subdir,selftests/tools)
+	+$(call subdir,selftests/daemon)
 
 module:
 	+$(MAKE) -C kmod KDIR=$(KDIR)
@@ -122,6 +123,7 @@ clean:
 	+$(MAKE) -C selftests/membroker SAN=tsan clean
 	+$(call subdir,selftests/lib,clean)
 	+$(call subdir,selftests/tools,clean)
+	+$(call subdir,selftests/daemon,clean)
 	+$(MAKE) -C examples/sqlite-cache clean
 	+$(if $(HAVE_KDIR),$(MAKE) -C kmod KDIR=$(KDIR) clean)
 	rm -rf $(BUILD)

@@ -7,9 +7,12 @@
  * `membrokerctl metrics` prints (control.c).
  *
  * The file is written at once when the state changes or a warning goes
- * out, and otherwise at most once a second while figures change (a LOW
- * that lasts is re-read several times a second).  It is removed when the
- * daemon stops: stale figures of a daemon that is gone would be lies.
+ * out, and otherwise at most once a second while readings come in (a LOW
+ * that lasts is re-read several times a second).  The clients' counters
+ * change without a reading: every MBD_METRICS_CHECK_US the text is made
+ * again and written if it differs from what the file holds.  The file is
+ * removed when the daemon stops: stale figures of a daemon that is gone
+ * would be lies.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +26,15 @@
 
 #define MBD_METRICS_FILE	"membroker.prom"
 #define MBD_METRICS_DELAY_US	1000000ULL
+#define MBD_METRICS_CHECK_US	5000000ULL
 
 struct mbd_metrics {
 	const struct mbd_sources *src;
 	char *path;
 	char *tmp;
 	sd_event_source *timer;
+	sd_event_source *check;
+	char *written;		/* the text in the file */
 	bool pending;
 	int last_err;
 };
@@ -75,9 +81,14 @@ static void mbd_render_follow(FILE *f, const struct mbd_follow_stats *st)
 	mbd_one(f, "membroker_last_sequence", "gauge",
 		"Sequence number of the latest notification.", n->seq);
 
+	/*
+	 * The latest reading says who measured it: the kmod source speaks
+	 * for /proc/meminfo while the module is unloaded, and says so.
+	 */
 	mbd_head(f, "membroker_source", "gauge",
-		 "Where readings come from: 1 for the source in use.");
+		 "Where readings come from: 1 for the source of the latest.");
 	fprintf(f, "membroker_source{source=\"%s\"} 1\n",
+		n->state ? mb_source_name(n->source) :
 		st->source >= 0 ? mb_source_name(st->source) : "none");
 
 	mbd_head(f, "membroker_notifications_total", "counter",
@@ -217,6 +228,8 @@ int mbd_metrics_write(struct mbd_metrics *m)
 	r = mbd_metrics_render(m->src, &text, &len);
 	if (r < 0)
 		goto out;
+	if (m->written && !strcmp(m->written, text) && !m->last_err)
+		goto out;	/* nothing new */
 	fd = open(m->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
@@ -236,8 +249,13 @@ int mbd_metrics_write(struct mbd_metrics *m)
 		r = -errno;
 	if (!r && rename(m->tmp, m->path))
 		r = -errno;
-	if (r)
+	if (r) {
 		unlink(m->tmp);
+	} else {
+		free(m->written);
+		m->written = text;
+		text = NULL;
+	}
 out:
 	free(text);
 	if (r && r != m->last_err)
@@ -251,6 +269,14 @@ static int mbd_metrics_on_timer(sd_event_source *s, uint64_t usec, void *arg)
 	(void)s;
 	(void)usec;
 	mbd_metrics_write(arg);
+	return 0;
+}
+
+static int mbd_metrics_on_check(sd_event_source *s, uint64_t usec, void *arg)
+{
+	(void)usec;
+	mbd_metrics_write(arg);
+	sd_event_source_set_time_relative(s, MBD_METRICS_CHECK_US);
 	return 0;
 }
 
@@ -309,6 +335,12 @@ int mbd_metrics_open(struct mbd_metrics **out, sd_event *e, const char *dir,
 				       mbd_metrics_on_timer, m);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_time_relative(e, &m->check, CLOCK_MONOTONIC,
+					       MBD_METRICS_CHECK_US, 0,
+					       mbd_metrics_on_check, m);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->check, SD_EVENT_ON);
 	if (r < 0) {
 		mbd_log("cannot add a timer: %s", strerror(-r));
 		goto fail;
@@ -328,6 +360,8 @@ void mbd_metrics_close(struct mbd_metrics *m)
 	if (!m)
 		return;
 	sd_event_source_disable_unref(m->timer);
+	sd_event_source_disable_unref(m->check);
+	free(m->written);
 	if (m->path)
 		unlink(m->path);
 	free(m->path);

@@ -105,9 +105,9 @@ run_phase daemon-tsan make -C "$ROOT/daemon" SAN=thread check
 run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
 	make -C "$ROOT/examples/sqlite-cache" check
 st=$BUILD/selftests
-# membrokerctl's tests (tools) before membroker's, whose last one reloads
-# the module.
-run_phase vm vm_phase vm "$st/lib $st/tools $st/membroker"
+# membrokerctl's tests (tools) and membrokerd's before membroker's, whose
+# last one reloads the module.
+run_phase vm vm_phase vm "$st/lib $st/tools $st/daemon $st/membroker"
 # The same tests built with sanitizers (dynamic; no library tests, whose
 # own sanitizer runs happen on the host).
 run_phase vm-asan vm_phase vm-asan "$st/membroker-asan"

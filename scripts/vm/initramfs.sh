@@ -12,7 +12,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 KO=${KO:-$ROOT/kmod/membroker.ko}
-TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/tools $BUILD/selftests/membroker}
+TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/tools $BUILD/selftests/daemon $BUILD/selftests/membroker}
 TOOLDIR=${TOOLDIR:-$BUILD/tools}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 OUT=${1:-$VMDIR/initramfs.cpio.gz}
@@ -80,9 +80,18 @@ for d in $TESTDIRS; do
 	done
 done
 
-# Static helpers: mb-demo from the selftests, mb-hog and membrokerctl
-# (when built static) from tools/.
-for d in "$BUILD/selftests/membroker/bin" "$TOOLDIR"; do
+# membrokerd links libsystemd, which Debian ships only shared: it comes
+# with its libraries, like the sanitizer builds.
+mbd=${MEMBROKERD:-$BUILD/daemon/membrokerd}
+if [ -x "$mbd" ]; then
+	cp "$mbd" "$root/bin/membrokerd"
+	copy_libs "$mbd"
+fi
+
+# Static helpers: mb-demo from the selftests, mbd-listen from the
+# daemon's, mb-hog and membrokerctl (when built static) from tools/.
+for d in "$BUILD/selftests/membroker/bin" "$BUILD/selftests/daemon/bin" \
+	 "$TOOLDIR"; do
 	[ -d "$d" ] || continue
 	for f in "$d"/*; do
 		if [ -f "$f" ] && [ -x "$f" ] && is_static "$f"; then
