@@ -22,15 +22,22 @@
  *
  * WHEN A LEVEL IS SAID
  *
- * A level is "in force" for repeat_ns after it was signalled.  A reading
- * whose level is above the one in force is signalled at once (an
- * escalation: none -> 50, 50 -> 100, anything -> 255).  Otherwise nothing
- * is said until repeat_ns after the last signal; then the level of the
- * latest reading is signalled again if it is not none.  So while LOW
+ * While LOW lasts, a level is "in force" for repeat_ns after it was
+ * signalled.  A reading whose level is above the one in force is
+ * signalled at once (an escalation: none -> 50, 50 -> 100, anything ->
+ * 255).  Otherwise nothing is said until repeat_ns after the last signal;
+ * then the level of the latest reading is signalled again.  So while LOW
  * lasts, its level goes out every repeat_ns (15 s, as low-memory-monitor
- * does), a deeper level at once, and LOW flapping on and off within
- * repeat_ns costs one signal per repeat_ns.  Nothing is sent on recovery:
- * the consumers take silence for it.
+ * does) and a deeper level at once.  Nothing is sent on recovery: the
+ * consumers take silence for it.
+ *
+ * A LOW that follows a recovery (a reading that is not LOW) is news: the
+ * listeners may already have taken the silence for the end of it.  So
+ * after a recovery the level in force lasts only gap_ns (one second, or
+ * repeat_ns if shorter) instead of repeat_ns: memory that keeps dipping
+ * below the threshold while caches give back what a hog takes (LOW,
+ * STEADY, LOW...) is said about once a second, not at every dip, and not
+ * only 15 s later either.
  */
 #include "membrokerd.h"
 #include "linux/membroker.h"
@@ -80,14 +87,32 @@ const char *mbd_level_name(uint8_t level)
 
 void mbd_warn_init(struct mbd_warn *w, uint64_t repeat_ns)
 {
-	*w = (struct mbd_warn){ .repeat_ns = repeat_ns };
+	*w = (struct mbd_warn){
+		.repeat_ns = repeat_ns,
+		.gap_ns = repeat_ns < MBD_NSEC_PER_SEC ? repeat_ns :
+						       MBD_NSEC_PER_SEC,
+	};
+}
+
+/* how long the last signal's level stays in force */
+static uint64_t mbd_warn_span(const struct mbd_warn *w)
+{
+	return w->recovered ? w->gap_ns : w->repeat_ns;
 }
 
 static uint8_t mbd_warn_in_force(const struct mbd_warn *w, uint64_t now)
 {
-	if (!w->sent_ns || now - w->sent_ns >= w->repeat_ns)
+	if (!w->sent_ns || now - w->sent_ns >= mbd_warn_span(w))
 		return MBD_LEVEL_NONE;
 	return w->sent;
+}
+
+static uint8_t mbd_warn_say(struct mbd_warn *w, uint8_t level, uint64_t now)
+{
+	w->sent = level;
+	w->sent_ns = now;
+	w->recovered = false;
+	return level;
 }
 
 /**
@@ -101,11 +126,13 @@ static uint8_t mbd_warn_in_force(const struct mbd_warn *w, uint64_t now)
 uint8_t mbd_warn_reading(struct mbd_warn *w, uint8_t level, uint64_t now)
 {
 	w->cur = level;
-	if (level == MBD_LEVEL_NONE || level <= mbd_warn_in_force(w, now))
+	if (level == MBD_LEVEL_NONE) {
+		w->recovered = true;
 		return MBD_LEVEL_NONE;
-	w->sent = level;
-	w->sent_ns = now;
-	return level;
+	}
+	if (level <= mbd_warn_in_force(w, now))
+		return MBD_LEVEL_NONE;
+	return mbd_warn_say(w, level, now);
 }
 
 /**
@@ -118,11 +145,9 @@ uint8_t mbd_warn_reading(struct mbd_warn *w, uint8_t level, uint64_t now)
 uint8_t mbd_warn_timer(struct mbd_warn *w, uint64_t now)
 {
 	if (w->cur == MBD_LEVEL_NONE || !w->sent_ns ||
-	    now - w->sent_ns < w->repeat_ns)
+	    now - w->sent_ns < mbd_warn_span(w))
 		return MBD_LEVEL_NONE;
-	w->sent = w->cur;
-	w->sent_ns = now;
-	return w->cur;
+	return mbd_warn_say(w, w->cur, now);
 }
 
 /**
@@ -136,5 +161,5 @@ uint64_t mbd_warn_next(const struct mbd_warn *w)
 {
 	if (w->cur == MBD_LEVEL_NONE || !w->sent_ns)
 		return 0;
-	return w->sent_ns + w->repeat_ns;
+	return w->sent_ns + mbd_warn_span(w);
 }

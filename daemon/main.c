@@ -55,15 +55,22 @@ static const char usage[] =
 "name is owned by another process, 4 a socket path is served by another\n"
 "process or is not a socket.\n";
 
+/* One write per line: other programs may share our stderr (a console). */
 void mbd_log(const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
+	int len;
 
-	fputs(MBD_NAME ": ", stderr);
+	len = snprintf(line, sizeof(line), MBD_NAME ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	len += vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (len > (int)sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	if (write(STDERR_FILENO, line, len) < 0)
+		return;		/* nowhere left to complain */
 }
 
 uint64_t mbd_now_ns(void)

@@ -65,15 +65,20 @@ const char *mbd_level_name(uint8_t level);
 
 /**
  * struct mbd_warn - when a level is (re)sent
- * @repeat_ns: least spacing of two signals that escalate nothing
+ * @repeat_ns: least spacing of two signals that escalate nothing while
+ *	LOW lasts
+ * @gap_ns: the same after a recovery (min(1 s, @repeat_ns))
  * @cur: the level of the latest reading
  * @sent: the level of the latest signal
+ * @recovered: a reading that was not LOW came since that signal
  * @sent_ns: when it went out (CLOCK_MONOTONIC); 0: never
  */
 struct mbd_warn {
 	uint64_t repeat_ns;
+	uint64_t gap_ns;
 	uint8_t cur;
 	uint8_t sent;
+	bool recovered;
 	uint64_t sent_ns;
 };
 

@@ -88,14 +88,22 @@ static void test_pacing(void)
 	ok(mbd_warn_next(&w) == 0, "recovery: no re-send planned");
 	ok(mbd_warn_timer(&w, t + 15 * SEC) == 0,
 	   "a stale timer after recovery: nothing");
-	ok(mbd_warn_reading(&w, 50, t + 2 * SEC) == 0,
-	   "LOW again within 15 s of the last 50: no second 50 yet");
-	ok(mbd_warn_timer(&w, t + 15 * SEC) == 50,
-	   "flapping LOW costs one 50 per 15 s");
-	t += 15 * SEC;
+	ok(mbd_warn_reading(&w, 50, t + 2 * SEC) == 50,
+	   "LOW again after a recovery: news, 50 at once");
+	ok(mbd_warn_reading(&w, 50, t + 3 * SEC) == 0 &&
+	   mbd_warn_timer(&w, t + 16 * SEC) == 0 &&
+	   mbd_warn_timer(&w, t + 17 * SEC) == 50,
+	   "and again 15 s after that one while it lasts");
+	t += 17 * SEC;
+	ok(mbd_warn_reading(&w, 0, t + SEC / 10) == 0 &&
+	   mbd_warn_reading(&w, 50, t + SEC / 5) == 0,
+	   "a dip out of LOW and back within a second: nothing at once");
+	ok(mbd_warn_next(&w) == t + SEC && mbd_warn_timer(&w, t + SEC) == 50,
+	   "it is said a second after the last signal");
+	t += SEC;
 	ok(mbd_warn_reading(&w, 0, t + 1) == 0 &&
-	   mbd_warn_reading(&w, 50, t + 15 * SEC) == 50,
-	   "LOW 15 s after the last signal: 50 at once");
+	   mbd_warn_reading(&w, 255, t + 2) == 255,
+	   "a deeper level after a dip: at once");
 }
 
 int main(void)
