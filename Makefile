@@ -97,6 +97,9 @@ bench: deps
 	+$(MAKE) -C bench all
 	+$(MAKE) -C bench run
 	bench/vm.sh
+	+$(MAKE) -C daemon programs
+	bench/daemon_latency.py
+	bench/daemon_vm.sh
 .PHONY: bench
 
 lint: deps ksrc

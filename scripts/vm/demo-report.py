@@ -12,6 +12,8 @@ The scenario is scripts/vm/guest-demo.sh.  Its console carries:
                                    sample, stop (tools/mb-service.c)
   sqlite: ...                      the SQLite example (--monotonic times)
   oom-race: ...                    mb-demo's measurement of act 1
+  membrokerd: MBD <t> signal level=<L> ...   membrokerd sent a warning
+  MBD-PRESSURE <t> <level>         its memory pressure client got one
   MB-DEMO-EXIT <program> <status>
 
 --timeline prints what happened, one row per state change, broker step,
@@ -73,6 +75,8 @@ class Run:
         self.oom_nolow = False
         self.oom_kernel = None  # the kill's time in the kernel log
         self.exits = {}
+        self.mbd = []           # membrokerd's warnings: dicts with t
+        self.mbd_got = []       # (t, level) as its socket client got them
         self.parse()
 
     def parse(self):
@@ -100,6 +104,13 @@ class Run:
                     self.svc(float(w[1]), w[2], kv(w[3:]))
                 elif w[0] == "MB-SVC-NOTE":
                     self.notes.append(line)
+                elif (w[0] == "membrokerd:" and len(w) >= 4 and
+                      w[1] == "MBD" and w[3] == "signal"):
+                    d = kv(w[4:])
+                    d["t"] = float(w[2])
+                    self.mbd.append(d)
+                elif w[0] == "MBD-PRESSURE" and len(w) == 3:
+                    self.mbd_got.append((float(w[1]), int(w[2])))
                 elif w[0] == "MB-DEMO-EXIT" and len(w) == 3:
                     self.exits[w[1]] = int(w[2])
                 elif w[0] == "oom-race:":
@@ -195,6 +206,9 @@ class Timeline:
             by_time.setdefault(d["t"], []).append(d)
         for n in r.notify:
             ev.append((n["t"], 1, "notify", (n, by_time.pop(n["t"], []))))
+        for i, d in enumerate(r.mbd):
+            got = r.mbd_got[i] if i < len(r.mbd_got) else None
+            ev.append((d["t"], 2, "mbd", (d, got)))
         # the kernel log's time (printk's clock, the same as the
         # monotonic one in this VM) is when it happened; mb-demo learns
         # of it when the hog has exited
@@ -233,6 +247,14 @@ class Timeline:
                     shown[c] = cur[c]
             elif kind == "oom":
                 self.row(t, "the OOM killer kills mb-hog", "oom")
+            elif kind == "mbd":
+                d, got = x
+                names = {50: "low", 100: "medium", 255: "critical"}
+                self.row(t, "membrokerd: LowMemoryWarning %d (%s), %s" % (
+                    d["level"], names.get(d["level"], "?"),
+                    "its socket client had it %.1f ms later" %
+                    ((got[0] - t) * 1000) if got else
+                    "its socket client never got it"), "mbd")
             elif kind == "sq_shrink":
                 cur["sqlite"] = x[3]
                 self.row(t, "sqlite: page cache %.1f -> %.1f MiB (released "
@@ -408,6 +430,19 @@ class Timeline:
                   "hog ate too." % mib(gave), file=out)
         if r.sq_summary:
             print("SQLite: " + r.sq_summary, file=out)
+        if r.mbd:
+            lat = sorted((g - d["t"]) * 1000
+                         for (g, _), d in zip(r.mbd_got, r.mbd))
+            print("membrokerd sent %d warnings (%s); its memory pressure "
+                  "socket client had %d of them%s." % (
+                      len(r.mbd), ", ".join(
+                          "%d x %d" % ([d["level"] for d in r.mbd].count(v),
+                                       v) for v in (50, 100, 255)
+                          if any(d["level"] == v for d in r.mbd)),
+                      len(r.mbd_got), ", a median %.1f ms and at most %.1f "
+                      "ms after they went out" % (lat[len(lat) // 2],
+                                                  lat[-1]) if lat else ""),
+                  file=out)
 
 
 # ---- the plot --------------------------------------------------------
@@ -737,11 +772,51 @@ class Checks:
                                            r.stop))
         self.ok(not r.notes, "mb-service printed every notification and "
                 "decision", "\n".join(r.notes))
+        self.daemon()
         kernel_ok, why = self.kernel()
         self.ok(kernel_ok, "the guest finished and the kernel log is clean "
                 "(parse-log.sh)", why)
         print("1..%d" % self.n)
         return self.failed == 0
+
+    def daemon(self):
+        """membrokerd: a warning in each act with LOW, before act 1's
+        kill, none in act 4 (memory added, never LOW), every one at its
+        socket client."""
+        r = self.r
+
+        def sent(first, last):
+            a, b = r.window(first, last)
+            return [d for d in r.mbd if a <= d["t"] < b]
+
+        a1 = sent("act1", "act1-end")
+        kill = r.oom_kill if r.oom_kill is not None else float("-inf")
+        self.ok(bool(a1) and a1[0]["t"] < kill,
+                "membrokerd: act 1's first warning went out before the OOM "
+                "kill", "warnings %s, kill at %s" % (
+                    [(d["t"], d["level"]) for d in a1], r.oom_kill))
+        for first, last, what in (("act2", "act2-end", "act 2's job"),
+                                  ("act3", "act3-deflate",
+                                   "act 3's balloon")):
+            self.ok(bool(sent(first, last)),
+                    "membrokerd: a warning during %s" % what,
+                    "none between %s and %s" % r.window(first, last))
+        quiet = sent("act4", "restore")
+        self.ok(not quiet, "membrokerd: no warning while act 4 adds memory",
+                "%s" % [(d["t"], d["level"]) for d in quiet])
+        self.ok(all(d.get("state") == "low" for d in r.mbd),
+                "membrokerd: every warning was for a LOW reading",
+                "%s" % [d for d in r.mbd if d.get("state") != "low"])
+        levels = [d["level"] for d in r.mbd]
+        self.ok(bool(levels) and [g for _, g in r.mbd_got] == levels and
+                all(g >= d["t"] for (g, _), d in zip(r.mbd_got, r.mbd)),
+                "membrokerd: its socket client got every warning, level "
+                "for level, after it was sent",
+                "sent %s, got %s" % (levels, [g for _, g in r.mbd_got]))
+        self.ok(r.exits.get("membrokerd") == 0 and
+                r.exits.get("mbd-listen") == 0,
+                "membrokerd stopped cleanly on SIGTERM, its client saw the "
+                "end", "exits %s" % r.exits)
 
     def kernel(self):
         """parse-log.sh's verdict, with OOM reports' call traces excused"""

@@ -31,10 +31,16 @@
 # buy.  Act 2 is the same pressure stopping short of the OOM killer, sized
 # so that LOW lasts until the expensive cache has to give too.
 #
+# membrokerd runs beside them (--no-bus: the guest has no D-Bus), with
+# mbd-listen as a client of its memory pressure socket, so the timeline
+# shows when each LowMemoryMonitor level went out and reached a client.
+#
 # Machine-readable lines for the host: "MB-DEMO-ACT <seconds> <id>
 # <title>" (guest monotonic time, from /proc/uptime) at each act, and
 # "MB-DEMO-EXIT <program> <status>" at the end; mb-service prints
-# "MB-SVC ..." lines, SQLite's output is prefixed "sqlite: ".
+# "MB-SVC ..." lines, SQLite's output is prefixed "sqlite: ", membrokerd
+# prints "membrokerd: MBD <seconds> signal level=..." for each warning it
+# sends and mbd-listen "MBD-PRESSURE <seconds> <level>" for each it gets.
 
 MIB=1048576
 SVC_STATE=/tmp/mb-service.state
@@ -207,6 +213,23 @@ svc_pid=$!
 sqlite_pipe=$!
 membrokerctl watch &
 watcher=$!
+# membrokerd, exempt from the OOM killer as its unit makes it
+# (OOMScoreAdjust=), and a client of its memory pressure socket
+mkdir -p /tmp/mbd
+(
+	echo -1000 >/proc/self/oom_score_adj
+	exec membrokerd --no-bus --pressure-socket=/tmp/mbd/pressure.sock \
+		--control-socket=/tmp/mbd/control.sock --metrics-dir=/tmp/mbd -v
+) 2>&1 &
+mbd_pid=$!
+wait_for 30 [ -S /tmp/mbd/pressure.sock ] || say "(membrokerd did not start)"
+(
+	echo -1000 >/proc/self/oom_score_adj
+	exec mbd-listen /tmp/mbd/pressure.sock
+) &
+mbd_listener=$!
+say "and membrokerd, which passes membroker's LOW on as LowMemoryMonitor"
+say "levels (50, 100, 255) to the clients of its memory pressure socket."
 wait_for 60 caches_warm ||
 	say "(the caches did not fill up within 60 s; going on)"
 say "The caches are full: thumbnails at its bound, every session cached."
@@ -275,6 +298,11 @@ wait_for 20 total_below $((total + 8 * MIB)) ||
 kill -TERM "$watcher" 2>/dev/null
 wait "$watcher"
 echo "MB-DEMO-EXIT watcher $?"
+kill -TERM "$mbd_pid" 2>/dev/null
+wait "$mbd_pid"
+echo "MB-DEMO-EXIT membrokerd $?"
+wait "$mbd_listener"
+echo "MB-DEMO-EXIT mbd-listen $?"
 
 act history "The module's history of notifications"
 membrokerctl history

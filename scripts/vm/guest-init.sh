@@ -61,6 +61,14 @@ run_tests() {
 run_bench() {
 	local runs oom=
 
+	# bench/daemon_vm.sh: membrokerd's delivery to GLib and sd-event
+	if [ "${MB_BENCH:-}" = daemon ]; then
+		echo "MB-BENCH-BEGIN membrokerd --runs ${MB_BENCH_RUNS:-10}"
+		timeout "$MB_TIMEOUT" /bin/mbd-bench.sh
+		echo "MB-BENCH-END membrokerd rc=$?"
+		return
+	fi
+
 	for runs in "${MB_BENCH_RUNS:-3}" "${MB_BENCH_OOM_RUNS:-3}"; do
 		if [ "$runs" -gt 0 ]; then
 			echo "MB-BENCH-BEGIN notify_latency" \

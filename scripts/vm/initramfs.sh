@@ -7,7 +7,9 @@
 #
 # Environment: KO (membroker.ko, default kmod/membroker.ko), TESTDIRS
 # (directories of selftest binaries with an "order" file), TOOLDIR
-# (mb-hog, membrokerctl).
+# (mb-hog, membrokerctl), EXTRA_DYN (more dynamic executables for /bin,
+# copied with their libraries) and EXTRA_TREE (a directory copied over
+# the root), for benches that need more than the tests do.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -86,6 +88,14 @@ mbd=${MEMBROKERD:-$BUILD/daemon/membrokerd}
 if [ -x "$mbd" ]; then
 	cp "$mbd" "$root/bin/membrokerd"
 	copy_libs "$mbd"
+fi
+
+for f in ${EXTRA_DYN:-}; do
+	cp "$f" "$root/bin/"
+	copy_libs "$f"
+done
+if [ -n "${EXTRA_TREE:-}" ]; then
+	cp -a "$EXTRA_TREE/." "$root/"
 fi
 
 # Static helpers: mb-demo from the selftests, mbd-listen from the
