@@ -324,10 +324,13 @@ int mbd_metrics_open(struct mbd_metrics **out, sd_event *e, const char *dir,
 	if (!m)
 		return -ENOMEM;
 	m->src = src;
-	if (asprintf(&m->path, "%s/" MBD_METRICS_FILE, dir) < 0 ||
-	    asprintf(&m->tmp, "%s/." MBD_METRICS_FILE ".tmp", dir) < 0) {
-		m->path = m->tmp = NULL;
-		r = -ENOMEM;
+	r = -ENOMEM;
+	if (asprintf(&m->path, "%s/" MBD_METRICS_FILE, dir) < 0) {
+		m->path = NULL;
+		goto fail;
+	}
+	if (asprintf(&m->tmp, "%s/." MBD_METRICS_FILE ".tmp", dir) < 0) {
+		m->tmp = NULL;
 		goto fail;
 	}
 	r = sd_event_add_time_relative(e, &m->timer, CLOCK_MONOTONIC,
