@@ -32,6 +32,8 @@ BUILD = os.environ.get("BUILD", os.path.join(TOP, "build"))
 os.environ.setdefault("MEMBROKERD", os.path.join(BUILD, "daemon",
                                                  "membrokerd"))
 os.environ.setdefault("TESTBIN", os.path.join(BUILD, "daemon"))
+# no __pycache__ in the source tree
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(TOP, "daemon", "tests"))
 import harness as h  # noqa: E402
 

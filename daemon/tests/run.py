@@ -25,6 +25,8 @@ import time
 import traceback
 import xml.etree.ElementTree as ET
 
+# no __pycache__ in the source tree
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import MIB, STATE_LOW, STATE_STEADY, STATE_HIGH  # noqa: E402

@@ -11,13 +11,15 @@ set -euo pipefail
 # zlib1g-dev: the static SQLite example links -lz (sqlite3.pc's
 # Libs.private), which libsqlite3-dev does not pull in.
 # membrokerd: libsystemd-dev (sd-event, sd-bus); its tests: a private
-# dbus-daemon, GLib's GMemoryMonitor (libglib2.0-dev), gdbus
-# (libglib2.0-bin), busctl (systemd), setpriv (util-linux), the
-# Prometheus text parser (python3-prometheus-client).
+# dbus-daemon on Debian's system-bus configuration
+# (dbus-system-bus-common), GLib's GMemoryMonitor (libglib2.0-dev), gdbus
+# (libglib2.0-bin), busctl and systemd-analyze (systemd), setpriv
+# (util-linux), man (man-db), the Prometheus text parser
+# (python3-prometheus-client).
 PKGS="gcc make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
 zlib1g-dev python3 libsystemd-dev libglib2.0-dev libglib2.0-bin dbus-daemon
-systemd util-linux python3-prometheus-client"
+dbus-system-bus-common systemd util-linux man-db python3-prometheus-client"
 
 updated=0
 apt_update() {
