@@ -40,6 +40,29 @@ STATE_LOW, STATE_STEADY, STATE_HIGH = 1, 2, 3
 REASON = {"poll": 2, "reclaim": 3, "oom": 6}
 
 
+# Every child a test starts, so that a test that breaks off (an exception)
+# leaves nothing running: run.py calls reap() after each test.
+CHILDREN = []
+
+
+def spawn(*args, **kw):
+    p = subprocess.Popen(*args, **kw)
+    CHILDREN.append(p)
+    return p
+
+
+def reap():
+    """Kill what is still running; the number of processes killed."""
+    n = 0
+    while CHILDREN:
+        p = CHILDREN.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            n += 1
+    return n
+
+
 def mono_ns():
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
@@ -77,7 +100,7 @@ class Bus:
         self.conf = os.path.join(tmp, "system.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             ["dbus-daemon", "--config-file=" + self.conf, "--nofork",
              "--print-address=1"], stdout=subprocess.PIPE,
             stderr=open(os.path.join(tmp, "dbus.log"), "w"))
@@ -121,7 +144,7 @@ class Daemon:
         ns.bind(path)
         ns.settimeout(0.1)
         self.env["NOTIFY_SOCKET"] = path
-        self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
+        self.proc = spawn([self.binary] + self.args, env=self.env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "w"))
@@ -230,7 +253,7 @@ class Client:
     child that prints one line per event; commands on its stdin."""
 
     def __init__(self, argv, env):
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+        self.proc = spawn(argv, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.lines = queue.Queue()

@@ -671,6 +671,8 @@ def main():
             except Exception:
                 ok(False, "%s: the test itself failed" % name,
                    traceback.format_exc())
+            finally:
+                h.reap()
             reports = []
             for f in os.listdir(tmp):
                 if f.startswith("membrokerd-") and f.endswith(".log"):
