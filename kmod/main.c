@@ -52,6 +52,17 @@ module_param(history_size, uint, 0444);
 MODULE_PARM_DESC(history_size,
 		 "Notifications kept for GET_HISTORY, 256..65536");
 
+/*
+ * For hosts that do not want containers to learn when host memory runs
+ * short (or how much there is): the netlink family, notifications and
+ * requests alike, exists in the initial network namespace only.
+ * /sys/kernel/membroker/ is not affected; see Documentation/security.rst.
+ */
+static bool init_netns_only;
+module_param(init_netns_only, bool, 0444);
+MODULE_PARM_DESC(init_netns_only,
+		 "Offer the netlink family in the initial network namespace only");
+
 static int __init membroker_init(void)
 {
 	const struct mb_config cfg = {
@@ -84,7 +95,7 @@ static int __init membroker_init(void)
 	ret = mb_trigger_init();
 	if (ret)
 		goto err_meminfo;
-	ret = mb_netlink_init();
+	ret = mb_netlink_init(init_netns_only);
 	if (ret)
 		goto err_trigger;
 	return 0;

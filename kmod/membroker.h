@@ -228,7 +228,7 @@ void mb_history_range(u64 *oldest, u64 *newest);
 unsigned int mb_history_size(void);
 
 /* netlink.c */
-int mb_netlink_init(void);
+int mb_netlink_init(bool init_netns_only);
 void mb_netlink_exit(void);
 void mb_netlink_notify(const struct mb_msg *msg);
 

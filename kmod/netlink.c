@@ -122,52 +122,85 @@ static int mb_nl_fill_state(struct sk_buff *skb, const struct mb_msg *m,
 	return 0;
 }
 
+/*
+ * The message is built once, from the reserves if need be: there is one
+ * per notification, and it is the one that asks applications to free
+ * memory.  The copies netlink makes for each listener are not: their
+ * number is up to whoever opens sockets and namespaces, and they must not
+ * drain what the rest of the kernel keeps for emergencies.  Neither ever
+ * enters direct reclaim (the evaluation must go on when memory is short)
+ * nor warns when it fails: a failure is reported to the listeners.
+ */
+#define MB_NL_GFP_MSG	(GFP_ATOMIC | __GFP_NOWARN)
+#define MB_NL_GFP_COPY	(GFP_NOWAIT | __GFP_NOWARN)
+
 /* Called under rcu_read_lock() */
 static bool mb_nl_has_listeners(void)
 {
 	struct net *net;
 
+	if (!mb_nl_family.netnsok)
+		return genl_has_listeners(&mb_nl_family, &init_net,
+					  MB_NL_MCGRP_NOTIFY);
 	for_each_net_rcu(net)
 		if (genl_has_listeners(&mb_nl_family, net, MB_NL_MCGRP_NOTIFY))
 			return true;
 	return false;
 }
 
+/*
+ * Deliver @skb to the listeners of @net, if it has any.  Netlink gets a
+ * reference, not a copy: it copies a shared skb for each listener itself
+ * and, where a copy fails, marks that listener and the later ones of
+ * this namespace as overrun (ENOBUFS).  A listener that cannot take the
+ * message (its buffer is full) is marked the same way.  The result only
+ * concerns the listeners of @net, so it is not looked at: every namespace
+ * gets its own delivery.
+ */
+static void mb_nl_multicast_netns(struct net *net, struct sk_buff *skb)
+{
+	if (!genl_has_listeners(&mb_nl_family, net, MB_NL_MCGRP_NOTIFY))
+		return;
+	genlmsg_multicast_netns(&mb_nl_family, net, skb_get(skb), 0,
+				MB_NL_MCGRP_NOTIFY, MB_NL_GFP_COPY);
+}
+
 /**
- * mb_netlink_notify - multicast a NOTIFY to every network namespace
+ * mb_netlink_notify - multicast a NOTIFY to the network namespaces
  * @msg:	the published state message
  *
- * Does nothing when nobody listens.  A listener whose socket overflows
- * sees ENOBUFS, and one that misses an event for lack of memory here sees
- * a gap in the sequence numbers; both resynchronise with GET_STATE.
+ * Does nothing when nobody listens.  Every namespace with listeners gets
+ * the message (only the initial one with init_netns_only), whatever
+ * happens to the delivery in another: genlmsg_multicast_allns() gives up
+ * at the first namespace whose delivery fails, which one listener that
+ * never reads can bring about.  A listener whose socket overflows, or for
+ * whom there was no memory, sees ENOBUFS; one that misses the message
+ * because it could not be built sees a gap in the sequence numbers; both
+ * resynchronise with GET_STATE.
  */
 void mb_netlink_notify(const struct mb_msg *msg)
 {
 	struct sk_buff *skb;
+	struct net *net;
 
 	rcu_read_lock();
 	if (!READ_ONCE(mb_nl_live) || !mb_nl_has_listeners())
 		goto out;
 
-	/*
-	 * Atomic, as we are in an RCU read section; and a few hundred bytes
-	 * from the reserves are well spent on the message that tells
-	 * applications to free memory.
-	 */
-	skb = genlmsg_new(mb_nl_state_size(), GFP_ATOMIC);
+	skb = genlmsg_new(mb_nl_state_size(), MB_NL_GFP_MSG);
 	if (!skb)
 		goto out;
 	if (mb_nl_fill_state(skb, msg, 0, 0, 0, MEMBROKER_CMD_NOTIFY)) {
 		nlmsg_free(skb);
 		goto out;
 	}
-	/* Consumes @skb; -ESRCH (listeners just left) is not an error */
-#ifdef MB_ALLNS_HAS_GFP
-	genlmsg_multicast_allns(&mb_nl_family, skb, 0, MB_NL_MCGRP_NOTIFY,
-				GFP_ATOMIC);
-#else
-	genlmsg_multicast_allns(&mb_nl_family, skb, 0, MB_NL_MCGRP_NOTIFY);
-#endif
+	if (mb_nl_family.netnsok) {
+		for_each_net_rcu(net)
+			mb_nl_multicast_netns(net, skb);
+	} else {
+		mb_nl_multicast_netns(&init_net, skb);
+	}
+	consume_skb(skb);
 out:
 	rcu_read_unlock();
 }
@@ -457,11 +490,11 @@ static const struct genl_ops mb_nl_ops[] = {
 	},
 };
 
+/* .netnsok is set by mb_netlink_init() */
 static struct genl_family mb_nl_family __ro_after_init = {
 	.name		= MEMBROKER_FAMILY_NAME,
 	.version	= MEMBROKER_FAMILY_VERSION,
 	.maxattr	= MEMBROKER_A_MAX,
-	.netnsok	= true,
 	.module		= THIS_MODULE,
 	.resv_start_op	= 0,
 	.ops		= mb_nl_ops,
@@ -472,13 +505,18 @@ static struct genl_family mb_nl_family __ro_after_init = {
 
 /**
  * mb_netlink_init - register the family
+ * @init_netns_only:	offer it in the initial network namespace only
+ *
+ * Elsewhere the family then does not exist: genetlink answers -ENOENT to
+ * resolving it and to any request, and no notification is sent there.
  *
  * Return: 0 or -errno.
  */
-int mb_netlink_init(void)
+int mb_netlink_init(bool init_netns_only)
 {
 	int ret;
 
+	mb_nl_family.netnsok = !init_netns_only;
 	ret = genl_register_family(&mb_nl_family);
 	if (ret)
 		return ret;

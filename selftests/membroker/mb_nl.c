@@ -25,7 +25,8 @@
 /* A request the kernel does not answer within this is a failure. */
 #define MB_REPLY_TIMEOUT_MS	10000
 
-int mb_nl_open(struct mb_nl *nl)
+/* A connected socket that knows no family yet: nl->family is -1. */
+int mb_nl_connect(struct mb_nl *nl)
 {
 	int one = 1, err;
 
@@ -52,13 +53,23 @@ int mb_nl_open(struct mb_nl *nl)
 		err = -errno;
 		goto err_close;
 	}
-	err = mb_nl_resolve(nl);
-	if (err)
-		goto err_close;
 	return 0;
 
 err_close:
 	mb_nl_close(nl);
+	return err;
+}
+
+int mb_nl_open(struct mb_nl *nl)
+{
+	int err;
+
+	err = mb_nl_connect(nl);
+	if (err)
+		return err;
+	err = mb_nl_resolve(nl);
+	if (err)
+		mb_nl_close(nl);
 	return err;
 }
 

@@ -121,6 +121,7 @@ struct mb_config {
 			 (1ULL << MEMBROKER_A_HISTORY_SIZE))
 
 /* mb_nl.c: the netlink client.  int functions return >= 0 or -errno. */
+int mb_nl_connect(struct mb_nl *nl);
 int mb_nl_open(struct mb_nl *nl);
 void mb_nl_close(struct mb_nl *nl);
 int mb_nl_resolve(struct mb_nl *nl);
@@ -153,6 +154,8 @@ int mb_sysfs_read_u64(const char *name, uint64_t *val);
 int mb_sysfs_read_state(uint32_t *state);
 int mb_module_unload(void);
 int mb_module_load(void);
+int mb_module_load_params(const char *params);
+int mb_module_param(const char *name, char *buf, size_t len);
 const char *mb_state_name(uint32_t state);
 /* "poll", "hotplug", ... for enum membroker_reason; "?" for others */
 const char *mb_reason_name(uint32_t reason);

@@ -142,7 +142,7 @@ const char *mb_reason_name(uint32_t reason)
 }
 
 /* Run a busybox applet; 0 if it exited 0, else -EIO. */
-static int run(const char *prog, const char *arg)
+static int run(const char *prog, const char *arg, const char *arg2)
 {
 	int status;
 	pid_t pid;
@@ -152,7 +152,7 @@ static int run(const char *prog, const char *arg)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		execlp(prog, prog, arg, (char *)NULL);
+		execlp(prog, prog, arg, arg2, (char *)NULL);
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0)
@@ -162,15 +162,44 @@ static int run(const char *prog, const char *arg)
 
 int mb_module_unload(void)
 {
-	return run("rmmod", "membroker");
+	return run("rmmod", "membroker", NULL);
 }
 
-/* Load the module from $MB_MODULE, which the VM's init sets. */
-int mb_module_load(void)
+/*
+ * Load the module from $MB_MODULE, which the VM's init sets, with
+ * @params ("name=value", one parameter) or none.
+ */
+int mb_module_load_params(const char *params)
 {
 	const char *path = getenv("MB_MODULE");
 
 	if (!path || !*path)
 		return -ENOENT;
-	return run("insmod", path);
+	return run("insmod", path, params);
+}
+
+int mb_module_load(void)
+{
+	return mb_module_load_params(NULL);
+}
+
+/* The value of module parameter @name, without the newline. */
+int mb_module_param(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/membroker/parameters/%s",
+		 name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
 }

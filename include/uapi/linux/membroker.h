@@ -109,7 +109,16 @@
  * MEMBROKER_FAMILY_VERSION, with one multicast group MEMBROKER_MCGRP_NOTIFY.
  * Resolving the family autoloads the module where it is installed.  The
  * family works in every network namespace; NOTIFY reaches listeners in
- * all of them.  Subscribing and the GET commands need no privilege.
+ * all of them, each namespace independently of what happens to delivery
+ * in another.  Subscribing and the GET commands need no privilege.
+ *
+ * With the module parameter init_netns_only=1 (read-only, set at load)
+ * the family exists in the initial network namespace only, for hosts
+ * that do not want containers to learn when host memory runs short:
+ * elsewhere resolving it and every request fail with -ENOENT, as if the
+ * module were not loaded, and no NOTIFY is sent there (not even to a
+ * socket that subscribed by the numeric group id).  SYSFS below is not
+ * affected by it.
  *
  * Requests are validated strictly.  A request is refused with -EINVAL and
  * an extended ack message (with NLMSGERR_ATTR_OFFS pointing at the
@@ -139,8 +148,12 @@
  *	A state message, sent as described under NOTIFICATIONS.  Its SEQ is
  *	one more than the previous notification's; a listener that sees a
  *	gap, or gets ENOBUFS on its socket, has missed notifications and
- *	should resynchronise with GET_STATE.  Notifications are built with
- *	atomic allocations, and one lost for lack of memory shows as a gap.
+ *	should resynchronise with GET_STATE.  Notifications are built
+ *	without ever waiting for memory to be reclaimed: a listener whose
+ *	receive buffer is full, or for whom no copy could be allocated, gets
+ *	ENOBUFS; a notification that could not be built at all shows as a
+ *	gap.  What one listener does (never reading, a tiny SO_RCVBUF,
+ *	NETLINK_BROADCAST_ERROR) costs no other listener anything.
  *
  * MEMBROKER_CMD_GET_CONFIG (do, any user)
  *	Request: no attributes.  Reply: the configuration as set (0 means
