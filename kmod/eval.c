@@ -5,8 +5,9 @@
  * Holds the configuration and the current state, turns a measurement into
  * a state message with the rules of state.c, and publishes it: next
  * sequence number, history entry, netlink multicast, sysfs_notify.  It is
- * only ever run from the evaluation work item (trigger.c), so there is a
- * single publisher and sequence numbers, history and events stay in order.
+ * only ever run under trigger.c's lock (by the evaluation work item or a
+ * request's mb_trigger_sync()), so there is a single publisher at a time
+ * and sequence numbers, history and events stay in order.
  */
 #include <linux/kernel.h>
 #include <linux/mutex.h>
@@ -43,7 +44,7 @@ static void mb_eval_publish(struct mb_msg *msg)
  * @force:	publish even if nothing changed (after SET_CONFIG)
  * @next:	when the caller should run the evaluation again
  *
- * Called from the evaluation work item only.
+ * Called under trigger.c's lock only.
  */
 void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 {

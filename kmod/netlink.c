@@ -7,6 +7,7 @@
  * include/uapi/linux/membroker.h.
  */
 #include <linux/kernel.h>
+#include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/skbuff.h>
 #include <net/genetlink.h>
@@ -357,11 +358,16 @@ static bool mb_nl_has_config(struct nlattr **a)
 }
 
 /*
- * The family is not parallel_ops, so genetlink serialises requests and no
- * other SET_CONFIG can slip in between reading and writing the
- * configuration.  The merged configuration is checked as a whole and
- * applied only if all of it is acceptable.
+ * The family is parallel_ops: genetlink does not serialise its requests,
+ * so SET_CONFIG's read-modify-write has its own lock, which no other
+ * SET_CONFIG can slip through between reading and writing the
+ * configuration.  It is held until the CONFIG notification is out, so
+ * that each one shows the configuration its request made.  The merged
+ * configuration is checked as a whole and applied only if all of it is
+ * acceptable.
  */
+static DEFINE_MUTEX(mb_nl_config_lock);
+
 static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **a = info->attrs;
@@ -375,6 +381,7 @@ static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
+	mutex_lock(&mb_nl_config_lock);
 	mb_eval_get_config(&cfg);
 	if (a[MEMBROKER_A_LOW_BYTES])
 		cfg.low_bytes = nla_get_u64(a[MEMBROKER_A_LOW_BYTES]);
@@ -394,6 +401,7 @@ static int mb_nl_set_config(struct sk_buff *skb, struct genl_info *info)
 			nla_get_u32(a[MEMBROKER_A_VIRTUAL_LOW_PERCENT]);
 
 	err = mb_eval_set_config(&cfg);
+	mutex_unlock(&mb_nl_config_lock);
 	if (err != MB_CFG_OK) {
 		mb_nl_config_error(info, err);
 		return -EINVAL;
@@ -490,11 +498,21 @@ static const struct genl_ops mb_nl_ops[] = {
 	},
 };
 
-/* .netnsok is set by mb_netlink_init() */
+/*
+ * parallel_ops: requests do not take genetlink's global mutex, which
+ * nlctrl, WireGuard, MPTCP, team, taskstats ... share.  GET_STATE and
+ * SET_CONFIG evaluate memory, and a request that waited for that with
+ * the mutex held stopped them all.  What needs serialising has its own
+ * lock: the evaluator's (trigger.c, eval.c), the history ring's, and
+ * SET_CONFIG's read-modify-write (mb_nl_config_lock).  GET_HISTORY keeps
+ * its cursor in its own netlink_callback, so dumps run side by side.
+ * .netnsok is set by mb_netlink_init().
+ */
 static struct genl_family mb_nl_family __ro_after_init = {
 	.name		= MEMBROKER_FAMILY_NAME,
 	.version	= MEMBROKER_FAMILY_VERSION,
 	.maxattr	= MEMBROKER_A_MAX,
+	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.resv_start_op	= 0,
 	.ops		= mb_nl_ops,

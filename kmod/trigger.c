@@ -2,10 +2,11 @@
 /*
  * membroker: what causes evaluations, and when they run.
  *
- * Every evaluation runs in one work item, @eval, on a dedicated ordered
+ * Evaluations run in one work item, @eval, on a dedicated ordered
  * WQ_MEM_RECLAIM workqueue: its rescuer thread lets evaluations progress
  * when memory is so short that no new worker can be created, which is
- * exactly when a LOW notification matters most.
+ * exactly when a LOW notification matters most.  Requests evaluate in
+ * their own context instead (mb_trigger_sync()); @lock serialises both.
  *
  * Sources of evaluations:
  *  - a shrinker: the kernel calls count_objects() when it starts
@@ -18,7 +19,8 @@
  *    timer near the threshold and a deferrable one far from it, where an
  *    idle CPU need not wake up just to find nothing changed;
  *  - a deferred evaluation when the rate limit held a notification back;
- *  - GET_STATE and SET_CONFIG, which wait for their evaluation.
+ *  - GET_STATE and SET_CONFIG, whose evaluation runs in their own context
+ *    (mb_trigger_sync()).
  *
  * Kicks may come from reclaim and atomic context: they only record their
  * reason in an atomic mask and queue @eval, never allocate, never block.
@@ -62,7 +64,7 @@ static struct {
 	struct notifier_block mem_nb;
 	struct notifier_block oom_nb;
 
-	struct mutex lock;	/* protects the two fields below */
+	struct mutex lock;	/* one evaluation at a time; and the below */
 	bool stopping;		/* no more scheduling, see mb_trigger_exit() */
 	u32 timer_reason;	/* reason of a run caused by @eval's timer */
 } mb_trig;
@@ -131,20 +133,26 @@ static void mb_trigger_schedule(const struct mb_next *next)
 	cancel_delayed_work(&mb_trig.idle);
 }
 
-static void mb_trigger_eval_work(struct work_struct *work)
+/* One evaluation for the reasons in @mask; called with mb_trig.lock held. */
+static void mb_trigger_eval_locked(u32 mask)
 {
-	u32 mask = atomic_xchg(&mb_trig.pending, 0);
 	struct mb_next next;
 	u32 reason;
 
-	mutex_lock(&mb_trig.lock);
 	if (mb_trig.stopping)
-		goto out;
+		return;
 
 	reason = mb_trigger_pick_reason(mask) ?: mb_trig.timer_reason;
 	mb_eval_run(reason, mask & BIT(MEMBROKER_REASON_CONFIG), &next);
 	mb_trigger_schedule(&next);
-out:
+}
+
+static void mb_trigger_eval_work(struct work_struct *work)
+{
+	u32 mask = atomic_xchg(&mb_trig.pending, 0);
+
+	mutex_lock(&mb_trig.lock);
+	mb_trigger_eval_locked(mask);
 	mutex_unlock(&mb_trig.lock);
 }
 
@@ -154,18 +162,25 @@ static void mb_trigger_idle_work(struct work_struct *work)
 }
 
 /**
- * mb_trigger_sync - evaluate now and wait for it
+ * mb_trigger_sync - evaluate now, in the caller's context
  * @reason:	enum membroker_reason
  *
- * For process context only (module load, GET_STATE, SET_CONFIG).  Unlike
- * a kick, always requeues, since it must not return before an evaluation
- * that started after the call has finished.
+ * For process context only (module load, GET_STATE, SET_CONFIG).  An
+ * evaluation that started after the call has finished when it returns:
+ * this one, run right here under the same lock as the work item's, so
+ * that the evaluator still has one publisher at a time.  It never waits
+ * for the workqueue, where a request would wait for a worker (under
+ * memory pressure, for the rescuer) holding genetlink's cb_lock, which
+ * every generic netlink family needs.  The lock is only ever held for
+ * one evaluation, which neither sleeps nor allocates in a way that waits.
+ * Kicks still pending name the evaluation if they are more important,
+ * and stay pending for the work item.
  */
 void mb_trigger_sync(u32 reason)
 {
-	atomic_or(BIT(reason), &mb_trig.pending);
-	mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
-	flush_delayed_work(&mb_trig.eval);
+	mutex_lock(&mb_trig.lock);
+	mb_trigger_eval_locked(BIT(reason) | atomic_read(&mb_trig.pending));
+	mutex_unlock(&mb_trig.lock);
 }
 
 /*
