@@ -255,6 +255,26 @@ int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
 	return recv_replies(nl, seq, type, reply, parse);
 }
 
+/*
+ * Send @msg (consumed) as it is: unlike mb_nl_do(), no flag is added, so
+ * the caller may complete it with nl_complete_msg() and then change its
+ * headers.  Waits for the ack or error.
+ */
+int mb_nl_do_raw(struct mb_nl *nl, struct nl_msg *msg)
+{
+	int type = nlmsg_hdr(msg)->nlmsg_type;
+	uint32_t seq = nlmsg_hdr(msg)->nlmsg_seq;
+	int err;
+
+	nl->extack[0] = '\0';
+	nl->extack_offs = -1;
+	err = nl_send(nl->sk, msg);
+	nlmsg_free(msg);
+	if (err < 0)
+		return -EIO;
+	return recv_replies(nl, seq, type, NULL, NULL);
+}
+
 /* Attributes of a generic netlink message: start and length. */
 static const struct nlattr *genl_attrs(const struct nlmsghdr *nlh, int *len)
 {

@@ -130,6 +130,7 @@ int mb_nl_subscribe(struct mb_nl *nl);
 struct nl_msg *mb_nl_msg(struct mb_nl *nl, uint8_t cmd, int flags);
 int mb_nl_do(struct mb_nl *nl, struct nl_msg *msg, void *reply,
 	     int (*parse)(const struct nlmsghdr *nlh, void *reply));
+int mb_nl_do_raw(struct mb_nl *nl, struct nl_msg *msg);
 int mb_nl_dump_history(struct mb_nl *nl, struct mb_state *out, size_t max);
 int mb_nl_get_state(struct mb_nl *nl, struct mb_state *st);
 int mb_nl_get_config(struct mb_nl *nl, struct mb_config *cfg);

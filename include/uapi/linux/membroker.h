@@ -128,10 +128,27 @@
  * wrong length or with NLA_F_NESTED, trailing bytes, or a bad value (see
  * SET_CONFIG); also if the genetlink header's reserved field is not 0 or
  * nlmsg_flags has bits other than NLM_F_REQUEST, NLM_F_ACK, NLM_F_ECHO
- * and NLM_F_DUMP.  Other errors: -EPERM for SET_CONFIG without privilege,
- * checked before anything else; -EOPNOTSUPP for an unknown command, for
- * NOTIFY sent as a request, for GET_HISTORY without NLM_F_DUMP and for the
- * other commands with it; -ENOMEM under memory pressure.
+ * and NLM_F_DUMP.  Other errors: -EPERM for SET_CONFIG without privilege;
+ * -EOPNOTSUPP for an unknown command, for NOTIFY sent as a request, for
+ * GET_HISTORY without NLM_F_DUMP and for the other commands with it;
+ * -ENOMEM under memory pressure.
+ *
+ * The checks come in this order (genetlink itself makes all but the last
+ * one), and the first that fails answers:
+ *  1. the header: a message shorter than the genetlink header (-EINVAL,
+ *     no message), a reserved field that is not 0 or nlmsg_flags as above
+ *     (-EINVAL with a message);
+ *  2. the command: unknown, NOTIFY, GET_HISTORY without NLM_F_DUMP, or a
+ *     do command with NLM_F_DUMP (-EOPNOTSUPP); kernels before 6.2 look
+ *     the command up without its kind, and refuse the last case after
+ *     step 3 (so an unprivileged SET_CONFIG with NLM_F_DUMP gets -EPERM
+ *     on 6.1, -EOPNOTSUPP on 6.12 and 7.3);
+ *  3. privilege: SET_CONFIG without it gets -EPERM;
+ *  4. the attributes, then SET_CONFIG's values (-EINVAL).
+ * So an unprivileged SET_CONFIG learns nothing about its attributes or
+ * values, only whether its netlink and genetlink headers were well
+ * formed.  A message without NLM_F_REQUEST is not a request: netlink
+ * ignores it and, if it asked for an ack, acknowledges it with 0.
  *
  * COMMANDS
  * ========
