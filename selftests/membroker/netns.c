@@ -465,6 +465,99 @@ TEST_F(netns, hostile_listener_silences_nobody)
 	}
 }
 
+/*
+ * The root of a container, with every capability in a user namespace of
+ * its own, may read and listen but not configure: SET_CONFIG wants
+ * CAP_NET_ADMIN in the initial user namespace.
+ */
+struct root_report {
+	int unshare;	/* 0 or -errno */
+	int caps;	/* CapEff is not empty */
+	int open;
+	int get_state;
+	int subscribe;
+	int set_config;
+};
+
+static bool caps_full(void)
+{
+	unsigned long long eff = 0;
+	char line[128];
+	FILE *f;
+
+	f = fopen("/proc/self/status", "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "CapEff: %llx", &eff);
+	fclose(f);
+	/* CAP_NET_ADMIN (12) among them */
+	return eff & (1ULL << 12);
+}
+
+static void container_root(int fd, uint32_t ratelimit_ms)
+{
+	struct root_report rep = { 0 };
+	struct mb_config set = { 0 };
+	struct mb_state st;
+	struct mb_nl nl;
+
+	if (drop_to_nobody() || unshare(CLONE_NEWUSER | CLONE_NEWNET)) {
+		rep.unshare = -errno;
+		goto out;
+	}
+	rep.caps = caps_full();
+	rep.open = mb_nl_open(&nl);
+	if (rep.open)
+		goto out;
+	rep.get_state = mb_nl_get_state(&nl, &st);
+	rep.subscribe = mb_nl_subscribe(&nl);
+	set.have = 1ULL << MEMBROKER_A_RATELIMIT_MS;
+	set.ratelimit_ms = ratelimit_ms;
+	rep.set_config = mb_nl_set_config(&nl, &set);
+	mb_nl_close(&nl);
+out:
+	ns_send(fd, &rep, sizeof(rep));
+}
+
+TEST(container_root_cannot_configure)
+{
+	struct root_report rep;
+	struct mb_config cfg;
+	int p[2], status, err;
+	struct mb_nl nl;
+	pid_t pid;
+
+	err = mb_nl_open(&nl);
+	if (err == -ENOENT)
+		SKIP(return, "family " MEMBROKER_FAMILY_NAME " not registered");
+	ASSERT_EQ(0, err);
+	err = mb_nl_get_config(&nl, &cfg);
+	mb_nl_close(&nl);
+	ASSERT_EQ(0, err);
+	ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+	fflush(NULL);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[0]);
+		container_root(p[1], cfg.ratelimit_ms);
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_TRUE(ns_recv(p[0], &rep, sizeof(rep)));
+	close(p[0]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	if (rep.unshare)
+		SKIP(return, "no unprivileged user namespace here: %s",
+		     strerror(-rep.unshare));
+	ASSERT_TRUE(rep.caps) TH_LOG("no CAP_NET_ADMIN in its namespace");
+	ASSERT_EQ(0, rep.open);
+	EXPECT_EQ(0, rep.get_state);
+	EXPECT_EQ(0, rep.subscribe);
+	EXPECT_EQ(-EPERM, rep.set_config);
+}
+
 /* init_netns_only=1: what a container sees */
 
 static int load_with(const char *params)
