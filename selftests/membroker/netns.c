@@ -45,6 +45,17 @@
 
 static const char *const ns_name[NNS] = { "init", "A", "B" };
 
+/*
+ * unshare(CLONE_NEWUSER) wants a single-threaded caller, and TSan's
+ * runtime starts a thread of its own again in every forked child.
+ */
+static const char *const userns_unavailable =
+#ifdef __SANITIZE_THREAD__
+	"TSan's runtime thread rules out unshare(CLONE_NEWUSER)";
+#else
+	NULL;
+#endif
+
 /* Where a child stopped, when it did */
 enum step {
 	STEP_NONE,
@@ -445,6 +456,8 @@ TEST_F(netns, hostile_listener_silences_nobody)
 {
 	int hostile, i;
 
+	if (variant->who == WHO_USERNS && userns_unavailable)
+		SKIP(return, "%s", userns_unavailable);
 	for (hostile = -1; hostile < NNS; hostile++) {
 		unsigned int count[NNS];
 		bool skip;
@@ -528,6 +541,8 @@ TEST(container_root_cannot_configure)
 	struct mb_nl nl;
 	pid_t pid;
 
+	if (userns_unavailable)
+		SKIP(return, "%s", userns_unavailable);
 	err = mb_nl_open(&nl);
 	if (err == -ENOENT)
 		SKIP(return, "family " MEMBROKER_FAMILY_NAME " not registered");
