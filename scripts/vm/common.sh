@@ -59,13 +59,53 @@ apt_get() {
 		apt-get -o DPkg::Lock::Timeout=600 "$@"
 }
 
-# The kernel ABI the VM boots (resolved by deps.sh).
+# The kernel ABI of Debian 12's own kernel (resolved by deps.sh): the
+# default guest, and the headers `make module` and `make lint` use.
 vm_abi() {
 	[ -s "$VMDIR/abi" ] || die "$VMDIR/abi missing: run scripts/vm/deps.sh"
 	cat "$VMDIR/abi"
+}
+
+# The guest kernel: VM_KERNEL names it (kernel.sh knows where each comes
+# from), its files are in build/vm/kernel-$VM_KERNEL/: vmlinuz,
+# modules/*.ko (uncompressed) and abi.
+VM_KERNEL=${VM_KERNEL:-6.1}
+KERNEL_DIR=$VMDIR/kernel-$VM_KERNEL
+
+# The Debian mirror this machine uses (the first deb URI of its apt
+# sources), for suites we add and for the Debian 13 build root.
+debian_mirror() {
+	local uri
+
+	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '/^URIs:/ && $2 ~ /debian\/?$/ { print $2; exit }')
+	[ -n "$uri" ] || uri=$(cat /etc/apt/sources.list 2>/dev/null |
+		awk '$1 == "deb" && $2 ~ /debian\/?$/ { print $2; exit }')
+	echo "${uri:-http://deb.debian.org/debian}"
 }
 
 # The virtio modules the guest loads, in dependency order (from
 # `strings X.ko | grep ^depends=` on the Debian image).
 VIRTIO_MODULES="virtio_ring virtio virtio_pci_modern_dev
 virtio_pci_legacy_dev virtio_pci virtio_balloon virtio_mem"
+
+# Make apt see SUITE (e.g. bookworm-backports) of the Debian mirror, unless
+# some source already names it.  Backports suites are NotAutomatic:
+# nothing is taken from them unless asked for by name or with -t.
+# Returns 1 when it added the suite (the caller then runs apt-get update).
+apt_add_suite() {
+	local suite=$1 f=/etc/apt/sources.list.d/$1.sources
+
+	grep -rqsw -- "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/ &&
+		return 0
+	say "apt: adding $suite"
+	as_root tee "$f" >/dev/null <<-EOF
+		Types: deb
+		URIs: $(debian_mirror)
+		Suites: $suite
+		Components: main
+		Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	EOF
+	return 1
+}
+

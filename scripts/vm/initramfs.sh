@@ -5,7 +5,9 @@
 # membroker.ko (when built), the static selftests and tools, and the init
 # script.  Rebuilt every time: it is small and its inputs change often.
 #
-# Environment: KO (membroker.ko, default kmod/membroker.ko), TESTDIRS
+# Environment: VM_KERNEL (whose virtio modules, default 6.1), MODULE
+# (membroker.ko, default kmod/membroker.ko, the 6.1 build; for another
+# kernel build/kmod/$VM_KERNEL/membroker.ko from kmod.sh), TESTDIRS
 # (directories of selftest binaries with an "order" file), TOOLDIR
 # (mb-hog, membrokerctl), EXTRA_DYN (more dynamic executables for /bin,
 # copied with their libraries) and EXTRA_TREE (a directory copied over
@@ -13,14 +15,15 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-KO=${KO:-$ROOT/kmod/membroker.ko}
+KO=${MODULE:-${KO:-$ROOT/kmod/membroker.ko}}
 TESTDIRS=${TESTDIRS:-$BUILD/selftests/lib $BUILD/selftests/tools $BUILD/selftests/daemon $BUILD/selftests/membroker}
 TOOLDIR=${TOOLDIR:-$BUILD/tools}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 OUT=${1:-$VMDIR/initramfs.cpio.gz}
 
-kdir=$VMDIR/kernel
-[ -d "$kdir/modules" ] || die "no guest kernel: run scripts/vm/kernel.sh"
+kdir=$KERNEL_DIR
+[ -f "$kdir/modules/order" ] ||
+	die "no guest kernel $VM_KERNEL: run scripts/vm/kernel.sh"
 [ -x "$BUSYBOX" ] || die "$BUSYBOX missing: install busybox-static"
 # The guest has no libc: everything in it must be static.
 is_static() {
@@ -48,7 +51,8 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root} \
 cp "$BUSYBOX" "$root/bin/busybox"
 install -m 0755 "$ROOT/scripts/vm/guest-init.sh" "$root/init"
 
-for m in $VIRTIO_MODULES; do
+# Only those the kernel has as modules (6.12 builds the virtio core in)
+for m in $(cat "$kdir/modules/order"); do
 	cp "$kdir/modules/$m.ko" "$root/lib/modules/virtio/"
 	echo "$m"
 done >"$root/lib/modules/virtio/order"

@@ -16,28 +16,36 @@
 # second serial port, /dev/ttyS1, is connected to director.py on the host,
 # which performs them over QMP (see director.py for the requests).
 # VM_TIMEOUT (seconds, default 540) bounds the whole run: qemu is killed
-# after it and the run fails.
+# after it and the run fails.  VM_KERNEL (6.1, 6.12, 7.3; default 6.1)
+# picks the kernel (build/vm/kernel-$VM_KERNEL/, kernel.sh), VM_MEM the
+# boot memory in MiB (default 512), VM_SMP the vCPUs (default 2), and
+# VM_EXTRA_ARGS is appended to QEMU's command line (word-split: devices
+# one test needs).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 mode=${1:-check}
 [ $# -gt 0 ] && shift
 VM_TIMEOUT=${VM_TIMEOUT:-540}
-kernel=$VMDIR/kernel/vmlinuz
+VM_MEM=${VM_MEM:-512}
+VM_SMP=${VM_SMP:-2}
+VM_EXTRA_ARGS=${VM_EXTRA_ARGS:-}
+kernel=$KERNEL_DIR/vmlinuz
 initrd=${INITRD:-$VMDIR/initramfs.cpio.gz}
 log=${CONSOLE:-$VMDIR/console.log}
 qmp=$VMDIR/qmp.sock
 ctl=$VMDIR/ctl.sock
 
-[ -s "$kernel" ] || die "no kernel: run scripts/vm/kernel.sh"
+[ -s "$kernel" ] || die "no kernel $VM_KERNEL: run scripts/vm/kernel.sh"
 [ -s "$initrd" ] || die "no initramfs: run scripts/vm/initramfs.sh"
 rm -f "$qmp" "$ctl"
 
 append="console=ttyS0 panic=-1 quiet memhp_default_state=online_movable"
 append="$append MB_MODE=$mode $*"
 
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
-	-m 512,maxmem=2G,slots=2
+# shellcheck disable=SC2206
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "$VM_SMP"
+	-m "$VM_MEM,maxmem=$((VM_MEM + 1536))M,slots=2"
 	-object memory-backend-ram,id=vmem0,size=1G
 	-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0
 	-device virtio-balloon-pci,id=bal0
@@ -45,7 +53,8 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2
 	-chardev "socket,id=hostctl,path=$ctl,server=on,wait=off"
 	-serial mon:stdio -serial chardev:hostctl
 	-nographic -no-reboot
-	-kernel "$kernel" -initrd "$initrd" -append "$append")
+	-kernel "$kernel" -initrd "$initrd" -append "$append"
+	$VM_EXTRA_ARGS)
 
 say "run: ${qemu[*]}"
 # The director connects once QEMU has created the socket and exits when
