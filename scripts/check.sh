@@ -6,6 +6,13 @@
 # breaks before writing one is counted as one failure.  Output is one line
 # per phase (V=1: everything); logs are in build/results/<phase>.log.
 #
+#   scripts/check.sh            make check: every phase below, on 6.1
+#   scripts/check.sh kernels    make check-kernels: the module selftests
+#                               on the other kernels (KERNELS, default
+#                               "6.12 7.3"), phases vm-6.12 and vm-7.3;
+#                               the counts of make check are kept, so
+#                               the summary covers both
+#
 # Phases: host tests of lib/, tools/ and daemon/ (`make -C DIR check`,
 # skipped with a notice while a directory has no check target; tools/ and
 # daemon/ again built with ASan+UBSan and with TSan) and of the SQLite example, then the selftests in the VM against membroker.ko: static, then
@@ -14,15 +21,23 @@
 set -uo pipefail
 . "$(dirname "$0")/vm/common.sh"
 
+what=${1:-all}
+KERNELS=${KERNELS:-6.12 7.3}
 RESULTS=$BUILD/results
 export RESULTS
 mkdir -p "$RESULTS"
-rm -f "$RESULTS"/*.counts
+if [ "$what" = kernels ]; then
+	for k in $KERNELS; do
+		rm -f "$RESULTS/vm-$k.counts"
+	done
+else
+	rm -f "$RESULTS"/*.counts
+fi
 
 phase_line() {
 	local name=$1 secs=$2 f p fl s line
 
-	for f in "$RESULTS/$name"*.counts; do
+	for f in "$RESULTS/$name".counts "$RESULTS/$name"-[a-z]*.counts; do
 		[ -f "$f" ] || continue
 		read -r p fl s _ <"$f"
 		line="$p passed, $fl failed"
@@ -90,6 +105,31 @@ scenario_phase() {
 		--check "$RESULTS/scenario.counts"
 }
 
+# kernel_phase NAME: on kernel NAME, its own build of the module (kmod.sh)
+# and the module selftests (build/selftests/membroker: whatever its order
+# file lists, so tests added there run on every kernel; MB_TESTS=a,b in
+# KERNEL_TESTS picks some).
+kernel_phase() {
+	local k=$1 initrd=$VMDIR/vm-$1.cpio.gz log=$VMDIR/vm-$1.console.log
+
+	VM_KERNEL=$k "$ROOT/scripts/vm/kmod.sh" &&
+	VM_KERNEL=$k MODULE=$BUILD/kmod/$k/membroker.ko \
+		TESTDIRS=$st/membroker \
+		"$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
+	{ VM_KERNEL=$k INITRD=$initrd CONSOLE=$log \
+		"$ROOT/scripts/vm/run.sh" check ${KERNEL_TESTS:-} || true; } &&
+	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/vm-$k.counts"
+}
+
+st=$BUILD/selftests
+if [ "$what" = kernels ]; then
+	for k in $KERNELS; do
+		run_phase "vm-$k" kernel_phase "$k"
+	done
+	exec "$ROOT/scripts/summary.sh"
+fi
+[ "$what" = all ] || die "usage: $0 [kernels]"
+
 [ -f "$ROOT/kmod/membroker.ko" ] ||
 	echo "check: kmod/membroker.ko not built; VM tests will skip" >&2
 
@@ -104,7 +144,6 @@ run_phase daemon-asan make -C "$ROOT/daemon" SAN=1 check
 run_phase daemon-tsan make -C "$ROOT/daemon" SAN=thread check
 run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
 	make -C "$ROOT/examples/sqlite-cache" check
-st=$BUILD/selftests
 # membrokerctl's tests (tools) and membrokerd's before membroker's, whose
 # last one reloads the module.
 run_phase vm vm_phase vm "$st/lib $st/tools $st/daemon $st/membroker"
