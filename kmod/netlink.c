@@ -66,6 +66,21 @@ static const struct nla_policy mb_nl_set_config_policy[MEMBROKER_A_MAX + 1] = {
 	},
 };
 
+/*
+ * The GET commands take no attributes.  They say so with a policy of
+ * their own that rejects every type up to MEMBROKER_A_MAX, and the
+ * maxattr to match; strict validation refuses types above it.  Left without a policy, they would
+ * get genetlink's reject-all policy, whose length and maxattr are the
+ * kernel's business: 7.3's is one entry long yet keeps the family's
+ * maxattr, so validation read past it and hit a BUG_ON.
+ */
+#define MB_NL_NO_ATTRS \
+	{ .type = NLA_REJECT, .reject_message = "command takes no attributes" }
+
+static const struct nla_policy mb_nl_no_attrs_policy[MEMBROKER_A_MAX + 1] = {
+	[MEMBROKER_A_STATE ... MEMBROKER_A_MAX] = MB_NL_NO_ATTRS,
+};
+
 static struct genl_family mb_nl_family;
 
 /*
@@ -472,18 +487,22 @@ static int mb_nl_get_history(struct sk_buff *skb, struct netlink_callback *cb)
 }
 
 /*
- * Strict validation throughout (.resv_start_op is 0).  The commands
- * without a policy take no attributes at all: genetlink installs a
- * reject-everything policy for them.
+ * Strict validation throughout (.resv_start_op is 0).  Every command has
+ * its policy and the maxattr that is that policy's last index; the
+ * family has neither, so no command inherits anything, on any kernel.
  */
 static const struct genl_ops mb_nl_ops[] = {
 	{
 		.cmd	= MEMBROKER_CMD_GET_STATE,
 		.doit	= mb_nl_get_state,
+		.policy	= mb_nl_no_attrs_policy,
+		.maxattr = MEMBROKER_A_MAX,
 	},
 	{
 		.cmd	= MEMBROKER_CMD_GET_CONFIG,
 		.doit	= mb_nl_get_config,
+		.policy	= mb_nl_no_attrs_policy,
+		.maxattr = MEMBROKER_A_MAX,
 	},
 	{
 		.cmd	= MEMBROKER_CMD_SET_CONFIG,
@@ -495,6 +514,8 @@ static const struct genl_ops mb_nl_ops[] = {
 	{
 		.cmd	= MEMBROKER_CMD_GET_HISTORY,
 		.dumpit	= mb_nl_get_history,
+		.policy	= mb_nl_no_attrs_policy,
+		.maxattr = MEMBROKER_A_MAX,
 	},
 };
 
@@ -511,7 +532,6 @@ static const struct genl_ops mb_nl_ops[] = {
 static struct genl_family mb_nl_family __ro_after_init = {
 	.name		= MEMBROKER_FAMILY_NAME,
 	.version	= MEMBROKER_FAMILY_VERSION,
-	.maxattr	= MEMBROKER_A_MAX,
 	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.resv_start_op	= 0,
