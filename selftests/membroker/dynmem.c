@@ -54,6 +54,7 @@ FIXTURE(dynmem) {
 	int quiet_ms;		/* see wait_quiet() */
 	uint64_t t_req;		/* when the latest request was made */
 	pid_t hog;
+	pid_t hog2;		/* tops the first up, see balloon_low_... */
 };
 
 FIXTURE_SETUP(dynmem)
@@ -62,6 +63,7 @@ FIXTURE_SETUP(dynmem)
 	int err;
 
 	self->hog = -1;
+	self->hog2 = -1;
 	self->t_req = mb_dynmem_now_ns();
 	MB_OPEN_OR_SKIP(&self->nl);
 	if (!mb_host_available())
@@ -101,6 +103,10 @@ FIXTURE_TEARDOWN(dynmem)
 	if (self->hog > 0) {
 		kill(self->hog, SIGKILL);
 		waitpid(self->hog, NULL, 0);
+	}
+	if (self->hog2 > 0) {
+		kill(self->hog2, SIGKILL);
+		waitpid(self->hog2, NULL, 0);
 	}
 	/* No ASSERT here: a failing one would jump back into the test. */
 	EXPECT_EQ(0, mb_dynmem_restore(MB_DYNMEM_TIMEOUT_MS));
@@ -308,11 +314,35 @@ static pid_t start_hog(uint64_t bytes)
 	return pid;
 }
 
+/* Drop the clean page cache and reclaimable slab (drop_caches 3) */
+static int drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "3", 1) != 1)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 /*
  * A loaded guest whose host takes memory back.  The hog leaves the
- * balloon's size plus three quarters of the low threshold the smaller
- * total will have: the balloon alone then takes MemAvailable below low,
- * near the end of its inflation.
+ * balloon's size plus half the low threshold the smaller total will have:
+ * the balloon alone then takes MemAvailable below low, near the end of
+ * its inflation.
+ *
+ * That needs MemAvailable to fall by what the hog and the balloon take,
+ * which it does on 6.1 (to the MiB), but not quite on newer kernels: on
+ * 6.12 and 7.3 the hog left 5-17 MiB more than asked and the 128 MiB
+ * balloon took 116-121 MiB off MemAvailable (8.5 MiB less with the caches
+ * dropped first on 7.3; 12 MiB less without).  So the caches are dropped
+ * first, what the hog left is measured and topped up to the target, and
+ * the target is half the low threshold below it rather than a quarter,
+ * which 7.3 missed by 1.3 MiB.  On 6.1 that leaves about 16 MiB available
+ * at the end, well above the watermarks.
  */
 TEST_F_TIMEOUT(dynmem, balloon_low_then_deflate, 110)
 {
@@ -326,13 +356,22 @@ TEST_F_TIMEOUT(dynmem, balloon_low_then_deflate, 110)
 
 	ASSERT_EQ(0, mb_dynmem_wmark_high(&wmark));
 	low1 = mb_dynmem_auto_low(t0 - BALLOON_BYTES, wmark);
-	left = BALLOON_BYTES + low1 - low1 / 4;
+	left = BALLOON_BYTES + low1 / 2;
+	ASSERT_EQ(0, drop_caches());
 	ASSERT_EQ(0, mb_meminfo_read(&mi));
 	if (mi.available < left + 32 * MIB)
 		SKIP(return, "guest too small: %.1f MiB available",
 		     MIB_F(mi.available));
 	self->hog = start_hog(mi.available - left);
 	ASSERT_LT(0, self->hog) TH_LOG("hog: %s", strerror(-self->hog));
+	ASSERT_EQ(0, mb_meminfo_read(&mi));
+	if (mi.available > left + MIB) {
+		TH_LOG("hog left %.1f MiB, %.1f MiB more than asked",
+		       MIB_F(mi.available), MIB_F(mi.available - left));
+		self->hog2 = start_hog(mi.available - left);
+		ASSERT_LT(0, self->hog2)
+			TH_LOG("hog: %s", strerror(-self->hog2));
+	}
 	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
 	TH_LOG("before: total %.1f MiB, available %.1f MiB with the hog, "
 	       "low %.1f MiB, high %.1f MiB", MIB_F(t0),
