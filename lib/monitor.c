@@ -522,6 +522,10 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	err = mb_opts_copy(&mon->opts, sizeof(mon->opts), opts);
 	if (!err && (mon->opts.reserved || mon->opts.reserved2))
 		err = -EINVAL;
+	/* one rule for every source, whether it uses the thresholds or not */
+	if (!err && mon->opts.low_bytes && mon->opts.high_bytes &&
+	    mon->opts.low_bytes >= mon->opts.high_bytes)
+		err = -EINVAL;
 	if (err)
 		goto err;
 	mon->backoff_ns = MB_MONITOR_DEF_BACKOFF * MB_NSEC_PER_MSEC;

@@ -56,9 +56,11 @@ int mb_ring_new(struct mb_ring **out, size_t capacity, size_t record_size)
 	struct mb_ring *r;
 	size_t words;
 
-	if (!out || !capacity || !record_size)
+	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	if (!capacity || !record_size)
+		return -EINVAL;
 	words = (record_size + 7) / 8;
 	if (capacity > SIZE_MAX / 8 / words)
 		return -EINVAL;

@@ -300,6 +300,13 @@ int mb_poll_interval_ms(uint64_t avail, uint64_t low)
  * mb_opts_copy() - copy a caller's options struct whose first member is
  * its size into @dst (zero-filled, @dst_sz bytes).  A newer caller's
  * struct may be larger only if the fields we do not know are zero.
+ *
+ * A smaller size is refused: every options struct is still the one the
+ * first release (MEMBROKER_0.1) declared, so a smaller size can only end
+ * inside a field, or leave out fields the caller meant to set (a half
+ * copied field would be read as a value nobody gave).  When a release
+ * grows a struct, the sizes of the earlier releases become the smaller
+ * sizes to accept, each ending on a field boundary by construction.
  * Return: 0 or -EINVAL.
  */
 int mb_opts_copy(void *dst, size_t dst_sz, const void *src)
@@ -311,12 +318,12 @@ int mb_opts_copy(void *dst, size_t dst_sz, const void *src)
 	if (!src)
 		return 0;
 	memcpy(&sz, src, sizeof(sz));
-	if (sz < sizeof(size_t))
+	if (sz < dst_sz)
 		return -EINVAL;
 	for (i = dst_sz; i < sz; i++)
 		if (p[i])
 			return -EINVAL;
-	memcpy(dst, src, MB_MIN(sz, dst_sz));
+	memcpy(dst, src, dst_sz);
 	memcpy(dst, &dst_sz, sizeof(dst_sz));
 	return 0;
 }

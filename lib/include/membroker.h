@@ -284,7 +284,9 @@ struct mb_monitor;
  * Options may grow: the first field is the size of the structure the
  * caller was compiled with, so build it with MB_OPTS(mb_monitor_opts,
  * .source = ...).  Fields a newer header adds must be left 0 for an older
- * library, which refuses them otherwise.
+ * library, which refuses them otherwise.  A smaller @sz than this
+ * structure (the first release's) is refused with -EINVAL, as are the
+ * other options structures' with a smaller @sz.
  */
 struct mb_monitor_opts {
 	size_t sz;

@@ -1058,6 +1058,14 @@ static void test_errors(void)
 	o.extra_sources = 1;
 	ok(mb_monitor_new(&mon, &o) == -EINVAL, "extra 'auto' source");
 	o.extra_sources = 0;
+	/* the rule is the monitor's, whatever source would use them */
+	o.low_bytes = o.high_bytes = 100 << 20;
+	ok(mb_monitor_new(&mon, &o) == -EINVAL && !mon,
+	   "fake source: low_bytes == high_bytes refused, as by the others");
+	o.high_bytes = 50 << 20;
+	ok(mb_monitor_new(&mon, &o) == -EINVAL && !mon,
+	   "fake source: low_bytes above high_bytes refused");
+	o.low_bytes = o.high_bytes = 0;
 	o.root = "/nonexistent-root";
 	o.source = MB_SOURCE_MEMINFO;
 	ok(mb_monitor_new(&mon, &o) == -ENOENT, "requested source missing");

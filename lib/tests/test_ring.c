@@ -31,6 +31,12 @@ static void test_basic(void)
 
 	ok(mb_ring_new(&r, 0, 4) == -EINVAL && mb_ring_new(&r, 4, 0) ==
 	   -EINVAL && mb_ring_new(NULL, 4, 4) == -EINVAL, "bad sizes: -EINVAL");
+	r = (struct mb_ring *)&r;
+	ok(mb_ring_new(&r, 0, 4) == -EINVAL && r == NULL,
+	   "refused for a zero size: *out set to NULL, as documented");
+	r = (struct mb_ring *)&r;
+	ok(mb_ring_new(&r, SIZE_MAX, 64) == -EINVAL && r == NULL,
+	   "refused for a size that cannot fit: *out set to NULL");
 	ok(mb_ring_new(&r, 4, sizeof(int)) == 0, "new");
 	ok(mb_ring_last_seq(r) == 0, "empty: last seq 0");
 	ok(mb_ring_read(r, 1, v, seqs, 8, &missed) == 0 && missed == 0,

@@ -171,6 +171,68 @@ static void test_opts_reserved(void)
 	   "cache: reserved set: -EINVAL");
 }
 
+/*
+ * A size that ends inside a field would have the library read half of
+ * it: every size from sizeof(size_t) up to the first release's struct
+ * is refused, not only 0, and nothing is created.
+ */
+static void test_opts_short(void)
+{
+	struct mb_monitor_opts mo = { .sz = sizeof(mo), .source = MB_SOURCE_FAKE,
+				      .low_bytes = 1ULL << 40 };
+	struct mb_broker_opts bo = { .sz = sizeof(bo), .max_bytes = 1 << 20 };
+	struct mb_clerk_opts co = { .sz = sizeof(co), .priority = 7 };
+	struct mb_cache_opts ko = { .sz = sizeof(ko), .max_bytes = 1 << 20 };
+	struct mb_monitor *mon = NULL;
+	struct mb_broker *b = NULL;
+	struct mb_clerk *c = NULL;
+	struct mb_cache *k = NULL;
+	size_t sz;
+	int bad = 0;
+
+	for (sz = 1; sz < sizeof(mo); sz++) {
+		mo.sz = sz;
+		if (mb_monitor_new(&mon, &mo) != -EINVAL || mon) {
+			diag("monitor opts sz %zu accepted", sz);
+			mb_monitor_free(mon);
+			mon = NULL;
+			bad++;
+		}
+	}
+	for (sz = 1; sz < sizeof(bo); sz++) {
+		bo.sz = sz;
+		if (mb_broker_new(&b, "b", NULL, &bo) != -EINVAL || b) {
+			diag("broker opts sz %zu accepted", sz);
+			mb_broker_free(b);
+			b = NULL;
+			bad++;
+		}
+	}
+	for (sz = 1; sz < sizeof(co); sz++) {
+		co.sz = sz;
+		if (mb_clerk_new(&c, "c", &co) != -EINVAL || c) {
+			diag("clerk opts sz %zu accepted", sz);
+			mb_clerk_free(c);
+			c = NULL;
+			bad++;
+		}
+	}
+	for (sz = 1; sz < sizeof(ko); sz++) {
+		ko.sz = sz;
+		if (mb_cache_new(&k, "k", &ko) != -EINVAL || k) {
+			diag("cache opts sz %zu accepted", sz);
+			mb_cache_free(k);
+			k = NULL;
+			bad++;
+		}
+	}
+	ok(bad == 0, "a sz short of the first release's struct: -EINVAL "
+	   "(%d accepted)", bad);
+	mo.sz = sizeof(mo);
+	ok(mb_monitor_new(&mon, &mo) == 0, "the full size is accepted");
+	mb_monitor_free(mon);
+}
+
 int main(void)
 {
 	plan(0);
@@ -180,5 +242,6 @@ int main(void)
 	test_names();
 	test_opts();
 	test_opts_reserved();
+	test_opts_short();
 	return done_testing();
 }
