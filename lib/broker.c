@@ -169,7 +169,7 @@ int mb_broker_new(struct mb_broker **out, const char *name,
 			mb_broker_free(b);
 			return err;
 		}
-		b->mon = mon;
+		b->mon = mb_monitor_ref(mon);
 		b->sub_id = err;
 	}
 	*out = b;
@@ -222,9 +222,15 @@ void mb_broker_free(struct mb_broker *broker)
 
 	if (!broker)
 		return;
-	/* no notification from the monitor can start or be running after */
-	if (broker->mon)
+	/*
+	 * No notification from the monitor can start or be running after;
+	 * the reference kept the monitor's subscribers valid for this even
+	 * if it was freed first.
+	 */
+	if (broker->mon) {
 		mb_monitor_unsubscribe(broker->mon, broker->sub_id);
+		mb_monitor_unref(broker->mon);
+	}
 	mb_lock(&broker->lock);
 	while ((m = broker->members)) {
 		while (mb_busy_elsewhere(m)) {

@@ -247,6 +247,13 @@ int mb_src_psi_eval(struct mb_source *s, bool fired, uint64_t now_ns,
 		    struct mb_notification *out);
 int mb_psi_parse_some_total(const char *text, uint64_t *us);
 
+/*
+ * monitor.c: a broker's reference, which keeps what its unsubscribing
+ * needs (locks, subscribers) after mb_monitor_free()
+ */
+struct mb_monitor *mb_monitor_ref(struct mb_monitor *mon);
+void mb_monitor_unref(struct mb_monitor *mon);
+
 /* monitor.c, for tests */
 /* make every source due now */
 void mb_monitor_force_poll(struct mb_monitor *mon);

@@ -122,6 +122,12 @@ struct mb_monitor {
 	pthread_t thread;
 
 	struct mb_ring *ring;
+	/*
+	 * The caller's reference and one per broker subscribed: what
+	 * mb_monitor_free() leaves for the brokers (locks, subscribers) is
+	 * freed with the last one, so the order of the frees does not matter.
+	 */
+	_Atomic int refs;
 	_Atomic bool stop;
 	_Atomic bool thread_stop;
 	struct mb_monitor *prev, *next;	/* all monitors, for fork */
@@ -401,13 +407,18 @@ static void mb_monitor_after_opts(struct mb_monitor *mon)
 	mon->repeat_ns = r == UINT32_MAX ? 0 : r * MB_NSEC_PER_MSEC;
 }
 
-void mb_monitor_free(struct mb_monitor *mon)
+struct mb_monitor *mb_monitor_ref(struct mb_monitor *mon)
 {
-	int i;
+	atomic_fetch_add_explicit(&mon->refs, 1, memory_order_relaxed);
+	return mon;
+}
 
-	if (!mon)
+/* The last reference: what mb_monitor_free() left for the brokers. */
+void mb_monitor_unref(struct mb_monitor *mon)
+{
+	if (!mon || atomic_fetch_sub_explicit(&mon->refs, 1,
+					      memory_order_acq_rel) != 1)
 		return;
-	mb_monitor_stop_thread(mon);
 	mb_lock(&mb_monitors_lock);
 	if (mon->prev)
 		mon->prev->next = mon->next;
@@ -417,16 +428,6 @@ void mb_monitor_free(struct mb_monitor *mon)
 		mon->next->prev = mon->prev;
 	mb_unlock(&mb_monitors_lock);
 
-	for (i = 0; i < mon->nsrc; i++)
-		if (mon->src[i].ops)
-			mon->src[i].ops->close(&mon->src[i]);
-	if (mon->epfd >= 0)
-		close(mon->epfd);
-	if (mon->tfd >= 0)
-		close(mon->tfd);
-	if (mon->efd >= 0)
-		close(mon->efd);
-	mb_ring_free(mon->ring);
 	mb_lock_destroy(&mon->lock);
 	mb_lock_destroy(&mon->dlock);
 	pthread_cond_destroy(&mon->idle);
@@ -434,6 +435,35 @@ void mb_monitor_free(struct mb_monitor *mon)
 	free(mon->subs);
 	free(mon->root);
 	free(mon);
+}
+
+/*
+ * Stop the thread and close everything that watches memory; a broker
+ * still subscribed keeps the rest until it unsubscribes, and hears
+ * nothing more: nothing can dispatch.
+ */
+void mb_monitor_free(struct mb_monitor *mon)
+{
+	int i;
+
+	if (!mon)
+		return;
+	mb_monitor_stop_thread(mon);
+	for (i = 0; i < mon->nsrc; i++) {
+		if (mon->src[i].ops)
+			mon->src[i].ops->close(&mon->src[i]);
+		mon->src[i].ops = NULL;
+	}
+	if (mon->epfd >= 0)
+		close(mon->epfd);
+	if (mon->tfd >= 0)
+		close(mon->tfd);
+	if (mon->efd >= 0)
+		close(mon->efd);
+	mon->epfd = mon->tfd = mon->efd = -1;
+	mb_ring_free(mon->ring);
+	mon->ring = NULL;
+	mb_monitor_unref(mon);
 }
 
 static int mb_monitor_add_fd(struct mb_monitor *mon, int fd)
@@ -507,6 +537,7 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	mon->efd = -1;
 	mon->inflight_id = -1;
 	mon->fake = -1;
+	atomic_init(&mon->refs, 1);
 	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
 	mb_lock_init(&mon->lock, MB_LOCK_INNER);
 	pthread_cond_init(&mon->idle, NULL);

@@ -342,8 +342,8 @@ typedef void (*mb_monitor_fn)(struct mb_monitor *mon,
  * The sources are opened and read once: the first mb_monitor_dispatch()
  * delivers that initial state (when the source knows it), so subscribers
  * added right after creation see it, and the monitor's fd is readable
- * from the start.  Free the monitor with mb_monitor_free(), after the
- * brokers subscribed to it.
+ * from the start.  Free the monitor with mb_monitor_free(), before or
+ * after the brokers subscribed to it.
  *
  * Context: Any thread.
  * Return: 0; -ENOENT when the requested source (or one of
@@ -359,8 +359,12 @@ MB_API int mb_monitor_new(struct mb_monitor **out,
  * @mon: the monitor, or NULL (nothing is done)
  *
  * Stops and joins the monitor's thread if one runs, closes its sources
- * and its fd, and frees its ring (mb_monitor_ring()).  Free the brokers
- * subscribed to it first: mb_broker_free() unsubscribes from the monitor.
+ * and its fd, and frees its ring (mb_monitor_ring()).  Brokers subscribed
+ * to it may be freed before or after it: like an sd-event source, each
+ * holds a reference that keeps the little mb_broker_free() needs to
+ * unsubscribe (the list of subscribers and its lock) until then; they
+ * receive no notification after this call, and @mon must not be used
+ * again by the caller.
  *
  * Context: Not from one of @mon's own callbacks, and not while another
  * thread uses @mon.
@@ -834,8 +838,9 @@ struct mb_broker_record {
  * mb_broker_new() - a pool named @name, driven by @mon's notifications
  * @out: receives the new broker; set to NULL on failure
  * @name: 1..31 bytes, copied; recorded in its ring
- * @mon: the monitor to subscribe to, which must outlive the broker; or
- *	NULL: then drive it with mb_broker_notify()
+ * @mon: the monitor to subscribe to (freeing it before or after the
+ *	broker are both fine; after mb_monitor_free() the broker gets no
+ *	more notifications); or NULL: then drive it with mb_broker_notify()
  * @opts: may be NULL for defaults, see struct mb_broker_opts
  *
  * A broker is a pool of clerks sharing one budget.  On every

@@ -783,6 +783,38 @@ static void test_monitor_driven(void)
 	mb_monitor_free(mon);
 }
 
+/*
+ * The order of the frees does not matter: a monitor freed before its
+ * brokers (with its thread running and readings queued) leaves them
+ * usable by hand and freeable, with no access to freed memory (ASan).
+ */
+static void test_monitor_freed_first(void)
+{
+	struct mb_monitor_opts mo = { .sz = sizeof(mo),
+				      .source = MB_SOURCE_FAKE };
+	struct mb_notification n = { .state = MB_STATE_LOW };
+	struct mb_broker *b1, *b2;
+	struct mb_monitor *mon;
+	struct fake f;
+
+	if (!ok(mb_monitor_new(&mon, &mo) == 0, "fake monitor"))
+		return;
+	mb_broker_new(&b1, "orphan-1", mon, NULL);
+	mb_broker_new(&b2, "orphan-2", mon, NULL);
+	fake_new(&f, "orphan-clerk", 50, 1000, b1);
+	mb_monitor_start_thread(mon);
+	mb_monitor_fake_push(mon, &n);
+	mb_monitor_free(mon);
+	n.time_ns = 100 * SEC;
+	ok(mb_broker_notify(b1, &n) == 0 && f.calls >= 1 &&
+	   mb_clerk_bytes(f.c) < 1000,
+	   "monitor freed first: its broker still decides by hand");
+	mb_broker_free(b1);
+	mb_broker_free(b2);
+	mb_clerk_free(f.c);
+	ok(1, "and both brokers are freed after it");
+}
+
 static void count_note(struct mb_monitor *mon,
 		       const struct mb_notification *n, void *arg)
 {
@@ -975,6 +1007,7 @@ int main(void)
 	test_free_waits();
 	test_slow();
 	test_monitor_driven();
+	test_monitor_freed_first();
 	test_monitor_steps();
 	test_monitor_regrow();
 	return done_testing();
