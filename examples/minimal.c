@@ -19,7 +19,7 @@ static void on_change(struct mb_monitor *mon, const struct mb_notification *n,
 	struct mb_cache_stats st;
 
 	(void)mon;
-	mb_cache_stats(arg, &st);
+	mb_cache_stats((struct mb_cache *)arg, &st);
 	printf("%-6s%s available %llu MiB (low %llu, high %llu), cache %llu KiB\n",
 	       mb_state_name(n->state),
 	       n->flags & MB_FLAG_VIRTUAL_LOW ? " +virtual-low" : "",

@@ -24,7 +24,9 @@
  *   a LOW notification after batch LOW and a HIGH one after batch HIGH, and
  *   prints "key=value" summary lines for examples/sqlite-cache/test.sh.
  */
+#ifndef _GNU_SOURCE	/* g++ defines it */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -242,7 +244,7 @@ static void follow_target(struct app *a)
 
 static int64_t shrink_cb(struct mb_clerk *clerk, uint64_t bytes, void *arg)
 {
-	struct app *a = arg;
+	struct app *a = (struct app *)arg;
 	uint64_t before = heap_bytes(), after, freed;
 	uint64_t cache_before = cache_bytes(a);
 	struct mb_notification st;
@@ -281,7 +283,7 @@ static int64_t shrink_cb(struct mb_clerk *clerk, uint64_t bytes, void *arg)
 static void on_notification(struct mb_monitor *mon,
 			    const struct mb_notification *n, void *arg)
 {
-	struct app *a = arg;
+	struct app *a = (struct app *)arg;
 
 	(void)mon;
 	/* every one counts: a LOW repeated while it lasts is another step */
@@ -319,7 +321,7 @@ static int exec(sqlite3 *db, const char *sql)
 static int fill(struct app *a)
 {
 	const struct config *cfg = &a->cfg;
-	char *text = malloc(cfg->payload * 2 + 1);
+	char *text = (char *)malloc(cfg->payload * 2 + 1);
 	sqlite3_stmt *ins = NULL;
 	uint64_t id;
 	int len, i, err = -EIO;
@@ -488,16 +490,19 @@ static int dispatch(struct app *a)
 
 static int push_fake(struct app *a, uint32_t state)
 {
-	struct mb_notification n = {
-		.time_ns = now_ns(),
-		.state = state,
-		.source = MB_SOURCE_FAKE,
-		.total = 4ULL << 30,
-		.low = 256ULL << 20,
-		.high = 1ULL << 30,
-		.available = state == MB_STATE_LOW ? 128ULL << 20 : 2ULL << 30,
-	};
-	int err = mb_monitor_fake_push(a->mon, &n);
+	struct mb_notification n;
+	int err;
+
+	/* field by field: the example builds as C++ too */
+	memset(&n, 0, sizeof(n));
+	n.time_ns = now_ns();
+	n.state = state;
+	n.source = MB_SOURCE_FAKE;
+	n.available = state == MB_STATE_LOW ? 128ULL << 20 : 2ULL << 30;
+	n.total = 4ULL << 30;
+	n.low = 256ULL << 20;
+	n.high = 1ULL << 30;
+	err = mb_monitor_fake_push(a->mon, &n);
 
 	if (err < 0) {
 		fprintf(stderr, "sqlite-cache: fake push: %s\n", strerror(-err));
@@ -540,9 +545,12 @@ static int run_timed(struct app *a)
 {
 	uint64_t end = a->start_ns + (uint64_t)a->cfg.seconds * NSEC_PER_SEC;
 	uint64_t next_print = a->start_ns + NSEC_PER_SEC, t;
-	struct pollfd pfd = { .fd = mb_monitor_get_fd(a->mon),
-			      .events = POLLIN };
+	struct pollfd pfd;
 	int err;
+
+	pfd.fd = mb_monitor_get_fd(a->mon);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
 
 	while (!stop_requested) {
 		err = run_batch(a);
@@ -615,17 +623,18 @@ static void print_summary(struct app *a)
 
 static int setup_membroker(struct app *a, int source)
 {
-	struct mb_monitor_opts mo = { .sz = sizeof(mo),
-				      .source = (uint32_t)source,
-				      .low_bytes = a->cfg.low_mib << 20,
-				      .high_bytes = a->cfg.high_mib << 20 };
-	struct mb_clerk_opts co = { .sz = sizeof(co), .shrink = shrink_cb,
-				    .arg = a, .priority = 20 };
+	/* MB_OPTS(): the same in C and C++ */
+	struct mb_monitor_opts mo = MB_OPTS(mb_monitor_opts,
+					    .source = (uint32_t)source,
+					    .low_bytes = a->cfg.low_mib << 20,
+					    .high_bytes = a->cfg.high_mib << 20);
+	struct mb_clerk_opts co = MB_OPTS(mb_clerk_opts, .shrink = shrink_cb,
+					  .arg = a, .priority = 20);
 	/*
 	 * free() keeps SQLite's pages in the heap; malloc_trim() after a
 	 * shrink is what gives them back to the system
 	 */
-	struct mb_broker_opts bo = { .sz = sizeof(bo), .trim = true };
+	struct mb_broker_opts bo = MB_OPTS(mb_broker_opts, .trim = true);
 	struct mb_notification st;
 	int err;
 
@@ -714,7 +723,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		{ "low-mib", required_argument, NULL, 'L' },
 		{ "high-mib", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
+		{ NULL, 0, NULL, 0 }
 	};
 	int c;
 
@@ -779,16 +788,21 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static char default_path[64];
-	struct app a = {
-		.cfg = {
-			.rows = 200000, .payload = 200, .cache_mib = 64,
-			.batch = 500, .seconds = 30, .source = "auto",
-		},
-		.rand_state = 0x2545f4914f6cdd1dULL,
-	};
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa;
 	struct stat sb;
+	struct app a;
 	int source, err;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg.rows = 200000;
+	a.cfg.payload = 200;
+	a.cfg.cache_mib = 64;
+	a.cfg.batch = 500;
+	a.cfg.seconds = 30;
+	a.cfg.source = "auto";
+	a.rand_state = 0x2545f4914f6cdd1dULL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (parse_args(&a.cfg, argc, argv) < 0)

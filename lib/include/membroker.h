@@ -316,8 +316,51 @@ struct mb_monitor_opts {
 	uint32_t reserved2;	/* 0 */
 };
 
+#ifndef __cplusplus
 #define MB_OPTS(type, ...) \
 	((struct type){ .sz = sizeof(struct type), __VA_ARGS__ })
+#else
+/*
+ * C++ has no compound literals, and designated initialisers only from
+ * C++20, where the fields left out still warn under -Wextra.  There
+ * MB_OPTS() is a lambda called at once: it value-initialises the struct
+ * (all zero), sets sz and assigns each ".field = value" given, in order
+ * (16 at most), so that the same call compiles as C and as C++11 and
+ * later without a warning.  In C++ it cannot initialise a variable at
+ * namespace scope (the lambda captures by reference).
+ */
+#define MB_OPTS(type, ...) \
+	([&]() { \
+		struct type mb_opts_ = type(); \
+		mb_opts_.sz = sizeof(struct type); \
+		MB_OPTS_SET_(mb_opts_, __VA_ARGS__) \
+		return mb_opts_; \
+	}())
+#define MB_OPTS_SET_(o, ...) \
+	MB_OPTS_CAT_(MB_OPTS_SET_, MB_OPTS_N_(__VA_ARGS__))(o, __VA_ARGS__)
+#define MB_OPTS_CAT_(a, b) MB_OPTS_CAT2_(a, b)
+#define MB_OPTS_CAT2_(a, b) a##b
+#define MB_OPTS_N_(...) MB_OPTS_N2_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, \
+	10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define MB_OPTS_N2_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, \
+	a13, a14, a15, a16, n, ...) n
+#define MB_OPTS_SET_1(o, a) o a;
+#define MB_OPTS_SET_2(o, a, ...) o a; MB_OPTS_SET_1(o, __VA_ARGS__)
+#define MB_OPTS_SET_3(o, a, ...) o a; MB_OPTS_SET_2(o, __VA_ARGS__)
+#define MB_OPTS_SET_4(o, a, ...) o a; MB_OPTS_SET_3(o, __VA_ARGS__)
+#define MB_OPTS_SET_5(o, a, ...) o a; MB_OPTS_SET_4(o, __VA_ARGS__)
+#define MB_OPTS_SET_6(o, a, ...) o a; MB_OPTS_SET_5(o, __VA_ARGS__)
+#define MB_OPTS_SET_7(o, a, ...) o a; MB_OPTS_SET_6(o, __VA_ARGS__)
+#define MB_OPTS_SET_8(o, a, ...) o a; MB_OPTS_SET_7(o, __VA_ARGS__)
+#define MB_OPTS_SET_9(o, a, ...) o a; MB_OPTS_SET_8(o, __VA_ARGS__)
+#define MB_OPTS_SET_10(o, a, ...) o a; MB_OPTS_SET_9(o, __VA_ARGS__)
+#define MB_OPTS_SET_11(o, a, ...) o a; MB_OPTS_SET_10(o, __VA_ARGS__)
+#define MB_OPTS_SET_12(o, a, ...) o a; MB_OPTS_SET_11(o, __VA_ARGS__)
+#define MB_OPTS_SET_13(o, a, ...) o a; MB_OPTS_SET_12(o, __VA_ARGS__)
+#define MB_OPTS_SET_14(o, a, ...) o a; MB_OPTS_SET_13(o, __VA_ARGS__)
+#define MB_OPTS_SET_15(o, a, ...) o a; MB_OPTS_SET_14(o, __VA_ARGS__)
+#define MB_OPTS_SET_16(o, a, ...) o a; MB_OPTS_SET_15(o, __VA_ARGS__)
+#endif
 
 /**
  * typedef mb_monitor_fn - called for every new notification

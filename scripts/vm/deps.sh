@@ -8,6 +8,7 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+# g++: lib/'s check builds the header and the examples as C++.
 # zlib1g-dev: the static SQLite example links -lz (sqlite3.pc's
 # Libs.private), which libsqlite3-dev does not pull in.
 # membrokerd: libsystemd-dev (sd-event, sd-bus); its tests: a private
@@ -16,7 +17,7 @@ set -euo pipefail
 # (libglib2.0-bin), busctl and systemd-analyze (systemd), setpriv
 # (util-linux), man (man-db), the Prometheus text parser
 # (python3-prometheus-client).
-PKGS="gcc make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
+PKGS="gcc g++ make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
 zlib1g-dev python3 libsystemd-dev libglib2.0-dev libglib2.0-bin dbus-daemon
 dbus-system-bus-common systemd util-linux man-db python3-prometheus-client"
