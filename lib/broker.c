@@ -99,6 +99,7 @@ struct mb_plan {
 	struct mb_broker_record rec;
 	uint32_t priority;
 	uint64_t ask;
+	uint64_t floor;			/* its part of the excess over max */
 	uint64_t growth;
 	uint64_t regrow;		/* see struct mb_member */
 	bool call;
@@ -258,28 +259,47 @@ void mb_broker_free(struct mb_broker *broker)
 	free(broker);
 }
 
+static uint64_t mb_add_sat(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /*
- * The target of a clerk joining: what it holds plus the room the other
- * members' targets leave below max_bytes.  Called with the lock held.
+ * The target of a clerk joining a pool with a maximum, so that the
+ * targets never add up to more than it: what it holds plus an equal share
+ * of what no member holds, out of the room the others' targets leave, and
+ * when that is too little, out of what their targets allow above what
+ * they hold (lowered for it, newest member first).  A clerk holding more
+ * than there is room for gets less than it holds; the next decision asks
+ * it for the difference.  Called with the lock held.
  */
 static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
 {
-	uint64_t max = b->opts.max_bytes, used = 0, t, bytes;
+	uint64_t max = b->opts.max_bytes, targets = 0, held, t, free;
+	uint64_t bytes, unused, want, take, slack;
 	struct mb_member *m;
 
 	if (!max)
 		return UINT64_MAX;
-	bytes = mb_clerk_bytes(clerk);
+	bytes = held = mb_clerk_bytes(clerk);
 	for (m = b->members; m; m = m->next) {
-		t = MB_MIN(mb_clerk_target(m->clerk), max);
-		t = MB_MAX(t, mb_clerk_bytes(m->clerk));
-		/* used + t >= max, without overflowing near UINT64_MAX */
-		if (t >= max - used)
-			return bytes;
-		used += t;
+		targets = mb_add_sat(targets,
+				     MB_MIN(mb_clerk_target(m->clerk), max));
+		held = mb_add_sat(held, mb_clerk_bytes(m->clerk));
 	}
-	/* min(max, bytes + max - used), the sum may not fit in 64 bits */
-	return bytes > used ? max : bytes + (max - used);
+	free = max > targets ? max - targets : 0;
+	unused = max > held ? max - held : 0;
+	want = mb_add_sat(MB_MIN(bytes, max), unused / (b->nmembers + 1));
+	want = MB_MIN(want, max);
+	for (m = b->members; m && free < want; m = m->next) {
+		t = MB_MIN(mb_clerk_target(m->clerk), max);
+		bytes = mb_clerk_bytes(m->clerk);
+		slack = t > bytes ? t - bytes : 0;
+		take = MB_MIN(slack, want - free);
+		mb_clerk_set_target(m->clerk, t - take);
+		free += take;
+	}
+	return free;
 }
 
 int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
@@ -371,15 +391,22 @@ static int mb_plan_cheap_first(const void *a, const void *b)
 	return 0;
 }
 
-/* Take @cut bytes from the cheapest clerks first. */
-static void mb_broker_cut(struct mb_plan *p, size_t n, uint64_t cut)
+/*
+ * Take @cut bytes from the cheapest clerks first; @over of it (the excess
+ * over max_bytes) must go even where whole entries make that a little
+ * more than asked: each clerk's part of it is its floor.
+ */
+static void mb_broker_cut(struct mb_plan *p, size_t n, uint64_t cut,
+			  uint64_t over)
 {
 	size_t i;
 
 	qsort(p, n, sizeof(*p), mb_plan_cheap_first);
 	for (i = 0; i < n && cut; i++) {
 		p[i].ask = MB_MIN(cut, p[i].rec.allocated);
+		p[i].floor = MB_MIN(over, p[i].ask);
 		cut -= p[i].ask;
+		over -= p[i].floor;
 	}
 }
 
@@ -432,7 +459,7 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 			     size_t n, uint32_t state)
 {
 	const struct mb_broker_opts *o = &b->opts;
-	uint64_t alloc = 0, growth = 0, step, cut = 0;
+	uint64_t alloc = 0, growth = 0, step, cut = 0, over;
 	uint64_t base, want, target;
 	struct mb_member *m;
 	size_t i;
@@ -453,6 +480,7 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 			  o->shrink_step_percent / 100);
 	if (o->max_bytes && alloc > o->max_bytes)
 		cut = alloc - o->max_bytes;
+	over = cut;
 	if (state == MB_STATE_LOW) {
 		/* one step below the previous LOW's target, not below min */
 		base = b->in_low ? MB_MIN(alloc, b->low_target) : alloc;
@@ -466,7 +494,8 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 	b->in_low = state == MB_STATE_LOW;
 	b->low_target = alloc - cut;
 	if (cut) {
-		mb_broker_cut(p, n, cut);
+		/* min_bytes <= max_bytes: the excess is never cut short */
+		mb_broker_cut(p, n, cut, MB_MIN(over, cut));
 	} else if (state == MB_STATE_HIGH && o->max_bytes) {
 		/* all the room there is, at once */
 		mb_broker_grow(p, n, o->max_bytes - alloc);
@@ -495,9 +524,14 @@ static int64_t mb_broker_shrink_one(struct mb_plan *p)
 	void *arg;
 	int64_t r;
 
+	mb_shrink_floor_fn ffn = mb_clerk_shrinker_floor(p->clerk);
+
 	fn = mb_clerk_shrinker(p->clerk, &arg);
 	t0 = mb_now_ns();
-	r = fn(p->clerk, p->ask, arg);
+	if (ffn)
+		r = ffn(p->clerk, p->ask, p->floor, arg);
+	else
+		r = fn(p->clerk, p->ask, arg);
 	ns = mb_now_ns() - t0;
 	/* 0 means "not called" in the record */
 	p->rec.duration_ns = MB_MAX(ns, (uint64_t)1);

@@ -151,8 +151,14 @@ static void mb_cache_grow(struct mb_cache *c)
 	c->nbuckets = n;
 }
 
-static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
-			       void *arg)
+/*
+ * Free at most @bytes, oldest first, passing over entries too large; then,
+ * if that is less than @at_least (the pool's excess over max_bytes),
+ * whole entries oldest first until it is not: at most one entry more
+ * than the excess.
+ */
+static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
+				     uint64_t at_least, void *arg)
 {
 	struct mb_cache_entry *e, *prev;
 	struct mb_cache *c = arg;
@@ -170,8 +176,16 @@ static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 		}
 		freed += mb_cache_evict(c, e);
 	}
+	while (freed < at_least && c->lru_tail)
+		freed += mb_cache_evict_lru(c);
 	mb_unlock(&c->lock);
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
+}
+
+static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
+			       void *arg)
+{
+	return mb_cache_shrink_floor(clerk, bytes, 0, arg);
 }
 
 int mb_cache_new(struct mb_cache **out, const char *name,
@@ -209,6 +223,7 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 		free(c);
 		return err;
 	}
+	mb_clerk_set_shrink_floor(c->clerk, mb_cache_shrink_floor);
 	mb_lock_init(&c->lock, MB_LOCK_INNER);
 	*out = c;
 	return 0;

@@ -39,6 +39,7 @@ struct mb_clerk {
 	_Atomic int refs;
 	uint32_t priority;
 	mb_shrink_fn shrink;
+	mb_shrink_floor_fn shrink_floor;	/* mb_cache's, see internal.h */
 	void *arg;
 	_Atomic uint64_t target;
 	_Atomic uint64_t peak;
@@ -257,6 +258,16 @@ mb_shrink_fn mb_clerk_shrinker(const struct mb_clerk *clerk, void **arg)
 {
 	*arg = clerk->arg;
 	return clerk->shrink;
+}
+
+void mb_clerk_set_shrink_floor(struct mb_clerk *clerk, mb_shrink_floor_fn fn)
+{
+	clerk->shrink_floor = fn;
+}
+
+mb_shrink_floor_fn mb_clerk_shrinker_floor(const struct mb_clerk *clerk)
+{
+	return clerk->shrink_floor;
 }
 
 void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target)

@@ -133,6 +133,17 @@ void mb_clerk_put(struct mb_clerk *clerk);
 uint32_t mb_clerk_priority(const struct mb_clerk *clerk);
 mb_shrink_fn mb_clerk_shrinker(const struct mb_clerk *clerk, void **arg);
 void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target);
+/*
+ * A shrink callback that also takes a floor: free at most @bytes, but
+ * when the pool is above its max_bytes at least @at_least (<= @bytes),
+ * even if that means freeing a little more than @bytes.  mb_cache has
+ * one, since it frees whole entries; the broker calls it instead of the
+ * clerk's mb_shrink_fn.
+ */
+typedef int64_t (*mb_shrink_floor_fn)(struct mb_clerk *clerk, uint64_t bytes,
+				      uint64_t at_least, void *arg);
+void mb_clerk_set_shrink_floor(struct mb_clerk *clerk, mb_shrink_floor_fn fn);
+mb_shrink_floor_fn mb_clerk_shrinker_floor(const struct mb_clerk *clerk);
 void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret,
 			     uint64_t ns);
 /*

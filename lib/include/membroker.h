@@ -614,7 +614,11 @@ struct mb_clerk;
  * notification (mb_broker_notify(), or the monitor's dispatch), when the
  * state is LOW or the pool is above its max_bytes.  Free never more than
  * @bytes: a broker's min_bytes relies on it (when nothing small enough
- * can go, free nothing; the next LOW step asks for more).  What is freed
+ * can go, free nothing; the next LOW step asks for more).  The broker
+ * sets the clerk's target before it calls: a callback that frees in units
+ * larger than asked should still bring the clerk to its target when it is
+ * above the pool's max_bytes, which the broker cannot know how to do for
+ * it (mb_cache does so).  What is freed
  * must also be uncharged from @clerk (mb_clerk_uncharge()), as the
  * application's own free path would.  Never called concurrently with
  * itself for one clerk, and with no library lock held: it may call into
@@ -802,10 +806,16 @@ struct mb_broker;
  * @sz: sizeof(struct mb_broker_opts) as the caller was compiled; set by
  *	MB_OPTS()
  * @min_bytes: never shrink the pool below this (default 0): LOW steps
- *	stop there
+ *	stop there.  Only giving back an excess over @max_bytes can take a
+ *	pool of caches below it, by less than one entry, when the two are
+ *	closer than the size of that entry
  * @max_bytes: never let the pool exceed this (0: unlimited); the clerks'
- *	targets never add up to more, and a pool above it gives the excess
- *	back in every state
+ *	targets never add up to more, and a pool above it (a clerk that
+ *	joined holding more than the room, charges beyond a target) is asked
+ *	for the excess at every decision, in every state.  An mb_cache frees
+ *	whole entries, so it gives back at least the excess (less than one
+ *	entry more); a shrink callback of the application's frees at most
+ *	what it is asked (see mb_shrink_fn)
  * @shrink_step_percent: fraction of the pool asked back per LOW
  *	notification, in percent, 1..100 (0: 10)
  * @trim: call malloc_trim(0) after a shrink that freed something, to
@@ -922,9 +932,13 @@ MB_API void mb_broker_free(struct mb_broker *broker);
  * @broker: the broker
  * @clerk: the clerk; it stays the caller's, and is in one broker at most
  *
- * The clerk's target is set at once: what it holds plus the room the
- * other members' targets leave below max_bytes (UINT64_MAX without a
- * maximum).
+ * The clerk's target is set at once.  In a pool with max_bytes the
+ * targets never add up to more than it: the clerk gets what it holds
+ * plus an equal share of what no member holds, out of the room the other
+ * members' targets leave, lowering those that allow more than their
+ * clerks hold when that room is too small; a clerk holding more than can
+ * be made room for gets less than it holds, and the next decision asks it
+ * for the rest.  Without max_bytes, see Documentation/libmembroker.rst.
  *
  * Context: Any thread, and callbacks.
  * Return: 0, -EINVAL (NULL), -ENOMEM, -EEXIST (already in it), -EBUSY

@@ -240,6 +240,46 @@ static void test_two_within_max(void)
 	mb_cache_free(y);
 }
 
+/*
+ * A pool above max_bytes by less than one entry: the broker asks for the
+ * excess, and the cache must give at least that back (a whole entry),
+ * not nothing for ever
+ */
+static void test_excess_below_entry(void)
+{
+	uint64_t one = cost_of_one() + 2 + 100;
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .max_bytes = 10 * one + one / 2 };
+	struct mb_notification n = { .state = MB_STATE_STEADY };
+	struct mb_cache_stats st;
+	struct mb_broker *b;
+	struct mb_cache *c;
+	char k[16], v[100] = { 0 };
+	int i;
+
+	mb_cache_new(&c, "excess", NULL);
+	for (i = 0; i < 11; i++) {
+		snprintf(k, sizeof(k), "%02d", i);
+		mb_cache_put(c, k, 2, v, sizeof(v));
+	}
+	mb_broker_new(&b, "excess", NULL, &bo);
+	mb_broker_add_clerk(b, mb_cache_clerk(c));
+	ok(mb_clerk_target(mb_cache_clerk(c)) <= bo.max_bytes,
+	   "joined with 11 entries: its target is within max_bytes");
+	for (i = 1; i <= 3; i++) {
+		n.time_ns = (uint64_t)i << 30;
+		mb_broker_notify(b, &n);
+	}
+	mb_cache_stats(c, &st);
+	ok(st.bytes <= bo.max_bytes && st.entries == 10 &&
+	   mb_cache_get(c, "00", 2, NULL, 0) == -ENOENT,
+	   "above max_bytes by half an entry: the oldest entry went "
+	   "(%llu bytes, max %llu)", (unsigned long long)st.bytes,
+	   (unsigned long long)bo.max_bytes);
+	mb_broker_free(b);
+	mb_cache_free(c);
+}
+
 static struct {
 	struct mb_cache *c;
 	struct mb_broker *b;
@@ -308,6 +348,7 @@ int main(void)
 	test_broker();
 	test_min_big_entries();
 	test_two_within_max();
+	test_excess_below_entry();
 	test_concurrent();
 	return done_testing();
 }
