@@ -23,7 +23,15 @@
  *           re-delivers LOW at its low_repeat_ms interval while the state
  *           lasts, so shrinking goes on in steps until pressure ends, and
  *           stops as soon as it does.
- *   STEADY  hold: targets are the current sizes.
+ *   STEADY  do not grow much: targets are the current sizes plus a
+ *           growth allowance for the pool, a quarter of the headroom
+ *           above the low threshold (available - low, from the
+ *           notification), within max_bytes, shared out as HIGH shares
+ *           its room.  Without it a cache that starts on a quiet machine
+ *           would stay empty for as long as STEADY lasts (hours, with the
+ *           module); with it, the pool growing by all of it still leaves
+ *           three quarters of the headroom, so STEADY alone never brings
+ *           LOW, and a later STEADY grants a quarter of what is left.
  *   HIGH    grow: every clerk gets its full share at once, so that its
  *           inserts alone take it back up, however long HIGH lasts (the
  *           module does not notify again while the state holds).  A
@@ -31,15 +39,16 @@
  *           are lifted (UINT64_MAX), and what ends the growth is the
  *           state itself, since the first notification that is not
  *           HIGH (STEADY: sent at once, as an escalation) holds the
- *           clerks where they got to, and LOW shrinks them.  A pool with
+ *           clerks near where they got to, and LOW shrinks them.  A pool with
  *           max_bytes shares out all the room below it: the predicted
  *           growth first, then what LOW took from each clerk (what it
  *           held before, until it has that again), each most expensive
  *           clerk first, then equal parts of what is left.
  *
  * In every state a pool above max_bytes gives back the excess, and the
- * targets never add up to more than max_bytes (a clerk joining takes the
- * room the others' targets leave).  Shrink callbacks must free at most
+ * targets never add up to more than max_bytes (see mb_broker_room() for
+ * a clerk joining; it also gets what the previous decision's state
+ * allows: in STEADY a share of its allowance, in LOW what it holds).  Shrink callbacks must free at most
  * what they are asked for, so min_bytes holds.  Every decision, one per
  * clerk per notification, goes into the broker's ring.
  *
@@ -62,6 +71,8 @@
 #define MB_BROKER_HORIZON_NS	(10 * MB_NSEC_PER_SEC)
 #define MB_BROKER_DEF_STEP	10
 #define MB_BROKER_DEF_RING	1024
+/* STEADY: the pool may grow by 1/MB_BROKER_STEADY_DIV of the headroom */
+#define MB_BROKER_STEADY_DIV	4
 
 struct mb_member {
 	struct mb_clerk *clerk;
@@ -87,6 +98,8 @@ struct mb_broker {
 	struct mb_member *members;
 	size_t nmembers;
 	bool in_low;		/* the previous decision was for LOW */
+	uint32_t state;		/* of the previous decision (UNKNOWN: none) */
+	uint64_t steady_grant;	/* the growth allowance it handed out */
 	uint64_t low_target;	/* the pool's target it set */
 	struct mb_ring *ring;
 	struct mb_broker *prev, *next;	/* all brokers, for fork */
@@ -265,23 +278,43 @@ static uint64_t mb_add_sat(uint64_t a, uint64_t b)
 }
 
 /*
- * The target of a clerk joining a pool with a maximum, so that the
- * targets never add up to more than it: what it holds plus an equal share
- * of what no member holds, out of the room the others' targets leave, and
- * when that is too little, out of what their targets allow above what
- * they hold (lowered for it, newest member first).  A clerk holding more
- * than there is room for gets less than it holds; the next decision asks
- * it for the difference.  Called with the lock held.
+ * What a clerk joining may hold by the state the previous decision was
+ * for: in LOW what it holds; in STEADY that plus an equal share of the
+ * growth allowance; before any decision and in HIGH no limit (a pool with
+ * a maximum then shares its room, see mb_broker_room()).
+ */
+static uint64_t mb_broker_join_want(struct mb_broker *b, uint64_t bytes)
+{
+	switch (b->state) {
+	case MB_STATE_LOW:
+		return bytes;
+	case MB_STATE_STEADY:
+		return mb_add_sat(bytes, b->steady_grant / (b->nmembers + 1));
+	default:
+		return UINT64_MAX;
+	}
+}
+
+/*
+ * The target of a clerk joining.  In a pool with a maximum the targets
+ * never add up to more than it: the clerk gets what it holds plus an
+ * equal share of what no member holds (no more than the state allows),
+ * out of the room the others' targets leave, and when that is too
+ * little, out of what their targets allow above what they hold (lowered
+ * for it, newest member first).  A clerk holding more than there is room
+ * for gets less than it holds; the next decision asks it for the rest.
+ * Called with the lock held.
  */
 static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
 {
 	uint64_t max = b->opts.max_bytes, targets = 0, held, t, free;
-	uint64_t bytes, unused, want, take, slack;
+	uint64_t bytes, unused, want, take, slack, state_want;
 	struct mb_member *m;
 
-	if (!max)
-		return UINT64_MAX;
 	bytes = held = mb_clerk_bytes(clerk);
+	state_want = mb_broker_join_want(b, bytes);
+	if (!max)
+		return state_want;
 	for (m = b->members; m; m = m->next) {
 		targets = mb_add_sat(targets,
 				     MB_MIN(mb_clerk_target(m->clerk), max));
@@ -290,7 +323,10 @@ static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
 	free = max > targets ? max - targets : 0;
 	unused = max > held ? max - held : 0;
 	want = mb_add_sat(MB_MIN(bytes, max), unused / (b->nmembers + 1));
-	want = MB_MIN(want, max);
+	want = MB_MIN(MB_MIN(want, max), state_want);
+	/* the room nobody claimed: all of it, unless the state says less */
+	if (free >= want)
+		return state_want == UINT64_MAX ? free : want;
 	for (m = b->members; m && free < want; m = m->next) {
 		t = MB_MIN(mb_clerk_target(m->clerk), max);
 		bytes = mb_clerk_bytes(m->clerk);
@@ -454,10 +490,24 @@ static void mb_broker_grow(struct mb_plan *p, size_t n, uint64_t grant)
 	}
 }
 
+/*
+ * How much a pool may grow in STEADY: a quarter of the headroom above the
+ * low threshold, so that the pool, growing by all of it, leaves available
+ * memory three quarters of the way from LOW; 0 when the reading does not
+ * say (no figures, or not above the threshold).
+ */
+static uint64_t mb_broker_steady_room(const struct mb_notification *n)
+{
+	if (n->available <= n->low)
+		return 0;
+	return (n->available - n->low) / MB_BROKER_STEADY_DIV;
+}
+
 /* Decide for every clerk; called with the broker lock held. */
 static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
-			     size_t n, uint32_t state)
+			     size_t n, const struct mb_notification *note)
 {
+	uint32_t state = note->state;
 	const struct mb_broker_opts *o = &b->opts;
 	uint64_t alloc = 0, growth = 0, step, cut = 0, over;
 	uint64_t base, want, target;
@@ -493,6 +543,8 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 	cut = MB_MIN(cut, alloc > o->min_bytes ? alloc - o->min_bytes : 0);
 	b->in_low = state == MB_STATE_LOW;
 	b->low_target = alloc - cut;
+	b->state = state;
+	b->steady_grant = 0;
 	if (cut) {
 		/* min_bytes <= max_bytes: the excess is never cut short */
 		mb_broker_cut(p, n, cut, MB_MIN(over, cut));
@@ -503,6 +555,13 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 		/* no budget: the next state that is not HIGH ends growth */
 		for (i = 0; i < n; i++)
 			p[i].rec.target = UINT64_MAX;
+	} else if (state == MB_STATE_STEADY) {
+		/* do not grow much: an allowance, within max_bytes */
+		b->steady_grant = mb_broker_steady_room(note);
+		if (o->max_bytes)
+			b->steady_grant = MB_MIN(b->steady_grant,
+						 o->max_bytes - alloc);
+		mb_broker_grow(p, n, b->steady_grant);
 	}
 	for (i = 0; i < n; i++) {
 		if (p[i].ask) {
@@ -576,7 +635,7 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 		p[i].growth = mb_broker_predict(m, p[i].rec.allocated, now);
 		p[i].rec.predicted = p[i].rec.allocated + p[i].growth;
 	}
-	mb_broker_decide(broker, p, cnt, n->state);
+	mb_broker_decide(broker, p, cnt, n);
 	for (i = 0; i < cnt; i++) {
 		m = p[i].m;
 		/* a clerk already being shrunk elsewhere is skipped */

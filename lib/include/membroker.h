@@ -33,7 +33,8 @@ extern "C" {
  *	(only seen in mb_monitor_get_state() before the first reading)
  * @MB_STATE_LOW: available memory is below the low threshold: give memory
  *	back (shrink caches, trim heaps); left only at low + hysteresis
- * @MB_STATE_STEADY: between the thresholds: hold steady
+ * @MB_STATE_STEADY: between the thresholds: hold steady (do not grow
+ *	much: a broker allows a quarter of the headroom above low)
  * @MB_STATE_HIGH: available memory is above the high threshold: caches may
  *	grow; left only at high - hysteresis
  *
@@ -901,10 +902,16 @@ struct mb_broker_record {
  * when the state is LOW or the pool is above max_bytes, calls the shrink
  * callbacks to take memory back, the cheapest clerks first.  LOW shrinks
  * the pool a step per notification (the monitor repeats LOW while it
- * lasts), STEADY holds every clerk at its size, and HIGH lets every clerk
- * grow at once: up to its share of max_bytes, or without limit in a pool
- * without one, until a notification that is not HIGH.  With @mon, this
- * runs in whichever thread dispatches the monitor.
+ * lasts), STEADY holds every clerk near its size, and HIGH lets every
+ * clerk grow at once: up to its share of max_bytes, or without limit in a
+ * pool without one, until a notification that is not HIGH.  "Near": in
+ * STEADY the pool may grow by a quarter of the headroom above the low
+ * threshold (@n->available - @n->low of the notification; nothing when
+ * it has no figures), within max_bytes, shared out among the clerks, so
+ * that a cache starting empty on a quiet machine can fill that far.  A
+ * clerk joining later gets, in a pool that decided STEADY, what it holds
+ * plus an equal share of that allowance; after LOW, what it holds.  With
+ * @mon, this runs in whichever thread dispatches the monitor.
  *
  * Context: Any thread.
  * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts, a step

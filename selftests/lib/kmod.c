@@ -4,7 +4,9 @@
  * replies parse, errors come back as the kernel's -errno with its extack
  * text, an unprivileged SET_CONFIG is -EPERM, the history walks in seq
  * order, a SET_CONFIG is seen as a NOTIFY on the subscribed socket, and
- * an overrun socket reports -ENOBUFS once and can resynchronise.
+ * an overrun socket reports -ENOBUFS once and can resynchronise; and a
+ * cache that starts while the module says STEADY fills up to its
+ * broker's growth allowance instead of staying empty.
  * The module's configuration is restored after every test.
  */
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "lib_test.h"
 #include "membroker.h"
 #include "linux/membroker.h"
 
@@ -254,6 +257,93 @@ TEST_F(kmod, overrun_enobufs)
 	/* the resync the caller is told to do */
 	ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
 	EXPECT_GE(st.seq, n.seq);
+}
+
+static bool is_steady(const struct mb_notification *n, const void *arg)
+{
+	(void)arg;
+	return n->state == MB_STATE_STEADY;
+}
+
+/*
+ * A quiet machine: the module says STEADY (thresholds set around what is
+ * available now) when an application starts a cache.  Before the
+ * allowance, the broker held the empty cache at 0 and every put was
+ * -E2BIG for as long as STEADY lasted.
+ */
+TEST_F_TIMEOUT(kmod, steady_startup_cache_fills, 90)
+{
+	struct mb_monitor_opts mo = MB_OPTS(mb_monitor_opts,
+					    .source = MB_SOURCE_KMOD);
+	struct mb_kmod_config c = self->saved;
+	struct mb_notification st, n;
+	struct mb_cache_stats cs;
+	struct mb_monitor *mon;
+	struct mb_broker *b;
+	struct mb_cache *cache;
+	struct lt_seen seen;
+	uint64_t next = 0, headroom;
+	int err = 0;
+	uint32_t i;
+
+	char msg[256];
+
+	ASSERT_EQ(0, mb_kmod_get_state(self->k, &st));
+	ASSERT_GT(st.available, 64 * MIB);
+	ASSERT_GT(st.total - st.available, 24 * MIB);
+	/*
+	 * STEADY from any state: low 32 MiB below what is available, high
+	 * half way up to the total (at most total, as the module wants)
+	 */
+	c.low_bytes = st.available - 32 * MIB;
+	c.high_bytes = st.available + (st.total - st.available) / 2;
+	c.hysteresis_bytes = 4 * MIB;
+	c.set_mask = MB_KCFG_LOW | MB_KCFG_HIGH | MB_KCFG_HYSTERESIS;
+	EXPECT_EQ(0, mb_kmod_set_config(self->k, &c, msg, sizeof(msg)))
+		TH_LOG("SET_CONFIG: %s", msg);
+
+	lt_seen_init(&seen);
+	ASSERT_EQ(0, mb_monitor_new(&mon, &mo));
+	ASSERT_EQ(MB_SOURCE_KMOD, mb_monitor_source(mon));
+	ASSERT_EQ(0, mb_broker_new(&b, "startup", mon, NULL));
+	ASSERT_EQ(0, mb_cache_new(&cache, "startup-cache", NULL));
+	ASSERT_EQ(0, mb_broker_add_clerk(b, mb_cache_clerk(cache)));
+	/* after the broker: a notification seen here was acted on */
+	ASSERT_LE(0, mb_monitor_subscribe(mon, lt_seen_note, &seen));
+	ASSERT_EQ(0, mb_monitor_start_thread(mon));
+	ASSERT_EQ(0, lt_seen_wait(&seen, &next, is_steady, NULL, 30, &n));
+	headroom = n.available - n.low;
+	TH_LOG("STEADY: available %llu MiB, low %llu MiB, target %llu KiB",
+	       (unsigned long long)(n.available / MIB),
+	       (unsigned long long)(n.low / MIB),
+	       (unsigned long long)(mb_clerk_target(mb_cache_clerk(cache)) >>
+				    10));
+	EXPECT_GT(mb_clerk_target(mb_cache_clerk(cache)), 0);
+
+	/* 64 KiB values until one evicts (or 16 MiB were offered) */
+	for (i = 0; i < 256 && !err; i++) {
+		static char val[64 * 1024];
+
+		err = mb_cache_put(cache, &i, sizeof(i), val, sizeof(val));
+		mb_cache_stats(cache, &cs);
+		if (cs.evictions)
+			break;
+	}
+	mb_cache_stats(cache, &cs);
+	TH_LOG("%u puts: %llu entries, %llu KiB; headroom %llu MiB",
+	       i, (unsigned long long)cs.entries,
+	       (unsigned long long)(cs.bytes >> 10),
+	       (unsigned long long)(headroom / MIB));
+	EXPECT_EQ(0, err);
+	EXPECT_GT(cs.entries, 1);
+	/* a quarter per STEADY, of what is left: less than the headroom */
+	EXPECT_LE(cs.bytes, mb_clerk_target(mb_cache_clerk(cache)));
+	EXPECT_LT(cs.bytes, headroom);
+
+	mb_monitor_stop_thread(mon);
+	mb_broker_free(b);
+	mb_cache_free(cache);
+	mb_monitor_free(mon);
 }
 
 TEST_HARNESS_MAIN
