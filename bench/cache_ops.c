@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * cache_ops: mb_cache get/put throughput next to "plain", an uncharged
- * hash table + LRU list behind one mutex (what an application would write
- * itself), and the share of a put that goes to clerk accounting.
+ * cache_ops: mb_cache get/put throughput with 1, 2 and 4 threads, next to
+ *   "mutex map"   an uncharged hash table + LRU list behind one mutex
+ *                 (what an application would write itself), and
+ *   "mb_cache 0.1" the library's first design, kept here as the baseline:
+ *                 the same table and list behind one mutex, with the
+ *                 clerk charged and the statistics kept, as mb_cache did
+ *                 before it was sharded;
+ * and the share of a put that goes to clerk accounting.
  *
  * Keys are 16 bytes, values 100 bytes.  Workloads:
  *   get, hit       random keys from 20000 cached entries
@@ -29,7 +34,10 @@
 #define EVICT_BOUND	(1U << 20)
 #define DEFAULT_ITERS	400000ULL
 
-/* ---- the baseline: chained hash + LRU list, one mutex, no clerk ---- */
+/*
+ * ---- the baselines: chained hash + LRU list, one mutex; without a
+ * clerk, the mutex map; with one and statistics, mb_cache 0.1 ----
+ */
 
 struct plain_entry {
 	struct plain_entry *hnext;
@@ -44,6 +52,9 @@ struct plain_cache {
 	size_t nbuckets;			/* power of two */
 	struct plain_entry *head, *tail;
 	uint64_t bytes, max_bytes;
+	/* mb_cache 0.1: its clerk and counters, all under the one mutex */
+	struct mb_clerk *clerk;
+	uint64_t hits, misses, evictions, inserts, entries;
 };
 
 static uint64_t fnv1a(const void *p, size_t n)
@@ -57,12 +68,21 @@ static uint64_t fnv1a(const void *p, size_t n)
 }
 
 static int plain_init(struct plain_cache *c, size_t nbuckets,
-		      uint64_t max_bytes)
+		      uint64_t max_bytes, const char *clerk)
 {
+	int err;
+
 	memset(c, 0, sizeof(*c));
+	if (clerk) {
+		err = mb_clerk_new(&c->clerk, clerk, NULL);
+		if (err < 0)
+			return err;
+	}
 	c->buckets = calloc(nbuckets, sizeof(*c->buckets));
-	if (!c->buckets)
+	if (!c->buckets) {
+		mb_clerk_free(c->clerk);
 		return -ENOMEM;
+	}
 	c->nbuckets = nbuckets;
 	c->max_bytes = max_bytes;
 	pthread_mutex_init(&c->lock, NULL);
@@ -116,6 +136,10 @@ static void plain_remove(struct plain_cache *c, struct plain_entry **pp)
 	*pp = e->hnext;
 	lru_unlink(c, e);
 	c->bytes -= plain_size(e);
+	if (c->clerk) {
+		mb_clerk_uncharge(c->clerk, plain_size(e));
+		c->entries--;
+	}
 	free(e);
 }
 
@@ -137,13 +161,20 @@ static int plain_put(struct plain_cache *c, const void *key, size_t klen,
 	if (*pp)
 		plain_remove(c, pp);
 	while (c->max_bytes && c->tail &&
-	       c->bytes + plain_size(e) > c->max_bytes)
+	       c->bytes + plain_size(e) > c->max_bytes) {
+		c->evictions++;
 		plain_remove(c, plain_slot(c, c->tail->data, c->tail->klen));
+	}
 	pp = plain_slot(c, key, klen);
 	e->hnext = NULL;
 	*pp = e;
 	lru_push_front(c, e);
 	c->bytes += plain_size(e);
+	if (c->clerk) {
+		mb_clerk_charge(c->clerk, plain_size(e));
+		c->entries++;
+		c->inserts++;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -157,10 +188,13 @@ static int64_t plain_get(struct plain_cache *c, const void *key, size_t klen,
 	pthread_mutex_lock(&c->lock);
 	e = *plain_slot(c, key, klen);
 	if (e) {
+		c->hits++;
 		lru_unlink(c, e);
 		lru_push_front(c, e);
 		memcpy(buf, e->data + klen, e->vlen < buflen ? e->vlen : buflen);
 		ret = (int64_t)e->vlen;
+	} else {
+		c->misses++;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -176,14 +210,21 @@ static void plain_destroy(struct plain_cache *c)
 	}
 	free(c->buckets);
 	pthread_mutex_destroy(&c->lock);
+	mb_clerk_free(c->clerk);
 }
 
 /* ---- the workloads, run against either cache ---- */
 
+enum impl { IMPL_PLAIN, IMPL_V01, IMPL_MB, IMPL_COUNT };
+
+static const char *const impl_names[IMPL_COUNT] = {
+	"mutex map", "mb_cache 0.1 (one mutex)", "mb_cache (16 shards)",
+};
+
 struct bench {
 	struct mb_cache *mb;
-	struct plain_cache plain;
-	bool use_mb;
+	struct plain_cache plain, v01;
+	enum impl impl;
 	_Atomic uint64_t next_key;	/* put-evict: keys never seen */
 	_Atomic uint64_t hits;
 	_Atomic int error;
@@ -208,16 +249,26 @@ static uint64_t next_rand(uint64_t *s)
 
 static int do_put(struct bench *b, const char *key, const char *val)
 {
-	if (b->use_mb)
+	switch (b->impl) {
+	case IMPL_MB:
 		return mb_cache_put(b->mb, key, KEY_LEN, val, VAL_LEN);
-	return plain_put(&b->plain, key, KEY_LEN, val, VAL_LEN);
+	case IMPL_V01:
+		return plain_put(&b->v01, key, KEY_LEN, val, VAL_LEN);
+	default:
+		return plain_put(&b->plain, key, KEY_LEN, val, VAL_LEN);
+	}
 }
 
 static int64_t do_get(struct bench *b, const char *key, char *buf)
 {
-	if (b->use_mb)
+	switch (b->impl) {
+	case IMPL_MB:
 		return mb_cache_get(b->mb, key, KEY_LEN, buf, VAL_LEN);
-	return plain_get(&b->plain, key, KEY_LEN, buf, VAL_LEN);
+	case IMPL_V01:
+		return plain_get(&b->v01, key, KEY_LEN, buf, VAL_LEN);
+	default:
+		return plain_get(&b->plain, key, KEY_LEN, buf, VAL_LEN);
+	}
 }
 
 static __attribute__((noinline)) void loop_get_hit(void *arg,
@@ -313,7 +364,12 @@ static int open_caches(struct bench *b, uint64_t max_bytes)
 	err = mb_cache_new(&b->mb, "bench-cache", &o);
 	if (err < 0)
 		return err;
-	err = plain_init(&b->plain, 1U << 16, max_bytes);
+	err = plain_init(&b->plain, 1U << 16, max_bytes, NULL);
+	if (!err) {
+		err = plain_init(&b->v01, 1U << 16, max_bytes, "bench-v01");
+		if (err < 0)
+			plain_destroy(&b->plain);
+	}
 	if (err < 0) {
 		mb_cache_free(b->mb);
 		b->mb = NULL;
@@ -326,38 +382,47 @@ static void close_caches(struct bench *b)
 	mb_cache_free(b->mb);
 	b->mb = NULL;
 	plain_destroy(&b->plain);
+	plain_destroy(&b->v01);
 }
 
 /*
- * Time one workload on both caches.  @want_hits_per_op is 1 or 0 for the
- * get workloads (checked, so a broken lookup cannot pass for a fast one)
- * and -1 where hits are not counted.
+ * Time one workload on the three caches, with 1, 2 and 4 threads of
+ * @iters / threads iterations each (the same work in total).
+ * @want_hits_per_op is 1 or 0 for the get workloads (checked, so a broken
+ * lookup cannot pass for a fast one) and -1 where hits are not counted.
  */
 static int compare(struct bench *b, const char *what, bench_loop_fn fn,
-		   unsigned int nthreads, uint64_t iters, int want_hits_per_op)
+		   uint64_t iters, int want_hits_per_op)
 {
-	static const char *const names[] = { "plain", "mb_cache" };
-	uint64_t wall, want;
+	static const unsigned int threads[] = { 1, 2, 4 };
+	uint64_t wall, want, per;
+	unsigned int t, nthreads;
 	char label[64];
-	int use_mb;
+	int impl;
 
-	for (use_mb = 0; use_mb <= 1; use_mb++) {
-		b->use_mb = use_mb;
-		atomic_store(&b->hits, 0);
-		wall = bench_threads(fn, NULL, b, nthreads, iters);
-		want = want_hits_per_op > 0 ?
-		       (uint64_t)BENCH_REPEATS * nthreads * iters : 0;
-		if (!wall || atomic_load(&b->error) ||
-		    (want_hits_per_op >= 0 && atomic_load(&b->hits) != want)) {
-			fprintf(stderr,
-				"cache_ops: %s on %s failed (hits %llu, want %llu)\n",
-				what, names[use_mb],
-				(unsigned long long)atomic_load(&b->hits),
-				(unsigned long long)want);
-			return -EIO;
+	for (t = 0; t < sizeof(threads) / sizeof(threads[0]); t++) {
+		nthreads = threads[t];
+		per = iters / nthreads;
+		for (impl = 0; impl < IMPL_COUNT; impl++) {
+			b->impl = (enum impl)impl;
+			atomic_store(&b->hits, 0);
+			wall = bench_threads(fn, NULL, b, nthreads, per);
+			want = want_hits_per_op > 0 ?
+			       (uint64_t)BENCH_REPEATS * nthreads * per : 0;
+			if (!wall || atomic_load(&b->error) ||
+			    (want_hits_per_op >= 0 &&
+			     atomic_load(&b->hits) != want)) {
+				fprintf(stderr,
+					"cache_ops: %s on %s failed (hits %llu, want %llu)\n",
+					what, impl_names[impl],
+					(unsigned long long)atomic_load(&b->hits),
+					(unsigned long long)want);
+				return -EIO;
+			}
+			snprintf(label, sizeof(label), "%s: %s", what,
+				 impl_names[impl]);
+			bench_row(label, nthreads, per * nthreads, wall);
 		}
-		snprintf(label, sizeof(label), "%s: %s", what, names[use_mb]);
-		bench_row(label, nthreads, iters * nthreads, wall);
 	}
 	return 0;
 }
@@ -376,9 +441,9 @@ static __attribute__((noinline)) void loop_charge(void *arg,
 	}
 }
 
-static uint64_t time_evict(struct bench *b, bool use_mb, uint64_t iters)
+static uint64_t time_evict(struct bench *b, uint64_t iters)
 {
-	b->use_mb = use_mb;
+	b->impl = IMPL_MB;
 	return bench_threads(loop_put_evict, NULL, b, 1, iters);
 }
 
@@ -404,10 +469,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cache_ops: %s\n", strerror(-err));
 		return 1;
 	}
-	b.use_mb = true;
-	err = fill(&b);
-	b.use_mb = false;
-	if (!err)
+	for (b.impl = 0; b.impl < IMPL_COUNT && !err; b.impl++)
 		err = fill(&b);
 	if (err < 0) {
 		fprintf(stderr, "cache_ops: fill: %s\n", strerror(-err));
@@ -416,14 +478,11 @@ int main(int argc, char **argv)
 	}
 
 	bench_header("cache_ops: 16 B keys, 100 B values, 20000 entries (op = one call)");
-	err = compare(&b, "get, hit", loop_get_hit, 1, iters, 1);
+	err = compare(&b, "get, hit", loop_get_hit, iters, 1);
 	if (!err)
-		err = compare(&b, "get, hit", loop_get_hit, 2, iters / 2, 1);
+		err = compare(&b, "get, miss", loop_get_miss, iters, 0);
 	if (!err)
-		err = compare(&b, "get, miss", loop_get_miss, 1, iters, 0);
-	if (!err)
-		err = compare(&b, "put, replace", loop_put_replace, 1, iters,
-			      -1);
+		err = compare(&b, "put, replace", loop_put_replace, iters, -1);
 	if (!err && mb_cache_stats(b.mb, &st) >= 0 && st.entries != NKEYS) {
 		fprintf(stderr, "cache_ops: %llu entries, want %u\n",
 			(unsigned long long)st.entries, NKEYS);
@@ -437,14 +496,13 @@ int main(int argc, char **argv)
 	err = open_caches(&b, EVICT_BOUND);
 	if (err < 0)
 		return 1;
-	err = compare(&b, "put, evict (1 MiB bound)", loop_put_evict, 1,
-		      iters, -1);
+	err = compare(&b, "put, evict (1 MiB)", loop_put_evict, iters, -1);
 	if (!err && (mb_cache_stats(b.mb, &st) < 0 || !st.evictions ||
 		     st.bytes > EVICT_BOUND)) {
 		fprintf(stderr, "cache_ops: bounded cache did not evict\n");
 		err = -EIO;
 	}
-	evict_wall = err ? 0 : time_evict(&b, true, iters);
+	evict_wall = err ? 0 : time_evict(&b, iters);
 	close_caches(&b);
 	if (err || !evict_wall)
 		return 1;

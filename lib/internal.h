@@ -265,6 +265,10 @@ int mb_psi_parse_some_total(const char *text, uint64_t *us);
 struct mb_monitor *mb_monitor_ref(struct mb_monitor *mon);
 void mb_monitor_unref(struct mb_monitor *mon);
 
+/* cache.c, for tests: the shard a key is in, and holding its lock */
+int mb_cache_shard_of(struct mb_cache *cache, const void *key, size_t klen);
+void mb_cache_shard_lock(struct mb_cache *cache, int shard, bool lock);
+
 /* monitor.c, for tests */
 /* make every source due now */
 void mb_monitor_force_poll(struct mb_monitor *mon);

@@ -8,6 +8,9 @@
  * another library lock, so the pthread_atfork prepare handler can take
  * them all: it waits at most for short critical sections, and the child
  * starts with every one of them free and the data they guard consistent.
+ * The one exception, a cache taking all its shard locks, takes them in
+ * the order of the list (the last initialised first), which is the
+ * prepare handler's order too.
  *
  * Outer locks (a monitor's dispatch lock) are held while user callbacks
  * run, which may take any time or call fork() themselves; taking them

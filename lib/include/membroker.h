@@ -1053,6 +1053,16 @@ struct mb_cache_stats {
  * clerk's shrink callback evicts entries when its broker asks for
  * memory.  Add the clerk (mb_cache_clerk()) to a broker to size it.
  *
+ * It is 16 shards, each a hash table and an LRU list under its own lock,
+ * chosen by the key's hash, so that threads using different keys seldom
+ * wait for each other.  The LRU order is still the whole cache's: every
+ * entry carries the monotonic time of its last use, and an eviction (by
+ * a put or by the shrink callback) takes the least recently used entry
+ * of all the shards, the one a single list would take for operations
+ * that do not overlap in time.  The shrink callback frees exactly what
+ * one list would, and the bytes charged to the clerk are always those of
+ * the entries held.  Documentation/libmembroker.rst has the details.
+ *
  * Context: Any thread.
  * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts or a
  * priority above 100), -ENAMETOOLONG, -ENOMEM.
@@ -1092,7 +1102,10 @@ MB_API struct mb_clerk *mb_cache_clerk(struct mb_cache *cache);
  * The new entry is the most recently used.  The entry costs @klen + @vlen
  * plus a fixed overhead, charged to the cache's clerk.
  *
- * Context: Any thread; takes the cache's lock.
+ * Context: Any thread; takes the lock of the key's shard, then one
+ * shard's at a time to evict.  Once it returns, the cache is within its
+ * bound unless another put overlapped it, which may leave the cache
+ * above it by that put's entry until that put has evicted in turn.
  * Return: 0, -E2BIG if the entry alone exceeds the bound (max_bytes or
  * the clerk's target, whichever is lower), -EINVAL (NULL @cache or @key,
  * @klen 0, @val NULL with @vlen > 0), -ENOMEM.
@@ -1111,7 +1124,7 @@ MB_API int mb_cache_put(struct mb_cache *cache, const void *key,
  * A hit makes the entry the most recently used.  A return value above
  * @buflen means the copy was cut short: call again with more room.
  *
- * Context: Any thread; takes the cache's lock.
+ * Context: Any thread; takes the lock of the key's shard only.
  * Return: the value's full length, -ENOENT on a miss, -EINVAL (NULL
  * @cache or @key, @klen 0, @buf NULL with @buflen > 0).
  */
@@ -1126,7 +1139,7 @@ MB_API int64_t mb_cache_get(struct mb_cache *cache, const void *key,
  * Its memory is uncharged from the clerk; it is not counted as an
  * eviction.
  *
- * Context: Any thread; takes the cache's lock.
+ * Context: Any thread; takes the lock of the key's shard only.
  * Return: 0, -ENOENT (no such key), or -EINVAL (NULL @cache or @key,
  * @klen 0).
  */
@@ -1137,7 +1150,8 @@ MB_API int mb_cache_del(struct mb_cache *cache, const void *key,
  * @cache: the cache
  * @out: receives the counters, all taken at one moment
  *
- * Context: Any thread; takes the cache's lock.
+ * Context: Any thread; takes every shard's lock, so that the counters
+ * are of one moment.
  * Return: 0, or -EINVAL when @cache or @out is NULL.
  */
 MB_API int mb_cache_stats(struct mb_cache *cache,

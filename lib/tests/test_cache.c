@@ -12,8 +12,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "membroker.h"
+#include "internal.h"
 #include "tap.h"
 
 static uint64_t cost_of_one(void)
@@ -280,6 +282,218 @@ static void test_excess_below_entry(void)
 	mb_cache_free(c);
 }
 
+/* ---- shards: LRU order, shrinking and accounting stay exact ---- */
+
+#define NK	64
+
+/* A model of one LRU list: keys, most recently used first */
+struct model {
+	int key[NK];
+	int n;
+};
+
+static void model_use(struct model *m, int k)
+{
+	int i;
+
+	for (i = 0; i < m->n && m->key[i] != k; i++)
+		;
+	if (i == m->n)
+		m->n++;
+	memmove(&m->key[1], &m->key[0], (size_t)i * sizeof(m->key[0]));
+	m->key[0] = k;
+}
+
+static bool model_has(const struct model *m, int k)
+{
+	int i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->key[i] == k)
+			return true;
+	return false;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void key_of(char *k, int i)
+{
+	snprintf(k, 8, "k%03d", i);
+}
+
+/*
+ * Keys spread over every shard; a bound of 8 entries; 2000 random gets
+ * and puts.  After each, the cache must hold exactly the 8 most recently
+ * used keys, as one LRU list would: eviction takes the oldest of all the
+ * shards, not of one.
+ */
+static void test_lru_across_shards(void)
+{
+	uint64_t one = cost_of_one() + 4 + 1;
+	struct mb_cache_opts o = { .sz = sizeof(o), .max_bytes = 8 * one };
+	uint64_t seed = 0x12345678;
+	struct model m = { .n = 0 };
+	int i, op, k, bad = 0, shards = 0, seen[16] = { 0 };
+	struct mb_cache_stats st;
+	struct mb_cache *c;
+	char key[8], v = 'v';
+
+	mb_cache_new(&c, "lru-shards", &o);
+	for (i = 0; i < NK; i++) {
+		key_of(key, i);
+		seen[mb_cache_shard_of(c, key, 4) & 15] = 1;
+	}
+	for (i = 0; i < 16; i++)
+		shards += seen[i];
+	for (op = 0; op < 2000; op++) {
+		k = (int)(rnd(&seed) % 24);
+		key_of(key, k);
+		if (rnd(&seed) % 2) {
+			if (mb_cache_get(c, key, 4, NULL, 0) >= 0) {
+				if (!model_has(&m, k))
+					bad++;
+				model_use(&m, k);
+			} else if (model_has(&m, k)) {
+				bad++;
+			}
+		} else {
+			mb_cache_put(c, key, 4, &v, 1);
+			model_use(&m, k);
+			if (m.n > 8)
+				m.n = 8;
+		}
+	}
+	/* what is held now: exactly the model's 8 */
+	for (i = 0; i < 24; i++) {
+		key_of(key, i);
+		if ((mb_cache_del(c, key, 4) == 0) != model_has(&m, i))
+			bad++;
+	}
+	mb_cache_stats(c, &st);
+	ok(shards > 8 && bad == 0 && st.entries == 0 && st.bytes == 0,
+	   "2000 gets and puts over %d shards: evictions in exact LRU order "
+	   "(%d differences from one list)", shards, bad);
+	mb_cache_free(c);
+}
+
+/*
+ * A broker asks for exactly 10 entries' worth out of 40 spread over the
+ * shards: the 10 least recently used of all go, and exactly those bytes.
+ */
+static void test_shrink_across_shards(void)
+{
+	uint64_t one = cost_of_one() + 4 + 1;
+	struct mb_broker_opts bo = { .sz = sizeof(bo),
+				     .shrink_step_percent = 25 };
+	struct mb_notification low = { .state = MB_STATE_LOW, .time_ns = 1 };
+	uint64_t seed = 42;
+	struct mb_broker_record rec;
+	struct mb_cache_stats st;
+	struct model m = { .n = 0 };
+	int i, k, bad = 0;
+	struct mb_broker *b;
+	struct mb_cache *c;
+	char key[8], v = 'v';
+
+	mb_cache_new(&c, "shrink-shards", NULL);
+	mb_broker_new(&b, "shrink-shards", NULL, &bo);
+	mb_broker_add_clerk(b, mb_cache_clerk(c));
+	for (i = 0; i < 40; i++) {
+		key_of(key, i);
+		mb_cache_put(c, key, 4, &v, 1);
+		model_use(&m, i);
+	}
+	for (i = 0; i < 200; i++) {
+		k = (int)(rnd(&seed) % 40);
+		key_of(key, k);
+		mb_cache_get(c, key, 4, NULL, 0);
+		model_use(&m, k);
+	}
+	mb_broker_notify(b, &low);
+	mb_ring_read(mb_broker_ring(b), 1, &rec, NULL, 1, NULL);
+	mb_cache_stats(c, &st);
+	for (i = 0; i < 40; i++) {
+		key_of(key, m.key[i]);
+		/* the 30 most recent stay, the 10 oldest went */
+		if ((mb_cache_del(c, key, 4) == 0) != (i < 30))
+			bad++;
+	}
+	ok(rec.freed == 10 * one && st.bytes == 30 * one &&
+	   st.evictions == 10 && bad == 0,
+	   "a shrink of 10 entries' bytes: exactly those, the 10 least "
+	   "recently used of all shards (freed %llu, %d wrong)",
+	   (unsigned long long)rec.freed, bad);
+	mb_broker_free(b);
+	mb_cache_free(c);
+}
+
+struct blocked {
+	struct mb_cache *c;
+	const char *key;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void *get_other(void *arg)
+{
+	struct blocked *x = arg;
+
+	mb_cache_get(x->c, x->key, strlen(x->key), NULL, 0);
+	mb_cache_put(x->c, x->key, strlen(x->key), "w", 1);
+	pthread_mutex_lock(&x->m);
+	x->done = true;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->m);
+	return NULL;
+}
+
+/*
+ * A thread holding one shard does not hold up gets and puts of keys in
+ * another: the property that lets gets scale with threads.  (The wait
+ * is a hang detector, not a timing requirement.)
+ */
+static void test_shards_independent(void)
+{
+	struct blocked x = { .m = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER };
+	static char keys[2][8];
+	struct timespec dl;
+	int i, a, err = 0;
+	pthread_t t;
+
+	mb_cache_new(&x.c, "independent", NULL);
+	key_of(keys[0], 0);
+	a = mb_cache_shard_of(x.c, keys[0], 4);
+	for (i = 1; i < NK; i++) {
+		key_of(keys[1], i);
+		if (mb_cache_shard_of(x.c, keys[1], 4) != a)
+			break;
+	}
+	mb_cache_put(x.c, keys[1], 4, "v", 1);
+	x.key = keys[1];
+	mb_cache_shard_lock(x.c, a, true);
+	pthread_create(&t, NULL, get_other, &x);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	pthread_mutex_lock(&x.m);
+	while (!x.done && !err)
+		err = pthread_cond_timedwait(&x.cv, &x.m, &dl);
+	pthread_mutex_unlock(&x.m);
+	mb_cache_shard_lock(x.c, a, false);
+	pthread_join(t, NULL);
+	ok(i < NK && x.done && !err,
+	   "with shard %d held, a get and a put in shard %d went through", a,
+	   mb_cache_shard_of(x.c, keys[1], 4));
+	mb_cache_free(x.c);
+}
+
 static struct {
 	struct mb_cache *c;
 	struct mb_broker *b;
@@ -315,26 +529,47 @@ static void *shrinker(void *arg)
 	return NULL;
 }
 
+/*
+ * Four threads (and a shrinking broker) on one cache: afterwards the
+ * stats, the clerk and the entries actually there agree to the byte.
+ */
 static void test_concurrent(void)
 {
+	uint64_t present = 0, bytes = 0, over = cost_of_one();
 	struct mb_cache_stats st;
-	pthread_t t[4];
+	char k[16], v[32];
+	pthread_t t[5];
 	uintptr_t i;
+	int j;
+	int64_t len;
 
 	mb_cache_new(&g.c, "shared", NULL);
 	mb_broker_new(&g.b, "shared", NULL, NULL);
 	mb_broker_add_clerk(g.b, mb_cache_clerk(g.c));
-	pthread_create(&t[3], NULL, shrinker, NULL);
-	for (i = 0; i < 3; i++)
+	pthread_create(&t[4], NULL, shrinker, NULL);
+	for (i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, user, (void *)i);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	atomic_store(&g.stop, true);
-	pthread_join(t[3], NULL);
+	pthread_join(t[4], NULL);
 	mb_cache_stats(g.c, &st);
 	ok(st.bytes == mb_clerk_bytes(mb_cache_clerk(g.c)) &&
-	   st.hits + st.misses == 3 * 13333,
-	   "3 threads and a shrinking broker: accounts agree");
+	   st.hits + st.misses == 4 * 13333,
+	   "4 threads and a shrinking broker: stats and clerk agree");
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 500; j++) {
+			snprintf(k, sizeof(k), "%lu-%d", (unsigned long)i, j);
+			len = mb_cache_get(g.c, k, strlen(k), v, sizeof(v));
+			if (len < 0)
+				continue;
+			present++;
+			bytes += strlen(k) + (uint64_t)len + over;
+		}
+	}
+	ok(present == st.entries && bytes == st.bytes,
+	   "... and the entries there: %llu of them, %llu bytes",
+	   (unsigned long long)present, (unsigned long long)bytes);
 	mb_broker_free(g.b);
 	mb_cache_free(g.c);
 }
@@ -349,6 +584,9 @@ int main(void)
 	test_min_big_entries();
 	test_two_within_max();
 	test_excess_below_entry();
+	test_lru_across_shards();
+	test_shrink_across_shards();
+	test_shards_independent();
 	test_concurrent();
 	return done_testing();
 }
