@@ -345,22 +345,22 @@ struct mb_monitor_opts {
 	10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 #define MB_OPTS_N2_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, \
 	a13, a14, a15, a16, n, ...) n
-#define MB_OPTS_SET_1(o, a) o a;
-#define MB_OPTS_SET_2(o, a, ...) o a; MB_OPTS_SET_1(o, __VA_ARGS__)
-#define MB_OPTS_SET_3(o, a, ...) o a; MB_OPTS_SET_2(o, __VA_ARGS__)
-#define MB_OPTS_SET_4(o, a, ...) o a; MB_OPTS_SET_3(o, __VA_ARGS__)
-#define MB_OPTS_SET_5(o, a, ...) o a; MB_OPTS_SET_4(o, __VA_ARGS__)
-#define MB_OPTS_SET_6(o, a, ...) o a; MB_OPTS_SET_5(o, __VA_ARGS__)
-#define MB_OPTS_SET_7(o, a, ...) o a; MB_OPTS_SET_6(o, __VA_ARGS__)
-#define MB_OPTS_SET_8(o, a, ...) o a; MB_OPTS_SET_7(o, __VA_ARGS__)
-#define MB_OPTS_SET_9(o, a, ...) o a; MB_OPTS_SET_8(o, __VA_ARGS__)
-#define MB_OPTS_SET_10(o, a, ...) o a; MB_OPTS_SET_9(o, __VA_ARGS__)
-#define MB_OPTS_SET_11(o, a, ...) o a; MB_OPTS_SET_10(o, __VA_ARGS__)
-#define MB_OPTS_SET_12(o, a, ...) o a; MB_OPTS_SET_11(o, __VA_ARGS__)
-#define MB_OPTS_SET_13(o, a, ...) o a; MB_OPTS_SET_12(o, __VA_ARGS__)
-#define MB_OPTS_SET_14(o, a, ...) o a; MB_OPTS_SET_13(o, __VA_ARGS__)
-#define MB_OPTS_SET_15(o, a, ...) o a; MB_OPTS_SET_14(o, __VA_ARGS__)
-#define MB_OPTS_SET_16(o, a, ...) o a; MB_OPTS_SET_15(o, __VA_ARGS__)
+#define MB_OPTS_SET_1(o, a) (void)(o a);
+#define MB_OPTS_SET_2(o, a, ...) (void)(o a); MB_OPTS_SET_1(o, __VA_ARGS__)
+#define MB_OPTS_SET_3(o, a, ...) (void)(o a); MB_OPTS_SET_2(o, __VA_ARGS__)
+#define MB_OPTS_SET_4(o, a, ...) (void)(o a); MB_OPTS_SET_3(o, __VA_ARGS__)
+#define MB_OPTS_SET_5(o, a, ...) (void)(o a); MB_OPTS_SET_4(o, __VA_ARGS__)
+#define MB_OPTS_SET_6(o, a, ...) (void)(o a); MB_OPTS_SET_5(o, __VA_ARGS__)
+#define MB_OPTS_SET_7(o, a, ...) (void)(o a); MB_OPTS_SET_6(o, __VA_ARGS__)
+#define MB_OPTS_SET_8(o, a, ...) (void)(o a); MB_OPTS_SET_7(o, __VA_ARGS__)
+#define MB_OPTS_SET_9(o, a, ...) (void)(o a); MB_OPTS_SET_8(o, __VA_ARGS__)
+#define MB_OPTS_SET_10(o, a, ...) (void)(o a); MB_OPTS_SET_9(o, __VA_ARGS__)
+#define MB_OPTS_SET_11(o, a, ...) (void)(o a); MB_OPTS_SET_10(o, __VA_ARGS__)
+#define MB_OPTS_SET_12(o, a, ...) (void)(o a); MB_OPTS_SET_11(o, __VA_ARGS__)
+#define MB_OPTS_SET_13(o, a, ...) (void)(o a); MB_OPTS_SET_12(o, __VA_ARGS__)
+#define MB_OPTS_SET_14(o, a, ...) (void)(o a); MB_OPTS_SET_13(o, __VA_ARGS__)
+#define MB_OPTS_SET_15(o, a, ...) (void)(o a); MB_OPTS_SET_14(o, __VA_ARGS__)
+#define MB_OPTS_SET_16(o, a, ...) (void)(o a); MB_OPTS_SET_15(o, __VA_ARGS__)
 #endif
 
 /**

@@ -50,6 +50,15 @@ int main()
 	struct mb_cache *k;
 
 	std::printf("TAP version 13\n");
+#if __cplusplus >= 202002L
+	{
+		/* no field at all: C++20 allows an empty __VA_ARGS__ */
+		struct mb_cache_opts none = MB_OPTS(mb_cache_opts);
+
+		ok(none.sz == sizeof(none) && none.max_bytes == 0,
+		   "MB_OPTS(mb_cache_opts) without a field (C++20)");
+	}
+#endif
 	ok(mo.sz == sizeof(mo) && mo.source == MB_SOURCE_FAKE &&
 	   mo.extra_sources == 0 && mo.ring_capacity == 8 &&
 	   mo.low_bytes == 1 << 20 && mo.root == root && mo.reserved == 0,
