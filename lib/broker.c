@@ -48,9 +48,11 @@
  * In every state a pool above max_bytes gives back the excess, and the
  * targets never add up to more than max_bytes (see mb_broker_room() for
  * a clerk joining; it also gets what the previous decision's state
- * allows: in STEADY a share of its allowance, in LOW what it holds).  Shrink callbacks must free at most
- * what they are asked for, so min_bytes holds.  Every decision, one per
- * clerk per notification, goes into the broker's ring.
+ * allows: in STEADY a share of its allowance, in LOW what it holds).
+ * Shrink callbacks must free at most what they are asked for, so
+ * min_bytes holds for LOW steps; only the excess over max_bytes is asked
+ * of an mb_cache as a floor (whole entries, at least that much).  Every
+ * decision, one per clerk per notification, goes into the broker's ring.
  *
  * Shrink callbacks run with no library lock held.  A clerk being shrunk is
  * marked busy: another notification skips it rather than calling it
@@ -98,7 +100,7 @@ struct mb_broker {
 	struct mb_member *members;
 	size_t nmembers;
 	bool in_low;		/* the previous decision was for LOW */
-	uint32_t state;		/* of the previous decision (UNKNOWN: none) */
+	uint32_t state;		/* the previous decision's (0: none) */
 	uint64_t steady_grant;	/* the growth allowance it handed out */
 	uint64_t low_target;	/* the pool's target it set */
 	struct mb_ring *ring;
@@ -112,7 +114,7 @@ struct mb_plan {
 	struct mb_broker_record rec;
 	uint32_t priority;
 	uint64_t ask;
-	uint64_t floor;			/* its part of the excess over max */
+	uint64_t floor;			/* its part of the excess */
 	uint64_t growth;
 	uint64_t regrow;		/* see struct mb_member */
 	bool call;

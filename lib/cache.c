@@ -38,9 +38,9 @@
  *    or an empty shard gets an entry used now), so the oldest seen is
  *    still the oldest when it goes.
  *  - Shrinking.  The shrink callback takes every shard's lock (in the
- *    order fork's prepare handler does, as mb_cache_stats() does) and walks all the lists at once
- *    from their tails, oldest time first: exactly the entries, and the
- *    bytes, a single LRU list would give.  Shrinking is rare; meanwhile
+ *    order fork's prepare handler does, as mb_cache_stats() does) and
+ *    walks all the lists at once from their tails, oldest time first:
+ *    exactly the entries, and the bytes, a single LRU list would give.  Shrinking is rare; meanwhile
  *    gets wait, as they did for any put before.
  *  - Accounting.  Each entry is charged to the clerk when it is inserted
  *    and uncharged when it goes, and the cache's byte count (summed over
@@ -88,7 +88,7 @@ struct mb_cache_shard {
 	struct mb_cache_entry *lru_head, *lru_tail;
 	/* lru_tail->used_ns, UINT64_MAX when empty; read without the lock */
 	_Atomic uint64_t tail_ns;
-	uint64_t last_ns;			/* lru_head's, or the last one's */
+	uint64_t last_ns;			/* the latest time given */
 	struct mb_cache_stats st;
 } __attribute__((aligned(64)));
 

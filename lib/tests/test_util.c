@@ -178,7 +178,8 @@ static void test_opts_reserved(void)
  */
 static void test_opts_short(void)
 {
-	struct mb_monitor_opts mo = { .sz = sizeof(mo), .source = MB_SOURCE_FAKE,
+	struct mb_monitor_opts mo = { .sz = sizeof(mo),
+				      .source = MB_SOURCE_FAKE,
 				      .low_bytes = 1ULL << 40 };
 	struct mb_broker_opts bo = { .sz = sizeof(bo), .max_bytes = 1 << 20 };
 	struct mb_clerk_opts co = { .sz = sizeof(co), .priority = 7 };
