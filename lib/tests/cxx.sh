@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The library from C++: tests/cxx_opts.cc (MB_OPTS() for every options
-# struct) and the examples (examples/minimal.c, the SQLite example),
-# built as C++ with -Wall -Wextra -Wpedantic -Werror for every standard
-# from C++11 on, linked against libmembroker.a, and run where they can
-# run here.  TAP; counts to COUNTS.
+# struct) built as C++11, 14, 17 and 20, and the examples
+# (examples/minimal.c, the SQLite example) as C++11 and C++20, with
+# -Wall -Wextra -Wpedantic -Werror, linked against libmembroker.a, and
+# run where they can run here.  TAP; counts to COUNTS.
 #
 # usage: cxx.sh LIBMEMBROKER_A WORKDIR COUNTS "CXX CXXFLAGS" "LIBS"
 set -u
@@ -46,6 +46,9 @@ for std in c++11 c++14 c++17 c++20; do
 	[ $rc = 0 ] || printf '%s\n' "$out" | grep '^not ok' | sed 's/^/# /'
 	t $rc "$std: ... and MB_OPTS() filled what the library acted on"
 
+	# the examples with the oldest and the newest standard only: the
+	# header is what changes between them, and cxx_opts covers it
+	case $std in c++14|c++17) continue ;; esac
 	build minimal "$std" "$root/examples/minimal.c" ""
 	t $? "$std: examples/minimal.c builds as C++"
 	out=$(MEMBROKER_SOURCE=fake "$work/minimal-$std" 0 2>&1)

@@ -8,7 +8,8 @@
  *
  *   inflate      LOW: the broker shrinks both caches (bytes down, shrink
  *                counts and freed bytes up), which brings the state back
- *                to STEADY, where the caches are held at their size;
+ *                to STEADY, where the caches are held near their size
+ *                (a quarter of the headroom above low to grow into);
  *   deflate      HIGH: the caches may grow, and refilled they do;
  *   virtio-mem   +256 MiB, HIGH again with the larger total: refilled,
  *                they grow further.
@@ -242,7 +243,9 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 
 	/*
 	 * 4. With all of the balloon in, what the caches gave back keeps
-	 * the machine out of LOW: STEADY, and the caches are held.
+	 * the machine out of LOW: STEADY, and the caches are held near
+	 * where they are: together they may grow by a quarter of the
+	 * headroom above low, no more.
 	 */
 	w = (struct want){ .states = (1U << MB_STATE_STEADY) |
 				     (1U << MB_STATE_HIGH),
@@ -253,8 +256,10 @@ TEST_F_TIMEOUT(dynmem, caches_follow_balloon_and_virtio_mem, 110)
 	log_caches(_metadata, self, "ballooned");
 	low_a = mb_clerk_bytes(ca);
 	low_b = mb_clerk_bytes(cb);
-	EXPECT_EQ(low_a, mb_clerk_target(ca));
-	EXPECT_EQ(low_b, mb_clerk_target(cb));
+	EXPECT_LE(low_a, mb_clerk_target(ca));
+	EXPECT_LE(low_b, mb_clerk_target(cb));
+	EXPECT_LE(mb_clerk_target(ca) - low_a + mb_clerk_target(cb) - low_b,
+		  (n.available - n.low) / 4);
 
 	/* 5. Deflate: HIGH; refilled, the caches grow. */
 	t_req = mb_dynmem_now_ns();
