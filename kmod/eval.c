@@ -9,6 +9,7 @@
  * request's mb_trigger_sync()), so there is a single publisher at a time
  * and sequence numbers, history and events stay in order.
  */
+#include <linux/atomic.h>
 #include <linux/kernel.h>
 #include <linux/mutex.h>
 #include <linux/string.h>
@@ -27,6 +28,12 @@ static struct {
 	struct mb_msg last;	/* the latest notification */
 	struct mb_msg cur;	/* the latest evaluation */
 } mb_ev;
+
+/*
+ * Evaluations run, by the reason each reported; read without a lock by
+ * sysfs, hence atomic (a u64 could tear on 32-bit).
+ */
+static atomic64_t mb_eval_counts[__MEMBROKER_REASON_MAX];
 
 static void mb_eval_publish(struct mb_msg *msg)
 {
@@ -105,6 +112,8 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 		cur.seq = pub.seq;
 	}
 	mb_ev.cur = cur;
+	if (reason < ARRAY_SIZE(mb_eval_counts))
+		atomic64_inc(&mb_eval_counts[reason]);
 
 	next->poll_ms = mb_state_poll_ms(cur.state, cur.available, &t,
 					 &mb_ev.cfg);
@@ -128,6 +137,30 @@ void mb_eval_query(struct mb_msg *msg)
 	*msg = mb_ev.cur;
 	mutex_unlock(&mb_ev.lock);
 	msg->reason = MEMBROKER_REASON_QUERY;
+}
+
+/**
+ * mb_eval_count - how many evaluations reported a reason
+ * @reason:	enum membroker_reason; MEMBROKER_REASON_UNSPEC for all of them
+ *
+ * Counted since the module was loaded, under the reason the evaluation
+ * itself carried (the one its notification, if any, shows; a GET_STATE
+ * reply always says QUERY, but its evaluation may carry a more important
+ * reason that was pending).
+ *
+ * Return: the count; 0 for an unknown reason.
+ */
+u64 mb_eval_count(u32 reason)
+{
+	u64 sum = 0;
+	unsigned int i;
+
+	if (reason != MEMBROKER_REASON_UNSPEC)
+		return reason < ARRAY_SIZE(mb_eval_counts) ?
+		       atomic64_read(&mb_eval_counts[reason]) : 0;
+	for (i = 0; i < ARRAY_SIZE(mb_eval_counts); i++)
+		sum += atomic64_read(&mb_eval_counts[i]);
+	return sum;
 }
 
 /**
@@ -176,6 +209,7 @@ enum mb_cfg_err mb_eval_set_config(const struct mb_config *cfg)
 int mb_eval_init(const struct mb_config *cfg)
 {
 	enum mb_cfg_err err;
+	unsigned int i;
 
 	err = mb_state_check_config(cfg, mb_meminfo_total(),
 				    mb_meminfo_wmark_high());
@@ -187,6 +221,8 @@ int mb_eval_init(const struct mb_config *cfg)
 
 	memset(&mb_ev, 0, sizeof(mb_ev));
 	mutex_init(&mb_ev.lock);
+	for (i = 0; i < ARRAY_SIZE(mb_eval_counts); i++)
+		atomic64_set(&mb_eval_counts[i], 0);
 	mb_ev.cfg = *cfg;
 	return 0;
 }

@@ -211,6 +211,7 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next);
 void mb_eval_get_config(struct mb_config *cfg);
 enum mb_cfg_err mb_eval_set_config(const struct mb_config *cfg);
 void mb_eval_query(struct mb_msg *msg);
+u64 mb_eval_count(u32 reason);
 
 /* trigger.c */
 int mb_trigger_init(void);

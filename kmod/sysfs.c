@@ -5,7 +5,8 @@
  * Every file shows the latest notification (the newest history entry), so
  * "seq" tells which notification the other values belong to.  "state" and
  * "seq" are sysfs_notify()'d on every notification: poll(POLLPRI) on them
- * wakes up exactly when a NOTIFY goes out.
+ * wakes up exactly when a NOTIFY goes out.  The evaluations/ directory
+ * counts evaluations, whether or not they led to a notification.
  *
  * Their kernfs nodes are looked up once, at init: sysfs_notify() would
  * look them up by name on every notification, under the sysfs-wide
@@ -99,6 +100,50 @@ static const struct attribute_group mb_sysfs_group = {
 	.attrs = mb_sysfs_attrs,
 };
 
+/* evaluations/<reason>: one count per reason, "total" for all of them */
+#define MB_SYSFS_EVALS(name, reason)					\
+static ssize_t evals_##name##_show(struct kobject *kobj,		\
+				   struct kobj_attribute *attr, char *buf) \
+{									\
+	return sysfs_emit(buf, "%llu\n", mb_eval_count(reason));	\
+}									\
+static struct kobj_attribute evals_##name##_attr =			\
+	__ATTR(name, 0444, evals_##name##_show, NULL)
+
+MB_SYSFS_EVALS(total, MEMBROKER_REASON_UNSPEC);
+MB_SYSFS_EVALS(load, MEMBROKER_REASON_LOAD);
+MB_SYSFS_EVALS(poll, MEMBROKER_REASON_POLL);
+MB_SYSFS_EVALS(reclaim, MEMBROKER_REASON_RECLAIM);
+MB_SYSFS_EVALS(hotplug, MEMBROKER_REASON_HOTPLUG);
+MB_SYSFS_EVALS(config, MEMBROKER_REASON_CONFIG);
+MB_SYSFS_EVALS(oom, MEMBROKER_REASON_OOM);
+MB_SYSFS_EVALS(query, MEMBROKER_REASON_QUERY);
+MB_SYSFS_EVALS(deferred, MEMBROKER_REASON_DEFERRED);
+
+static struct attribute *mb_sysfs_evals_attrs[] = {
+	&evals_total_attr.attr,
+	&evals_load_attr.attr,
+	&evals_poll_attr.attr,
+	&evals_reclaim_attr.attr,
+	&evals_hotplug_attr.attr,
+	&evals_config_attr.attr,
+	&evals_oom_attr.attr,
+	&evals_query_attr.attr,
+	&evals_deferred_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group mb_sysfs_evals_group = {
+	.name = "evaluations",
+	.attrs = mb_sysfs_evals_attrs,
+};
+
+static const struct attribute_group *mb_sysfs_groups[] = {
+	&mb_sysfs_group,
+	&mb_sysfs_evals_group,
+	NULL,
+};
+
 /**
  * mb_sysfs_notify - wake up pollers of "state" and "seq"
  *
@@ -130,7 +175,7 @@ int mb_sysfs_init(void)
 	kobj = kobject_create_and_add(KBUILD_MODNAME, kernel_kobj);
 	if (!kobj)
 		return -ENOMEM;
-	ret = sysfs_create_group(kobj, &mb_sysfs_group);
+	ret = sysfs_create_groups(kobj, mb_sysfs_groups);
 	if (ret)
 		goto err_put;
 
@@ -150,7 +195,7 @@ int mb_sysfs_init(void)
 err_state:
 	sysfs_put(state);
 err_group:
-	sysfs_remove_group(kobj, &mb_sysfs_group);
+	sysfs_remove_groups(kobj, mb_sysfs_groups);
 err_put:
 	kobject_put(kobj);
 	return ret;
@@ -167,7 +212,7 @@ void mb_sysfs_exit(void)
 	sysfs_put(mb_sysfs_state_kn);
 	mb_sysfs_seq_kn = NULL;
 	mb_sysfs_state_kn = NULL;
-	sysfs_remove_group(mb_sysfs_kobj, &mb_sysfs_group);
+	sysfs_remove_groups(mb_sysfs_kobj, mb_sysfs_groups);
 	kobject_put(mb_sysfs_kobj);
 	mb_sysfs_kobj = NULL;
 }

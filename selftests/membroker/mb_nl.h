@@ -151,6 +151,20 @@ struct mb_meminfo {
 };
 
 int mb_meminfo_read(struct mb_meminfo *mi);
+/* A counter of /proc/vmstat ("pgscan_kswapd", ...) */
+int mb_vmstat_read(const char *name, uint64_t *val);
+
+/**
+ * struct mb_evals - /sys/kernel/membroker/evaluations/
+ * @total:	every evaluation since the module was loaded
+ * @reason:	by the reason they carried, indexed by enum membroker_reason
+ */
+struct mb_evals {
+	uint64_t total;
+	uint64_t reason[MEMBROKER_REASON_MAX + 1];
+};
+
+int mb_evals_read(struct mb_evals *e);
 int mb_sysfs_read_u64(const char *name, uint64_t *val);
 int mb_sysfs_read_state(uint32_t *state);
 int mb_module_unload(void);

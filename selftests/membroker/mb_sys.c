@@ -44,6 +44,28 @@ int mb_meminfo_read(struct mb_meminfo *mi)
 	return found == 4 ? 0 : -ENODATA;
 }
 
+int mb_vmstat_read(const char *name, uint64_t *val)
+{
+	unsigned long long v;
+	char key[64], line[128];
+	int err = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/vmstat", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63s %llu", key, &v) == 2 &&
+		    !strcmp(key, name)) {
+			*val = v;
+			err = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
 static int sysfs_read(const char *name, char *buf, size_t len)
 {
 	char path[128];
@@ -78,6 +100,23 @@ int mb_sysfs_read_u64(const char *name, uint64_t *val)
 		return -EBADMSG;
 	*val = v;
 	return 0;
+}
+
+int mb_evals_read(struct mb_evals *e)
+{
+	char name[64];
+	uint32_t r;
+	int err;
+
+	memset(e, 0, sizeof(*e));
+	err = mb_sysfs_read_u64("evaluations/total", &e->total);
+	for (r = MEMBROKER_REASON_LOAD; !err && r <= MEMBROKER_REASON_MAX;
+	     r++) {
+		snprintf(name, sizeof(name), "evaluations/%s",
+			 mb_reason_name(r));
+		err = mb_sysfs_read_u64(name, &e->reason[r]);
+	}
+	return err;
 }
 
 /*

@@ -187,6 +187,36 @@ TEST_F(state, sysfs_agrees)
 }
 
 /*
+ * Every GET_STATE is an evaluation, counted in evaluations/; reading the
+ * counters is none.  A request's evaluation carries QUERY unless a more
+ * important reason was pending, so only the total is exact.
+ */
+TEST_F(state, evaluations_are_counted)
+{
+	struct mb_evals e0, e1, e2;
+	struct mb_state st;
+	uint64_t sum;
+	uint32_t r;
+	int i;
+
+	ASSERT_EQ(0, mb_evals_read(&e0));
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
+	ASSERT_EQ(0, mb_evals_read(&e1));
+	ASSERT_EQ(0, mb_evals_read(&e2));
+
+	EXPECT_LE(e0.total + 10, e1.total);
+	EXPECT_LT(e0.reason[MEMBROKER_REASON_QUERY],
+		  e1.reason[MEMBROKER_REASON_QUERY]);
+	EXPECT_LE(1, e1.reason[MEMBROKER_REASON_LOAD]);
+	/* Idle, between two reads: at most a poll came in between. */
+	EXPECT_GE(e1.total + 2, e2.total);
+	for (sum = 0, r = 0; r <= MEMBROKER_REASON_MAX; r++)
+		sum += e2.reason[r];
+	EXPECT_LE(e1.total, sum);
+}
+
+/*
  * VIRTUAL_LOW when Committed_AS is beyond any product with 100 that fits
  * in 64 bits.  Under overcommit_memory=1 a System V segment is charged to
  * Committed_AS in full at shmget(), without touching a page; 2^62 bytes

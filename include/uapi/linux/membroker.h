@@ -245,7 +245,17 @@
  * before and after the others tells whether they belong together.
  * "state" and "seq" are sysfs_notify()'d on every notification: read the
  * file, poll() it for POLLPRI, and read it again from offset 0 when
- * poll() returns; this works without netlink.  The module parameters
+ * poll() returns; this works without netlink.
+ *
+ * /sys/kernel/membroker/evaluations/ counts evaluations since the module
+ * was loaded, whether or not they led to a notification, one decimal
+ * value and a newline per file: "total", and one file per reason named
+ * after it in lower case ("load", "poll", "reclaim", "hotplug", "config",
+ * "oom", "query", "deferred"), counting the evaluations that carried
+ * that reason (the one their notification shows; a GET_STATE reply says
+ * QUERY whatever its evaluation carried).  Reading them evaluates
+ * nothing; they show what memory pressure costs the module.  New reasons
+ * get new files.  The module parameters
  * (the initial configuration) are in /sys/module/membroker/parameters/,
  * read-only.
  */
