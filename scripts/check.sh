@@ -81,14 +81,17 @@ host_phase() {
 	fi
 }
 
-# vm_phase NAME TESTDIRS: one boot running the selftests in TESTDIRS.
+# vm_phase NAME TESTDIRS: one boot running the selftests in TESTDIRS, with
+# a disk to stream through the page cache (stream_disk_args).
 vm_phase() {
 	local name=$1 initrd=$VMDIR/$1.cpio.gz log=$VMDIR/$1.console.log
+	local disk
 
+	disk=$(stream_disk_args) &&
 	"$ROOT/scripts/vm/kernel.sh" &&
 	TESTDIRS=$2 "$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
-	{ INITRD=$initrd CONSOLE=$log "$ROOT/scripts/vm/run.sh" check ||
-		true; } &&
+	{ INITRD=$initrd CONSOLE=$log VM_EXTRA_ARGS=$disk \
+		"$ROOT/scripts/vm/run.sh" check || true; } &&
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/$name.counts"
 }
 
@@ -117,6 +120,7 @@ kernel_phase() {
 		TESTDIRS=$st/membroker \
 		"$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
 	{ VM_KERNEL=$k INITRD=$initrd CONSOLE=$log \
+		VM_EXTRA_ARGS=$(stream_disk_args) \
 		"$ROOT/scripts/vm/run.sh" check ${KERNEL_TESTS:-} || true; } &&
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/vm-$k.counts"
 }

@@ -85,9 +85,10 @@ debian_mirror() {
 }
 
 # The virtio modules the guest loads, in dependency order (from
-# `strings X.ko | grep ^depends=` on the Debian image).
+# `strings X.ko | grep ^depends=` on the Debian image).  virtio_blk is for
+# the disk some tests stream through the page cache (VM_EXTRA_ARGS).
 VIRTIO_MODULES="virtio_ring virtio virtio_pci_modern_dev
-virtio_pci_legacy_dev virtio_pci virtio_balloon virtio_mem"
+virtio_pci_legacy_dev virtio_pci virtio_balloon virtio_mem virtio_blk"
 
 # Make apt see SUITE (e.g. bookworm-backports) of the Debian mirror, unless
 # some source already names it.  Backports suites are NotAutomatic:
@@ -109,3 +110,17 @@ apt_add_suite() {
 	return 1
 }
 
+# A sparse disk image larger than the guest's RAM (VM_MEM, MiB), for the
+# tests that stream a device through the page cache (membroker/reclaim):
+# creates build/vm/stream.img if needed and prints the qemu arguments that
+# attach it read-only as virtio-blk (/dev/vda in the guest).
+stream_disk_args() {
+	local img=$VMDIR/stream.img mib=$((2 * ${VM_MEM:-512}))
+
+	mkdir -p "$VMDIR"
+	if [ "$(stat -c %s "$img" 2>/dev/null || echo 0)" -lt \
+	     $((mib * 1024 * 1024)) ]; then
+		truncate -s "${mib}M" "$img" || return 1
+	fi
+	echo "-drive file=$img,if=virtio,format=raw,readonly=on"
+}
