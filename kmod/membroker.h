@@ -195,12 +195,15 @@ void mb_meminfo_refresh_commit_limit(bool force);
 /**
  * struct mb_next - when the evaluator wants to run again
  * @poll_ms:	the adaptive poll interval
+ * @poll_min_ms: the shortest poll interval: reclaim may not cause
+ *		evaluations more often than this
  * @deferred_ns: a rate-limited notification is due in this many ns, 0 if none
  * @far:	@poll_ms is the maximum: far from the thresholds, a deferrable
  *		timer will do
  */
 struct mb_next {
 	u32 poll_ms;
+	u32 poll_min_ms;
 	u64 deferred_ns;
 	bool far;
 };

@@ -9,8 +9,12 @@
  * their own context instead (mb_trigger_sync()); @lock serialises both.
  *
  * Sources of evaluations:
- *  - a shrinker: the kernel calls count_objects() when it starts
- *    reclaiming, the earliest sign of pressure it gives;
+ *  - a shrinker: the kernel calls count_objects() on every pass of
+ *    reclaim, the earliest sign of pressure it gives.  Sustained reclaim
+ *    calls it hundreds of times a second, so reclaim evaluates at once
+ *    only if the latest evaluation started poll_min_ms ago or more, and
+ *    otherwise when that much time has passed (a separate timer, @reclaim);
+ *    drop_caches runs the shrinkers too, but is not reclaim;
  *  - the memory hotplug notifier (MEM_ONLINE, MEM_OFFLINE, and their
  *    cancellations); any evaluation that runs while a memory block is
  *    being onlined or offlined is named HOTPLUG too;
@@ -23,16 +27,19 @@
  *    (mb_trigger_sync()).
  *
  * Kicks may come from reclaim and atomic context: they only record their
- * reason in an atomic mask and queue @eval, never allocate, never block.
+ * reason in an atomic mask and queue @eval (or, for reclaim, arm
+ * @reclaim), never allocate, never block.
  */
 #include <linux/atomic.h>
 #include <linux/bitops.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
+#include <linux/ktime.h>
 #include <linux/memory.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
 #include <linux/oom.h>
+#include <linux/sched.h>
 #include <linux/shrinker.h>
 #include <linux/workqueue.h>
 
@@ -50,12 +57,18 @@ static const u8 mb_reason_rank[] = {
 	MEMBROKER_REASON_POLL,
 };
 
+/* Every reason but RECLAIM evaluates at once, see mb_trigger_kick(). */
+#define MB_TRIGGER_AT_ONCE	(~BIT(MEMBROKER_REASON_RECLAIM))
+
 static struct {
 	struct workqueue_struct *wq;
 	struct delayed_work eval;	/* the evaluation, normal timer */
 	struct delayed_work idle;	/* deferrable timer, only kicks @eval */
+	struct delayed_work reclaim;	/* normal timer, only kicks @eval */
 	atomic_t pending;		/* BIT(reason) of kicks not evaluated */
 	atomic_t hotplug_busy;		/* memory blocks going on/offline */
+	atomic64_t last_start_ns;	/* when the latest evaluation began */
+	atomic64_t reclaim_gap_ns;	/* poll_min_ms, for reclaim kicks */
 #ifdef MB_HAVE_SHRINKER_ALLOC
 	struct shrinker *shrinker;
 #else
@@ -80,14 +93,15 @@ static u32 mb_trigger_pick_reason(u32 mask)
 }
 
 /*
- * Ask for an evaluation now.  If a reason was pending already, the work is
- * queued and has not started (it clears the mask first thing), so it will
- * see this reason too: skipping the requeue keeps a storm of reclaim
- * calls down to one atomic operation each.
+ * Ask for an evaluation now.  If a reason that evaluates at once was
+ * pending already, the work is queued and has not started (it clears the
+ * mask first thing), so it will see this reason too: skipping the requeue
+ * keeps a storm of kicks down to one atomic operation each.  A pending
+ * RECLAIM alone may be waiting for its turn, so it does not count.
  */
 static void mb_trigger_kick(u32 reason)
 {
-	if (atomic_fetch_or(BIT(reason), &mb_trig.pending))
+	if (atomic_fetch_or(BIT(reason), &mb_trig.pending) & MB_TRIGGER_AT_ONCE)
 		return;
 	mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
 }
@@ -96,6 +110,57 @@ static void mb_trigger_kick(u32 reason)
 static unsigned long mb_trigger_ns_to_jiffies(u64 ns)
 {
 	return nsecs_to_jiffies(ns + TICK_NSEC - 1) + 1;
+}
+
+/* How long reclaim must wait before it may evaluate: 0 for now. */
+static u64 mb_trigger_reclaim_wait_ns(void)
+{
+	u64 due = atomic64_read(&mb_trig.last_start_ns) +
+		  atomic64_read(&mb_trig.reclaim_gap_ns);
+	u64 now = ktime_get_ns();
+
+	return now < due ? due - now : 0;
+}
+
+/*
+ * Reclaim is going on.  The first kick after a quiet spell evaluates at
+ * once; while reclaim goes on, evaluations it causes start at least
+ * poll_min_ms after the previous evaluation, whatever caused that one.  A
+ * kick that finds any reason pending does nothing: either an evaluation
+ * is queued to run at once, or @reclaim is armed and will queue one.
+ */
+static void mb_trigger_reclaim_kick(void)
+{
+	u64 wait;
+
+	if (atomic_fetch_or(BIT(MEMBROKER_REASON_RECLAIM), &mb_trig.pending))
+		return;
+	wait = mb_trigger_reclaim_wait_ns();
+	if (!wait)
+		mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
+	else
+		queue_delayed_work(mb_trig.wq, &mb_trig.reclaim,
+				   mb_trigger_ns_to_jiffies(wait));
+}
+
+static void mb_trigger_reclaim_work(struct work_struct *work)
+{
+	u64 wait;
+
+	/* Evaluated meanwhile, for another reason: nothing left to do. */
+	if (!(atomic_read(&mb_trig.pending) & BIT(MEMBROKER_REASON_RECLAIM)))
+		return;
+	/*
+	 * An evaluation ran since this timer was armed and reclaim kicked
+	 * again after it (finding this timer still armed): its turn comes
+	 * later.
+	 */
+	wait = mb_trigger_reclaim_wait_ns();
+	if (wait)
+		queue_delayed_work(mb_trig.wq, &mb_trig.reclaim,
+				   mb_trigger_ns_to_jiffies(wait));
+	else
+		mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
 }
 
 static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
@@ -115,6 +180,9 @@ static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
 static void mb_trigger_schedule(const struct mb_next *next)
 {
 	u64 poll_ns = (u64)next->poll_ms * NSEC_PER_MSEC;
+
+	atomic64_set(&mb_trig.reclaim_gap_ns,
+		     (u64)next->poll_min_ms * NSEC_PER_MSEC);
 
 	if (next->deferred_ns && next->deferred_ns <= poll_ns) {
 		mb_trigger_eval_at(next->deferred_ns,
@@ -143,6 +211,7 @@ static void mb_trigger_eval_locked(u32 mask)
 		return;
 
 	reason = mb_trigger_pick_reason(mask) ?: mb_trig.timer_reason;
+	atomic64_set(&mb_trig.last_start_ns, ktime_get_ns());
 	mb_eval_run(reason, mask & BIT(MEMBROKER_REASON_CONFIG), &next);
 	mb_trigger_schedule(&next);
 }
@@ -184,13 +253,18 @@ void mb_trigger_sync(u32 reason)
 }
 
 /*
- * Reclaim has started.  Must not allocate or block, and reports no objects
- * so that reclaim never calls scan_objects().
+ * A pass of the shrinkers.  Reclaimers run with PF_MEMALLOC set (kswapd
+ * with PF_KSWAPD too; direct, memcg and node reclaim set it around
+ * reclaim); writing to /proc/sys/vm/drop_caches runs the shrinkers from
+ * the writing task, which has neither, and frees memory rather than
+ * needing it: that is no sign of pressure.  Must not allocate or block,
+ * and reports no objects so that reclaim never calls scan_objects().
  */
 static unsigned long mb_trigger_count(struct shrinker *shrinker,
 				      struct shrink_control *sc)
 {
-	mb_trigger_kick(MEMBROKER_REASON_RECLAIM);
+	if (current->flags & (PF_MEMALLOC | PF_KSWAPD))
+		mb_trigger_reclaim_kick();
 	return 0;
 }
 
@@ -306,7 +380,8 @@ static void mb_trigger_shrinker_unregister(void)
 /*
  * Stop evaluating for good.  The callers made sure no kick can come from
  * outside this file any more; inside it, an evaluation that sees @stopping
- * schedules nothing, so once @idle is cancelled nothing can queue @eval.
+ * schedules nothing, so once @idle and @reclaim are cancelled nothing can
+ * queue @eval.
  */
 static void mb_trigger_stop_works(void)
 {
@@ -315,6 +390,7 @@ static void mb_trigger_stop_works(void)
 	mutex_unlock(&mb_trig.lock);
 
 	cancel_delayed_work_sync(&mb_trig.idle);
+	cancel_delayed_work_sync(&mb_trig.reclaim);
 	cancel_delayed_work_sync(&mb_trig.eval);
 	destroy_workqueue(mb_trig.wq);
 }
@@ -333,8 +409,11 @@ int mb_trigger_init(void)
 	mb_trig.timer_reason = MEMBROKER_REASON_POLL;
 	atomic_set(&mb_trig.pending, 0);
 	atomic_set(&mb_trig.hotplug_busy, 0);
+	atomic64_set(&mb_trig.last_start_ns, 0);
+	atomic64_set(&mb_trig.reclaim_gap_ns, 0);
 	INIT_DELAYED_WORK(&mb_trig.eval, mb_trigger_eval_work);
 	INIT_DEFERRABLE_WORK(&mb_trig.idle, mb_trigger_idle_work);
+	INIT_DELAYED_WORK(&mb_trig.reclaim, mb_trigger_reclaim_work);
 	mb_trig.mem_nb.notifier_call = mb_trigger_memory_event;
 	mb_trig.oom_nb.notifier_call = mb_trigger_oom_event;
 

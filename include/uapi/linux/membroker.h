@@ -47,10 +47,15 @@
  * NOTIFICATIONS AND THEIR RATE
  * ============================
  *
- * Memory is evaluated when the kernel starts reclaiming, when memory is
+ * Memory is evaluated when the kernel reclaims memory, when memory is
  * onlined or offlined, right before the OOM killer picks a victim, on
  * GET_STATE and SET_CONFIG, and by a poll whose interval shrinks from
  * poll_max_ms to poll_min_ms as available memory nears the low threshold.
+ * Reclaim (kswapd or an allocating task reclaiming; not a write to
+ * /proc/sys/vm/drop_caches) evaluates at once if the previous evaluation
+ * started poll_min_ms ago or more, else poll_min_ms after it: while it
+ * goes on, reclaim causes at most one evaluation per poll_min_ms.  The
+ * other causes evaluate at once.
  * An evaluation leads to a notification when, compared with the previous
  * notification, the state or the flags changed, a threshold in force
  * changed, or total memory moved by 1 MiB or more.  A notification is a
@@ -294,7 +299,8 @@ enum membroker_state {
  *	notification with SEQ 1
  * @MEMBROKER_REASON_POLL: the adaptive poll, between poll_min_ms and
  *	poll_max_ms apart
- * @MEMBROKER_REASON_RECLAIM: the kernel started reclaiming memory
+ * @MEMBROKER_REASON_RECLAIM: the kernel is reclaiming memory (kswapd or
+ *	an allocating task; not drop_caches), see NOTIFICATIONS AND THEIR RATE
  * @MEMBROKER_REASON_HOTPLUG: memory was onlined or offlined (also any
  *	evaluation while a memory block is going on- or offline)
  * @MEMBROKER_REASON_CONFIG: SET_CONFIG succeeded; this notification is
@@ -315,7 +321,7 @@ enum membroker_reason {
 	MEMBROKER_REASON_UNSPEC,
 	MEMBROKER_REASON_LOAD,		/* first evaluation at module load */
 	MEMBROKER_REASON_POLL,		/* periodic, adaptive-interval poll */
-	MEMBROKER_REASON_RECLAIM,	/* the kernel started reclaiming */
+	MEMBROKER_REASON_RECLAIM,	/* the kernel is reclaiming */
 	MEMBROKER_REASON_HOTPLUG,	/* memory was onlined or offlined */
 	MEMBROKER_REASON_CONFIG,	/* the configuration changed */
 	MEMBROKER_REASON_OOM,		/* the OOM killer is about to run */
