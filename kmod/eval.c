@@ -116,9 +116,8 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 		atomic64_inc(&mb_eval_counts[reason]);
 
 	next->poll_ms = mb_state_poll_ms(cur.state, cur.available, &t,
-					 &mb_ev.cfg);
+					 &mb_ev.cfg, &next->far);
 	next->poll_min_ms = mb_ev.cfg.poll_min_ms;
-	next->far = next->poll_ms >= mb_ev.cfg.poll_max_ms;
 	next->deferred_ns = wait_ns;
 	mutex_unlock(&mb_ev.lock);
 }

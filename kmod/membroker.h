@@ -181,7 +181,7 @@ enum mb_publish mb_state_decide(const struct mb_msg *last,
 				struct mb_msg *pub, u64 *wait_ns);
 u32 mb_state_poll_ms(u32 state, u64 available,
 		     const struct mb_thresholds *t,
-		     const struct mb_config *cfg);
+		     const struct mb_config *cfg, bool *far);
 bool mb_state_total_changed(u64 tracked, u64 total);
 
 /* meminfo.c */
@@ -198,8 +198,8 @@ void mb_meminfo_refresh_commit_limit(bool force);
  * @poll_min_ms: the shortest poll interval: reclaim may not cause
  *		evaluations more often than this
  * @deferred_ns: a rate-limited notification is due in this many ns, 0 if none
- * @far:	@poll_ms is the maximum: far from the thresholds, a deferrable
- *		timer will do
+ * @far:	far from the low threshold: the poll may be late, a deferrable
+ *		timer will do, backed by a normal one (see trigger.c)
  */
 struct mb_next {
 	u32 poll_ms;

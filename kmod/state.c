@@ -336,27 +336,34 @@ enum mb_publish mb_state_decide(const struct mb_msg *last,
  * @available:	MemAvailable in bytes
  * @t:		thresholds in force
  * @cfg:	configuration (poll bounds, rate limit)
+ * @far:	set if the headroom lasts at least poll_max_ms even at
+ *		MB_DRAIN_BYTES_PER_MS: the poll may then be late (and use a
+ *		deferrable timer)
  *
  * Outside LOW: the time the headroom above the low threshold lasts at
  * MB_DRAIN_BYTES_PER_MS, within [poll_min_ms, poll_max_ms].  In LOW there
  * is nothing more severe to detect, and leaving LOW cannot be notified
  * sooner than ratelimit_ms after entering it, so polling faster than that
- * would only burn CPU while memory is short.
+ * would only burn CPU while memory is short; but LOW is never far.
  *
  * Return: milliseconds.
  */
 u32 mb_state_poll_ms(u32 state, u64 available,
 		     const struct mb_thresholds *t,
-		     const struct mb_config *cfg)
+		     const struct mb_config *cfg, bool *far)
 {
 	u64 ms;
 
-	if (state == MEMBROKER_STATE_LOW)
+	*far = false;
+	if (state == MEMBROKER_STATE_LOW) {
 		ms = cfg->ratelimit_ms;
-	else if (available > t->low)
+	} else if (available > t->low) {
 		ms = div64_u64(available - t->low, MB_DRAIN_BYTES_PER_MS);
-	else
+		/* Not from the clamped value: poll_min_ms may equal it */
+		*far = ms >= cfg->poll_max_ms;
+	} else {
 		ms = 0;
+	}
 
 	return clamp_t(u64, ms, cfg->poll_min_ms, cfg->poll_max_ms);
 }

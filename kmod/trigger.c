@@ -21,7 +21,12 @@
  *  - the OOM notifier, called right before the OOM killer picks a victim;
  *  - an adaptive poll (interval from mb_state_poll_ms()), on a normal
  *    timer near the threshold and a deferrable one far from it, where an
- *    idle CPU need not wake up just to find nothing changed;
+ *    idle CPU need not wake up just to find nothing changed.  But a
+ *    deferrable timer fires only when its CPU happens to wake, which on
+ *    a NO_HZ machine may be never while a consumer on another CPU eats
+ *    the headroom: far from the threshold a normal timer backs it up at
+ *    MB_TRIGGER_BACKSTOP times the interval, so whatever the CPUs do,
+ *    evaluations are at most that far apart;
  *  - a deferred evaluation when the rate limit held a notification back;
  *  - GET_STATE and SET_CONFIG, whose evaluation runs in their own context
  *    (mb_trigger_sync()).
@@ -56,6 +61,9 @@ static const u8 mb_reason_rank[] = {
 	MEMBROKER_REASON_DEFERRED,
 	MEMBROKER_REASON_POLL,
 };
+
+/* The far poll's normal timer, in multiples of its interval */
+#define MB_TRIGGER_BACKSTOP	2
 
 /* Every reason but RECLAIM evaluates at once, see mb_trigger_kick(). */
 #define MB_TRIGGER_AT_ONCE	(~BIT(MEMBROKER_REASON_RECLAIM))
@@ -176,7 +184,13 @@ static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
 	queue_delayed_work(mb_trig.wq, &mb_trig.eval, delay);
 }
 
-/* Called with mb_trig.lock held, right after an evaluation. */
+/*
+ * Called with mb_trig.lock held, right after an evaluation.  @eval's own
+ * timer is always armed, and is always a normal one: for the poll near the
+ * threshold, for a deferred notification (which must not wait for an idle
+ * CPU), and far from the threshold as the backstop of the deferrable
+ * @idle.
+ */
 static void mb_trigger_schedule(const struct mb_next *next)
 {
 	u64 poll_ns = (u64)next->poll_ms * NSEC_PER_MSEC;
@@ -184,21 +198,19 @@ static void mb_trigger_schedule(const struct mb_next *next)
 	atomic64_set(&mb_trig.reclaim_gap_ns,
 		     (u64)next->poll_min_ms * NSEC_PER_MSEC);
 
-	if (next->deferred_ns && next->deferred_ns <= poll_ns) {
-		mb_trigger_eval_at(next->deferred_ns,
-				   MEMBROKER_REASON_DEFERRED, true);
-	} else if (!next->far) {
-		mb_trigger_eval_at(poll_ns, MEMBROKER_REASON_POLL, false);
-	} else {
-		/* A deferred notification must not wait for an idle CPU. */
-		if (next->deferred_ns)
-			mb_trigger_eval_at(next->deferred_ns,
-					   MEMBROKER_REASON_DEFERRED, true);
+	if (next->far) {
 		mod_delayed_work(mb_trig.wq, &mb_trig.idle,
 				 msecs_to_jiffies(next->poll_ms));
-		return;
+		poll_ns *= MB_TRIGGER_BACKSTOP;
+	} else {
+		cancel_delayed_work(&mb_trig.idle);
 	}
-	cancel_delayed_work(&mb_trig.idle);
+
+	if (next->deferred_ns && next->deferred_ns <= poll_ns)
+		mb_trigger_eval_at(next->deferred_ns,
+				   MEMBROKER_REASON_DEFERRED, true);
+	else
+		mb_trigger_eval_at(poll_ns, MEMBROKER_REASON_POLL, false);
 }
 
 /* One evaluation for the reasons in @mask; called with mb_trig.lock held. */

@@ -82,7 +82,8 @@ host_phase() {
 }
 
 # vm_phase NAME TESTDIRS: one boot running the selftests in TESTDIRS, with
-# a disk to stream through the page cache (stream_disk_args).
+# a disk to stream through the page cache (stream_disk_args); VM_MEM and
+# VM_SMP from the environment size the guest.
 vm_phase() {
 	local name=$1 initrd=$VMDIR/$1.cpio.gz log=$VMDIR/$1.console.log
 	local disk
@@ -93,6 +94,11 @@ vm_phase() {
 	{ INITRD=$initrd CONSOLE=$log VM_EXTRA_ARGS=$disk \
 		"$ROOT/scripts/vm/run.sh" check || true; } &&
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/$name.counts"
+}
+
+# big_phase: vm_phase in a guest of 2 GiB and 4 CPUs.
+big_phase() {
+	VM_MEM=2048 VM_SMP=4 vm_phase vm-big "$BUILD/selftests/membroker-big"
 }
 
 # scenario_phase: one boot playing the demo (scripts/vm/guest-demo.sh);
@@ -155,6 +161,8 @@ run_phase vm vm_phase vm "$st/lib $st/tools $st/daemon $st/membroker"
 # own sanitizer runs happen on the host).
 run_phase vm-asan vm_phase vm-asan "$st/membroker-asan"
 run_phase vm-tsan vm_phase vm-tsan "$st/membroker-tsan"
+# The tests that need a 2 GiB guest with several CPUs (membroker-big).
+run_phase vm-big big_phase
 run_phase scenario scenario_phase
 
 exec "$ROOT/scripts/summary.sh"

@@ -56,6 +56,18 @@
  * started poll_min_ms ago or more, else poll_min_ms after it: while it
  * goes on, reclaim causes at most one evaluation per poll_min_ms.  The
  * other causes evaluate at once.
+ *
+ * The poll interval is the time the headroom above the low threshold
+ * would last at 1 GiB/s, within [poll_min_ms, poll_max_ms] (in LOW:
+ * ratelimit_ms within the same bounds).  Far from the threshold (the
+ * headroom lasts poll_max_ms or more at that rate) the poll need not wake
+ * a sleeping CPU and may come late, but a normal timer backs it: whatever
+ * the CPUs do (idle, NO_HZ), an evaluation follows the previous one within
+ * 2 * poll_max_ms, plus a timer tick and the time to schedule it.  Nearer,
+ * and in LOW, the poll is never late that way.  So a consumer that takes
+ * memory at R bytes/s is noticed below the low threshold before it is
+ * R * 2 * poll_max_ms / 1000 bytes below it, and at most 1 GiB/s consumers
+ * near the threshold much sooner.
  * An evaluation leads to a notification when, compared with the previous
  * notification, the state or the flags changed, a threshold in force
  * changed, or total memory moved by 1 MiB or more.  A notification is a
@@ -297,8 +309,9 @@ enum membroker_state {
  * @MEMBROKER_REASON_UNSPEC: not sent
  * @MEMBROKER_REASON_LOAD: the first evaluation, at module load; the
  *	notification with SEQ 1
- * @MEMBROKER_REASON_POLL: the adaptive poll, between poll_min_ms and
- *	poll_max_ms apart
+ * @MEMBROKER_REASON_POLL: the adaptive poll, poll_min_ms to poll_max_ms
+ *	apart (up to 2 * poll_max_ms while far from the low threshold and
+ *	the CPUs sleep), see NOTIFICATIONS AND THEIR RATE
  * @MEMBROKER_REASON_RECLAIM: the kernel is reclaiming memory (kswapd or
  *	an allocating task; not drop_caches), see NOTIFICATIONS AND THEIR RATE
  * @MEMBROKER_REASON_HOTPLUG: memory was onlined or offlined (also any
@@ -381,7 +394,8 @@ enum membroker_cmd {
  * @MEMBROKER_A_POLL_MIN_MS: u32, configuration: the shortest poll
  *	interval, used near the low threshold
  * @MEMBROKER_A_POLL_MAX_MS: u32, configuration: the longest poll
- *	interval, used far from it
+ *	interval, used far from it; evaluations are never more than twice
+ *	this apart
  * @MEMBROKER_A_RATELIMIT_MS: u32, configuration: the least spacing of
  *	notifications that escalate nothing (see NOTIFICATIONS above)
  * @MEMBROKER_A_VIRTUAL_LOW_PERCENT: u32, configuration: VIRTUAL_LOW is
