@@ -72,6 +72,7 @@ struct mb_thresholds {
  * @committed:		Committed_AS
  * @commit_limit:	CommitLimit
  * @wmark_high:		sum of the zones' high watermarks
+ * @overcommit:		vm.overcommit_memory (OVERCOMMIT_*), -1 if unknown
  */
 struct mb_sample {
 	u64 available;
@@ -79,6 +80,7 @@ struct mb_sample {
 	u64 committed;
 	u64 commit_limit;
 	u64 wmark_high;
+	int overcommit;
 };
 
 /**

@@ -6,7 +6,9 @@
  * where it exports them (MemAvailable, MemTotal, Committed_AS) and from
  * /proc/meminfo itself where it does not (CommitLimit: vm_commit_limit(),
  * sysctl_overcommit_*, total_swap_pages and hugetlb_total_pages are not
- * exported to modules in 6.1).
+ * exported to modules in 6.1, 6.12 or 7.x).  The overcommit mode, which
+ * decides whether CommitLimit means anything, likewise comes from
+ * /proc/sys/vm/overcommit_memory.
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
@@ -23,12 +25,13 @@
 #include "membroker.h"
 
 #define MB_MEMINFO_PATH		"/proc/meminfo"
+#define MB_OVERCOMMIT_PATH	"/proc/sys/vm/overcommit_memory"
 #define MB_MEMINFO_BUF_SIZE	PAGE_SIZE
 
 /*
  * CommitLimit only changes with swapon/swapoff, the overcommit sysctls,
- * hugetlb pool size and total memory, so reading it once a second is
- * plenty.
+ * hugetlb pool size and total memory, so reading it (and the overcommit
+ * mode) once a second is plenty.
  */
 #define MB_COMMIT_LIMIT_MAX_AGE_NS	NSEC_PER_SEC
 
@@ -43,21 +46,20 @@ static struct {
 	struct work_struct refresh;
 	char *buf;			/* only used by @refresh */
 	atomic64_t commit_limit;	/* bytes, 0 until first known */
+	atomic_t overcommit;		/* vm.overcommit_memory, -1 unknown */
 	atomic64_t requested_ns;	/* when @refresh was last queued */
 	bool estimated;			/* @commit_limit is a guess */
 } mb_mi;
 
-/* CommitLimit from /proc/meminfo, in bytes, or -errno. */
-static s64 mb_meminfo_read_commit_limit(char *buf, size_t size)
+/* The whole of a small text file into @buf, NUL-terminated; or -errno */
+static int mb_meminfo_read_file(const char *path, char *buf, size_t size)
 {
-	unsigned long long kb;
 	struct file *file;
 	loff_t pos = 0;
 	size_t len = 0;
 	ssize_t n;
-	char *p;
 
-	file = filp_open(MB_MEMINFO_PATH, O_RDONLY, 0);
+	file = filp_open(path, O_RDONLY, 0);
 	if (IS_ERR(file))
 		return PTR_ERR(file);
 
@@ -71,6 +73,19 @@ static s64 mb_meminfo_read_commit_limit(char *buf, size_t size)
 	if (n < 0)
 		return n;
 	buf[len] = '\0';
+	return 0;
+}
+
+/* CommitLimit from /proc/meminfo, in bytes, or -errno. */
+static s64 mb_meminfo_read_commit_limit(char *buf, size_t size)
+{
+	unsigned long long kb;
+	char *p;
+	int err;
+
+	err = mb_meminfo_read_file(MB_MEMINFO_PATH, buf, size);
+	if (err)
+		return err;
 
 	p = strstr(buf, "\nCommitLimit:");
 	if (!p || sscanf(p, "\nCommitLimit: %llu kB", &kb) != 1)
@@ -88,9 +103,23 @@ static u64 mb_meminfo_estimate_commit_limit(void)
 	return ((u64)totalram_pages() / 2) << PAGE_SHIFT;
 }
 
+/* vm.overcommit_memory (OVERCOMMIT_*), or -1 if it cannot be read */
+static int mb_meminfo_read_overcommit(char *buf, size_t size)
+{
+	int mode;
+
+	if (mb_meminfo_read_file(MB_OVERCOMMIT_PATH, buf, size) ||
+	    kstrtoint(strim(buf), 10, &mode) || mode < 0)
+		return -1;
+	return mode;
+}
+
 static void mb_meminfo_refresh(void)
 {
 	s64 limit;
+
+	atomic_set(&mb_mi.overcommit,
+		   mb_meminfo_read_overcommit(mb_mi.buf, MB_MEMINFO_BUF_SIZE));
 
 	limit = mb_meminfo_read_commit_limit(mb_mi.buf, MB_MEMINFO_BUF_SIZE);
 	if (limit > 0) {
@@ -175,8 +204,8 @@ u64 mb_meminfo_wmark_high(void)
  * @s:	result, in bytes
  *
  * Never blocks and never allocates, so it may run under memory pressure.
- * CommitLimit comes from a cache that is refreshed in the background
- * when it is older than a second.
+ * CommitLimit and the overcommit mode come from a cache that is refreshed
+ * in the background when it is older than a second.
  */
 void mb_meminfo_sample(struct mb_sample *s)
 {
@@ -185,11 +214,12 @@ void mb_meminfo_sample(struct mb_sample *s)
 	s->committed = (u64)vm_memory_committed() << PAGE_SHIFT;
 	s->wmark_high = mb_meminfo_wmark_high();
 	s->commit_limit = atomic64_read(&mb_mi.commit_limit);
+	s->overcommit = atomic_read(&mb_mi.overcommit);
 	mb_meminfo_refresh_commit_limit(false);
 }
 
 /**
- * mb_meminfo_init - prepare measuring, read CommitLimit once
+ * mb_meminfo_init - prepare measuring, read CommitLimit and the mode once
  *
  * Return: 0 or -ENOMEM.
  */
@@ -201,6 +231,7 @@ int mb_meminfo_init(void)
 
 	INIT_WORK(&mb_mi.refresh, mb_meminfo_refresh_work);
 	atomic64_set(&mb_mi.commit_limit, 0);
+	atomic_set(&mb_mi.overcommit, -1);
 	atomic64_set(&mb_mi.requested_ns, ktime_get_ns());
 	mb_mi.estimated = false;
 	/* In the loading task's context, so the first value is real. */

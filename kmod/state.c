@@ -11,6 +11,7 @@
 #include <linux/kernel.h>
 #include <linux/math64.h>
 #include <linux/minmax.h>
+#include <linux/mman.h>
 #include <linux/sizes.h>
 #include <linux/time64.h>
 
@@ -215,14 +216,22 @@ u32 mb_state_next(u32 cur, u64 available, const struct mb_thresholds *t)
  * @s:			the measurement
  * @virtual_low_percent: threshold in percent of the commit limit
  *
- * Return: the flags; none while the commit limit is unknown (0).
+ * VIRTUAL_LOW says that new commitments of address space are about to be
+ * refused.  Only strict accounting (vm.overcommit_memory 2) refuses them
+ * at CommitLimit.  The heuristic mode (0) refuses only a single request
+ * larger than RAM and swap together, whatever is committed already, and
+ * mode 1 refuses nothing: Committed_AS far above CommitLimit is normal
+ * there, and no global figure predicts a refusal, so the flag stays clear;
+ * running short of memory itself is what LOW reports.
+ *
+ * Return: the flags; none while the commit limit or the mode is unknown.
  */
 u32 mb_state_flags(const struct mb_sample *s, u32 virtual_low_percent)
 {
 	u64 threshold;
 	u32 rem;
 
-	if (!s->commit_limit)
+	if (s->overcommit != OVERCOMMIT_NEVER || !s->commit_limit)
 		return 0;
 
 	/*

@@ -151,6 +151,8 @@ struct mb_meminfo {
 };
 
 int mb_meminfo_read(struct mb_meminfo *mi);
+/* vm.overcommit_memory: 0, 1 or 2 */
+int mb_overcommit_mode(int *mode);
 /* A counter of /proc/vmstat ("pgscan_kswapd", ...) */
 int mb_vmstat_read(const char *name, uint64_t *val);
 

@@ -44,6 +44,18 @@ int mb_meminfo_read(struct mb_meminfo *mi)
 	return found == 4 ? 0 : -ENODATA;
 }
 
+int mb_overcommit_mode(int *mode)
+{
+	FILE *f = fopen("/proc/sys/vm/overcommit_memory", "re");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fscanf(f, "%d", mode) == 1;
+	fclose(f);
+	return ok ? 0 : -EBADMSG;
+}
+
 int mb_vmstat_read(const char *name, uint64_t *val)
 {
 	unsigned long long v;

@@ -3,10 +3,12 @@
  * GET_STATE tells the truth: it carries every attribute of a state
  * message, its numbers agree with /proc/meminfo read around it, its state
  * follows from its numbers, and sysfs shows the same state.  VIRTUAL_LOW
- * holds however far Committed_AS exceeds CommitLimit.
+ * follows the overcommit mode, and holds however far Committed_AS exceeds
+ * CommitLimit.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
@@ -97,6 +99,7 @@ TEST_F(state, follows_from_thresholds)
 	struct mb_state st;
 	uint64_t half_gap;
 	bool vlow;
+	int mode;
 
 	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
 	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &cfg));
@@ -131,15 +134,17 @@ TEST_F(state, follows_from_thresholds)
 	if (st.available > st.high)
 		EXPECT_EQ(MEMBROKER_STATE_HIGH, st.state);
 
+	/* VIRTUAL_LOW only under strict accounting, see vlow below. */
 	ASSERT_LE(1, cfg.virtual_low_percent);
 	ASSERT_GE(100, cfg.virtual_low_percent);
-	vlow = st.committed * 100 >=
+	ASSERT_EQ(0, mb_overcommit_mode(&mode));
+	vlow = mode == 2 && st.committed * 100 >=
 	       (uint64_t)cfg.virtual_low_percent * st.commit_limit;
 	EXPECT_EQ(vlow, !!(st.flags & MEMBROKER_FLAG_VIRTUAL_LOW))
-		TH_LOG("committed %llu of %llu, threshold %u%%",
+		TH_LOG("committed %llu of %llu, threshold %u%%, mode %d",
 		       (unsigned long long)st.committed,
 		       (unsigned long long)st.commit_limit,
-		       cfg.virtual_low_percent);
+		       cfg.virtual_low_percent, mode);
 }
 
 /* The reply's seq is that of the latest notification: it never runs ahead */
@@ -217,18 +222,36 @@ TEST_F(state, evaluations_are_counted)
 }
 
 /*
- * VIRTUAL_LOW when Committed_AS is beyond any product with 100 that fits
- * in 64 bits.  Under overcommit_memory=1 a System V segment is charged to
- * Committed_AS in full at shmget(), without touching a page; 2^62 bytes
- * is a size whose product with 100 wraps to a multiple of 2^64, which
- * hides it from a naive committed * 100 >= limit * percent.
+ * VIRTUAL_LOW follows vm.overcommit_memory.  Under strict accounting (2)
+ * the kernel refuses new commitments at CommitLimit, and the flag says
+ * Committed_AS is within virtual_low_percent of it.  Under the heuristic
+ * (0) and "always" (1) modes CommitLimit is not enforced and nothing
+ * global predicts a refusal: the flag is never set, however far
+ * Committed_AS exceeds CommitLimit.
+ *
+ * A System V segment is charged to Committed_AS in full at shmget(),
+ * without touching a page, so huge commitments cost nothing.  Under mode
+ * 1 any size will do; 2^62 bytes is one whose product with 100 wraps to
+ * a multiple of 2^64, which would hide it from a naive committed * 100 >=
+ * limit * percent.  Under mode 2 the tests raise CommitLimit to 2^62
+ * (vm.overcommit_kbytes) rather than charge beyond the real one: a guest
+ * whose every process is refused memory would not survive a test that
+ * dies half-way (a sanitizer's runtime, init's next fork).  The module
+ * reads the mode and CommitLimit at most once a second, so the tests wait
+ * (bounded) for the flag to settle after a change.
  */
 #define OVERCOMMIT	"/proc/sys/vm/overcommit_memory"
+#define OC_RATIO	"/proc/sys/vm/overcommit_ratio"
+#define OC_KBYTES	"/proc/sys/vm/overcommit_kbytes"
 #define HUGE_SHM	(1ULL << 62)
+/* Bound for the module to see a new overcommit mode: a hang, not a speed */
+#define SETTLE_MS	5000
 
 FIXTURE(vlow) {
 	struct mb_nl nl;
 	char overcommit[16];
+	char ratio[32];
+	char kbytes[32];
 	uint64_t flags0;
 	int shmid;
 };
@@ -262,6 +285,8 @@ FIXTURE_SETUP(vlow)
 	self->overcommit[0] = '\0';
 	MB_OPEN_OR_SKIP(&self->nl);
 	ASSERT_EQ(0, mb_sysfs_read_u64("flags", &self->flags0));
+	ASSERT_EQ(0, read_file(OC_RATIO, self->ratio, sizeof(self->ratio)));
+	ASSERT_EQ(0, read_file(OC_KBYTES, self->kbytes, sizeof(self->kbytes)));
 	ASSERT_EQ(0, read_file(OVERCOMMIT, self->overcommit,
 			       sizeof(self->overcommit)));
 }
@@ -271,10 +296,19 @@ FIXTURE_TEARDOWN(vlow)
 	uint64_t flags = ~0ULL;
 	int i;
 
-	if (self->shmid >= 0)
-		shmctl(self->shmid, IPC_RMID, NULL);
+	/*
+	 * Mode first, then the charge, then the limit: never strict
+	 * accounting with more committed than the limit allows.
+	 */
 	if (self->overcommit[0])
 		write_file(OVERCOMMIT, self->overcommit);
+	if (self->shmid >= 0)
+		shmctl(self->shmid, IPC_RMID, NULL);
+	/* Writing one of the two clears the other. */
+	if (strtoull(self->kbytes, NULL, 10))
+		write_file(OC_KBYTES, self->kbytes);
+	else
+		write_file(OC_RATIO, self->ratio);
 	/*
 	 * Let the relaxation (held back by the rate limit) go out, so the
 	 * next test starts from a quiet module; this bounds a hang only.
@@ -288,28 +322,121 @@ FIXTURE_TEARDOWN(vlow)
 	mb_nl_close(&self->nl);
 }
 
-TEST_F(vlow, committed_beyond_2_64_over_100)
+/*
+ * GET_STATE until VIRTUAL_LOW is @want, for at most SETTLE_MS; @st is the
+ * last reply.
+ */
+static void __settle(struct __test_metadata *_metadata, struct mb_nl *nl,
+		     bool want, struct mb_state *st)
+{
+	int i;
+
+	for (i = 0; i < SETTLE_MS / 50; i++) {
+		ASSERT_EQ(0, mb_nl_get_state(nl, st));
+		if (!!(st->flags & MEMBROKER_FLAG_VIRTUAL_LOW) == want)
+			return;
+		usleep(50000);
+	}
+}
+
+#define settle(want, st) __settle(_metadata, &self->nl, want, st)
+
+/* Committed_AS charged with 2^62 bytes, under mode 1 */
+static void __huge_segment(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(vlow) *self)
 {
 	struct mb_meminfo mi;
-	struct mb_state st;
 
 	ASSERT_EQ(0, write_file(OVERCOMMIT, "1"));
 	self->shmid = shmget(IPC_PRIVATE, HUGE_SHM, IPC_CREAT | 0600);
 	ASSERT_LE(0, self->shmid)
 		TH_LOG("shmget of 2^62 bytes: %s", strerror(errno));
-
 	ASSERT_EQ(0, mb_meminfo_read(&mi));
 	ASSERT_LE(HUGE_SHM, mi.committed);
-	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));
-	EXPECT_LE(HUGE_SHM, st.committed);
-	ASSERT_LT(0, st.commit_limit);
+}
+
+#define huge_segment() __huge_segment(_metadata, self)
+
+static void log_state(struct __test_metadata *_metadata,
+		      const struct mb_state *st)
+{
+	TH_LOG("committed %llu, limit %llu, flags %u",
+	       (unsigned long long)st->committed,
+	       (unsigned long long)st->commit_limit, st->flags);
+}
+
+/*
+ * What the flag predicts under mode 2: with Committed_AS past
+ * virtual_low_percent of CommitLimit it is set, and a commitment past
+ * CommitLimit is refused; with the charge gone it clears.  At a limit of
+ * 2^62 bytes, where Committed_AS * 100 does not fit in 64 bits.
+ */
+TEST_F(vlow, strict_near_the_limit)
+{
+	uint64_t want, room;
+	struct mb_meminfo mi;
+	struct mb_config cfg;
+	struct mb_state st;
+	char kb[32];
+	int shmid;
+
+	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &cfg));
+	snprintf(kb, sizeof(kb), "%llu", HUGE_SHM >> 10);
+	ASSERT_EQ(0, write_file(OC_KBYTES, kb));
+	ASSERT_EQ(0, write_file(OVERCOMMIT, "2"));
+	ASSERT_EQ(0, mb_meminfo_read(&mi));
+	ASSERT_LE(HUGE_SHM, mi.commit_limit);
+	/* Halfway between the flag's threshold and the limit */
+	want = mi.commit_limit / 200 * (cfg.virtual_low_percent + 100);
+	ASSERT_LT(mi.committed, want);
+	self->shmid = shmget(IPC_PRIVATE, want - mi.committed,
+			     IPC_CREAT | 0600);
+	ASSERT_LE(0, self->shmid) TH_LOG("shmget: %s", strerror(errno));
+
+	settle(true, &st);
 	EXPECT_EQ(MEMBROKER_FLAG_VIRTUAL_LOW,
 		  st.flags & MEMBROKER_FLAG_VIRTUAL_LOW)
-		TH_LOG("committed %llu, limit %llu, flags %u",
-		       (unsigned long long)st.committed,
-		       (unsigned long long)st.commit_limit, st.flags);
+		log_state(_metadata, &st);
+	EXPECT_LE(HUGE_SHM / 100 * cfg.virtual_low_percent, st.committed);
+	ASSERT_EQ(0, mb_meminfo_read(&mi));
+	room = mi.commit_limit > mi.committed ?
+	       mi.commit_limit - mi.committed : 0;
+	shmid = shmget(IPC_PRIVATE, room + 4 * MIB, IPC_CREAT | 0600);
+	EXPECT_EQ(-1, shmid);
+	EXPECT_EQ(ENOMEM, errno);
+	if (shmid >= 0)
+		shmctl(shmid, IPC_RMID, NULL);
 
-	/* And it goes away with the segment. */
+	ASSERT_EQ(0, shmctl(self->shmid, IPC_RMID, NULL));
+	self->shmid = -1;
+	settle(false, &st);
+	EXPECT_EQ(0, st.flags & MEMBROKER_FLAG_VIRTUAL_LOW)
+		log_state(_metadata, &st);
+}
+
+TEST_F(vlow, heuristic_never)
+{
+	struct mb_state st;
+
+	huge_segment();
+	ASSERT_EQ(0, write_file(OVERCOMMIT, "0"));
+	settle(false, &st);
+	EXPECT_LE(HUGE_SHM, st.committed);
+	EXPECT_EQ(0, st.flags & MEMBROKER_FLAG_VIRTUAL_LOW)
+		log_state(_metadata, &st);
+}
+
+TEST_F(vlow, always_never)
+{
+	struct mb_state st;
+
+	huge_segment();
+	settle(false, &st);
+	EXPECT_LE(HUGE_SHM, st.committed);
+	EXPECT_EQ(0, st.flags & MEMBROKER_FLAG_VIRTUAL_LOW)
+		log_state(_metadata, &st);
+
+	/* And the charge goes away with the segment. */
 	ASSERT_EQ(0, shmctl(self->shmid, IPC_RMID, NULL));
 	self->shmid = -1;
 	ASSERT_EQ(0, mb_nl_get_state(&self->nl, &st));

@@ -18,8 +18,10 @@
  *   MEMBROKER_STATE_HIGH    plenty of memory.  Caches may grow.
  *
  * Independently of the state, the flag MEMBROKER_FLAG_VIRTUAL_LOW is set
- * while committed address space is near the commit limit.  The state and
- * the configuration are global: the same in every network namespace.
+ * while the kernel is about to refuse new commitments of address space:
+ * under strict overcommit accounting, when committed address space is
+ * near the commit limit (see STATE RULE).  The state and the
+ * configuration are global: the same in every network namespace.
  *
  * STATE RULE
  * ==========
@@ -41,8 +43,25 @@
  * narrower than h changes the state at most once.  One evaluation may go
  * from LOW straight to HIGH or back.
  *
- * VIRTUAL_LOW is set while Committed_AS * 100 >= CommitLimit *
- * virtual_low_percent (no hysteresis; the rate limit below applies).
+ * VIRTUAL_LOW follows vm.overcommit_memory:
+ *
+ *   2 (strict accounting)  set while Committed_AS * 100 >= CommitLimit *
+ *                          virtual_low_percent: the kernel refuses mmap(),
+ *                          brk(), fork() and the like that would take
+ *                          Committed_AS past CommitLimit, so the flag
+ *                          warns before those start failing;
+ *   0 (heuristic), 1       never set.  CommitLimit is not enforced and
+ *   (always overcommit)    Committed_AS far above it is normal; mode 0
+ *                          refuses only a single request larger than RAM
+ *                          and swap together, whatever is committed, and
+ *                          mode 1 nothing, so no global figure predicts a
+ *                          refusal.  Running short of memory itself is
+ *                          what LOW reports.
+ *
+ * The mode is read with CommitLimit, at most once a second, so a change
+ * of it shows at an evaluation a second or so later; until it could be
+ * read once, the flag is not set.  No hysteresis; the rate limit below
+ * applies.
  *
  * NOTIFICATIONS AND THEIR RATE
  * ============================
@@ -244,7 +263,8 @@
  *   LOW_BYTES, HIGH_BYTES     the thresholds in force
  *   COMMITTED_BYTES, COMMIT_LIMIT_BYTES
  *                             Committed_AS and CommitLimit (the latter
- *                             reread at most once a second)
+ *                             reread at most once a second); CommitLimit
+ *                             is enforced only under strict accounting
  * u64 attributes may be preceded by MEMBROKER_A_PAD for alignment; ignore
  * it.  New attributes may be added; ignore those you do not know.
  *
@@ -302,7 +322,7 @@ enum membroker_state {
 };
 
 /* Bits of MEMBROKER_A_FLAGS */
-#define MEMBROKER_FLAG_VIRTUAL_LOW	(1U << 0) /* committed near the limit */
+#define MEMBROKER_FLAG_VIRTUAL_LOW	(1U << 0) /* commit limit near, mode 2 */
 
 /**
  * enum membroker_reason - what caused an evaluation (MEMBROKER_A_REASON)
@@ -398,8 +418,9 @@ enum membroker_cmd {
  *	this apart
  * @MEMBROKER_A_RATELIMIT_MS: u32, configuration: the least spacing of
  *	notifications that escalate nothing (see NOTIFICATIONS above)
- * @MEMBROKER_A_VIRTUAL_LOW_PERCENT: u32, configuration: VIRTUAL_LOW is
- *	set while Committed_AS is at least this percentage of CommitLimit
+ * @MEMBROKER_A_VIRTUAL_LOW_PERCENT: u32, configuration: under strict
+ *	overcommit accounting, VIRTUAL_LOW is set while Committed_AS is at
+ *	least this percentage of CommitLimit (see STATE RULE)
  * @MEMBROKER_A_HISTORY_SIZE: u32, read only: entries in the history ring
  * @__MEMBROKER_A_MAX: one past the last attribute; use MEMBROKER_A_MAX
  *
