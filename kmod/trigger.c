@@ -87,7 +87,10 @@ static struct {
 
 	struct mutex lock;	/* one evaluation at a time; and the below */
 	bool stopping;		/* no more scheduling, see mb_trigger_exit() */
-	u32 timer_reason;	/* reason of a run caused by @eval's timer */
+	bool timer_armed;	/* @eval's timer is armed ... */
+	unsigned long timer_due; /* ... to expire then (jiffies) ... */
+	u32 timer_reason;	/* ... for this reason */
+	struct mb_next next;	/* the latest evaluation's, see _eval_work() */
 } mb_trig;
 
 static u32 mb_trigger_pick_reason(u32 mask)
@@ -177,16 +180,22 @@ static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
 				      nsecs_to_jiffies(ns + TICK_NSEC - 1);
 
 	/*
-	 * Never postpones: if @eval is pending, a kick queued it to run at
-	 * once, and that run will schedule again.
+	 * Never postpones: @eval is pending either at once (a kick queued
+	 * it, and that run will schedule again) or, after a request's
+	 * evaluation, with its timer; mb_trigger_schedule() brings that
+	 * forward where it must.
 	 */
-	mb_trig.timer_reason = reason;
-	queue_delayed_work(mb_trig.wq, &mb_trig.eval, delay);
+	if (queue_delayed_work(mb_trig.wq, &mb_trig.eval, delay)) {
+		mb_trig.timer_armed = true;
+		mb_trig.timer_due = jiffies + delay;
+		mb_trig.timer_reason = reason;
+	}
 }
 
 /*
- * Called with mb_trig.lock held, right after an evaluation.  @eval's own
- * timer is always armed, and is always a normal one: for the poll near the
+ * Called with mb_trig.lock held, right after an evaluation (or a run of
+ * the work that had none, see mb_trigger_eval_work()).  @eval's own timer
+ * is always armed, and is always a normal one: for the poll near the
  * threshold, for a deferred notification (which must not wait for an idle
  * CPU), and far from the threshold as the backstop of the deferrable
  * @idle.
@@ -194,6 +203,8 @@ static void mb_trigger_eval_at(u64 ns, u32 reason, bool exact)
 static void mb_trigger_schedule(const struct mb_next *next)
 {
 	u64 poll_ns = (u64)next->poll_ms * NSEC_PER_MSEC;
+	u64 ns;
+	u32 reason;
 
 	atomic64_set(&mb_trig.reclaim_gap_ns,
 		     (u64)next->poll_min_ms * NSEC_PER_MSEC);
@@ -206,34 +217,68 @@ static void mb_trigger_schedule(const struct mb_next *next)
 		cancel_delayed_work(&mb_trig.idle);
 	}
 
-	if (next->deferred_ns && next->deferred_ns <= poll_ns)
-		mb_trigger_eval_at(next->deferred_ns,
-				   MEMBROKER_REASON_DEFERRED, true);
-	else
-		mb_trigger_eval_at(poll_ns, MEMBROKER_REASON_POLL, false);
-}
+	if (next->deferred_ns && next->deferred_ns <= poll_ns) {
+		ns = next->deferred_ns;
+		reason = MEMBROKER_REASON_DEFERRED;
+	} else {
+		ns = poll_ns;
+		reason = MEMBROKER_REASON_POLL;
+	}
 
-/* One evaluation for the reasons in @mask; called with mb_trig.lock held. */
-static void mb_trigger_eval_locked(u32 mask)
-{
-	struct mb_next next;
-	u32 reason;
-
-	if (mb_trig.stopping)
+	/*
+	 * A request evaluates outside the work, so the timer an earlier run
+	 * armed may still be pending, and later than this evaluation wants
+	 * (a notification the rate limit now holds back, a threshold now
+	 * near): then have the work run at once, which evaluates nothing
+	 * more and arms the timer from @next.
+	 */
+	if (mb_trig.timer_armed && timer_pending(&mb_trig.eval.timer)) {
+		if (time_before(jiffies + nsecs_to_jiffies(ns),
+				mb_trig.timer_due))
+			mod_delayed_work(mb_trig.wq, &mb_trig.eval, 0);
 		return;
-
-	reason = mb_trigger_pick_reason(mask) ?: mb_trig.timer_reason;
-	atomic64_set(&mb_trig.last_start_ns, ktime_get_ns());
-	mb_eval_run(reason, mask & BIT(MEMBROKER_REASON_CONFIG), &next);
-	mb_trigger_schedule(&next);
+	}
+	mb_trigger_eval_at(ns, reason, reason == MEMBROKER_REASON_DEFERRED);
 }
 
+/* One evaluation; called with mb_trig.lock held. */
+static void mb_trigger_eval_locked(u32 reason, u32 mask)
+{
+	atomic64_set(&mb_trig.last_start_ns, ktime_get_ns());
+	mb_eval_run(reason, mask & BIT(MEMBROKER_REASON_CONFIG), &mb_trig.next);
+	mb_trigger_schedule(&mb_trig.next);
+}
+
+/*
+ * A run's reason is the most important one pending, or the timer's if the
+ * timer ran it.  A run with neither was queued by a kick whose reason an
+ * earlier run took (the kick set its bit, that run cleared the mask, then
+ * the kick queued the work), or by a request whose evaluation wants the
+ * timer sooner: its cause was evaluated already, and it must not evaluate
+ * again under a reason nobody gave (the poll's, a deferred
+ * notification's).  It only arms the timers again.
+ */
 static void mb_trigger_eval_work(struct work_struct *work)
 {
 	u32 mask = atomic_xchg(&mb_trig.pending, 0);
+	bool timer;
+	u32 reason;
 
 	mutex_lock(&mb_trig.lock);
-	mb_trigger_eval_locked(mask);
+	if (mb_trig.stopping)
+		goto out;
+
+	/* Armed, and due: a kick that cancelled it came before it expired */
+	timer = mb_trig.timer_armed &&
+		time_after_eq(jiffies, mb_trig.timer_due);
+	mb_trig.timer_armed = false;
+	reason = mb_trigger_pick_reason(mask) ?:
+		 (timer ? mb_trig.timer_reason : 0);
+	if (reason)
+		mb_trigger_eval_locked(reason, mask);
+	else
+		mb_trigger_schedule(&mb_trig.next);
+out:
 	mutex_unlock(&mb_trig.lock);
 }
 
@@ -259,8 +304,13 @@ static void mb_trigger_idle_work(struct work_struct *work)
  */
 void mb_trigger_sync(u32 reason)
 {
+	u32 mask;
+
 	mutex_lock(&mb_trig.lock);
-	mb_trigger_eval_locked(BIT(reason) | atomic_read(&mb_trig.pending));
+	if (!mb_trig.stopping) {
+		mask = BIT(reason) | atomic_read(&mb_trig.pending);
+		mb_trigger_eval_locked(mb_trigger_pick_reason(mask), mask);
+	}
 	mutex_unlock(&mb_trig.lock);
 }
 
@@ -418,6 +468,7 @@ int mb_trigger_init(void)
 
 	mutex_init(&mb_trig.lock);
 	mb_trig.stopping = false;
+	mb_trig.timer_armed = false;
 	mb_trig.timer_reason = MEMBROKER_REASON_POLL;
 	atomic_set(&mb_trig.pending, 0);
 	atomic_set(&mb_trig.hotplug_busy, 0);

@@ -7,9 +7,11 @@
  * CommitLimit.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
@@ -219,6 +221,101 @@ TEST_F(state, evaluations_are_counted)
 	for (sum = 0, r = 0; r <= MEMBROKER_REASON_MAX; r++)
 		sum += e2.reason[r];
 	EXPECT_LE(e1.total, sum);
+}
+
+/*
+ * Every evaluation has a cause, and names it.  Queries from many threads
+ * at once evaluate in their own context while kicks and timers queue the
+ * work item; a run of the work item whose cause an earlier evaluation
+ * already took must neither evaluate nor report a reason nobody gave
+ * (the poll's, a deferred notification's).  With the poll a second or
+ * more apart and nothing held back by the rate limit, the evaluations
+ * are the queries' and at most one poll a second.
+ */
+#define QUERY_THREADS	8
+#define QUERY_MS	3000
+#define POLL_MS		1000	/* poll_min_ms: the largest allowed */
+
+struct querier {
+	pthread_t thread;
+	uint64_t end_ns;
+	int replies;
+	int err;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void *query_loop(void *arg)
+{
+	struct querier *q = arg;
+	struct mb_state st;
+	struct mb_nl nl;
+
+	q->err = mb_nl_open(&nl);
+	while (!q->err && mono_ns() < q->end_ns) {
+		q->err = mb_nl_get_state(&nl, &st);
+		if (!q->err)
+			q->replies++;
+	}
+	if (nl.sk)
+		mb_nl_close(&nl);
+	return NULL;
+}
+
+TEST_F(state, concurrent_queries_have_a_cause)
+{
+	struct querier q[QUERY_THREADS];
+	struct mb_config saved, cfg;
+	struct mb_evals e0, e1;
+	uint64_t end, replies = 0;
+	int i;
+
+	ASSERT_EQ(0, mb_nl_get_config(&self->nl, &saved));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.have = (1ULL << MEMBROKER_A_POLL_MIN_MS) |
+		   (1ULL << MEMBROKER_A_POLL_MAX_MS);
+	cfg.poll_min_ms = POLL_MS;
+	cfg.poll_max_ms = 60000;
+	ASSERT_EQ(0, mb_nl_set_config(&self->nl, &cfg));
+
+	ASSERT_EQ(0, mb_evals_read(&e0));
+	end = mono_ns() + QUERY_MS * 1000000ULL;
+	for (i = 0; i < QUERY_THREADS; i++) {
+		memset(&q[i], 0, sizeof(q[i]));
+		q[i].end_ns = end;
+		ASSERT_EQ(0, pthread_create(&q[i].thread, NULL, query_loop,
+					    &q[i]));
+	}
+	for (i = 0; i < QUERY_THREADS; i++) {
+		pthread_join(q[i].thread, NULL);
+		EXPECT_EQ(0, q[i].err);
+		replies += q[i].replies;
+	}
+	ASSERT_EQ(0, mb_evals_read(&e1));
+	EXPECT_EQ(0, mb_nl_set_config(&self->nl, &saved));
+
+	TH_LOG("%llu replies, %llu evaluations: %llu query, %llu poll, "
+	       "%llu deferred", (unsigned long long)replies,
+	       (unsigned long long)(e1.total - e0.total),
+	       (unsigned long long)(e1.reason[MEMBROKER_REASON_QUERY] -
+				    e0.reason[MEMBROKER_REASON_QUERY]),
+	       (unsigned long long)(e1.reason[MEMBROKER_REASON_POLL] -
+				    e0.reason[MEMBROKER_REASON_POLL]),
+	       (unsigned long long)(e1.reason[MEMBROKER_REASON_DEFERRED] -
+				    e0.reason[MEMBROKER_REASON_DEFERRED]));
+	/* Nothing was rate-limited, and the poll is POLL_MS apart. */
+	EXPECT_EQ(e0.reason[MEMBROKER_REASON_DEFERRED],
+		  e1.reason[MEMBROKER_REASON_DEFERRED]);
+	EXPECT_GE(e0.reason[MEMBROKER_REASON_POLL] + QUERY_MS / POLL_MS + 1,
+		  e1.reason[MEMBROKER_REASON_POLL]);
+	/* No more evaluations than causes */
+	EXPECT_GE(e0.total + replies + QUERY_MS / POLL_MS + 1, e1.total);
 }
 
 /*

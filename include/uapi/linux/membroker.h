@@ -347,8 +347,8 @@ enum membroker_state {
  *	MEMBROKER_REASON_MAX
  *
  * When several causes are pending for one evaluation, the message names
- * the most important one.  New reasons may be added: treat an unknown
- * one like POLL.
+ * the most important one; every evaluation has a cause and names one it
+ * had.  New reasons may be added: treat an unknown one like POLL.
  */
 enum membroker_reason {
 	MEMBROKER_REASON_UNSPEC,
