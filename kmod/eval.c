@@ -10,6 +10,7 @@
  * and sequence numbers, history and events stay in order.
  */
 #include <linux/atomic.h>
+#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/mutex.h>
 #include <linux/string.h>
@@ -18,12 +19,25 @@
 
 #include "membroker.h"
 
+/*
+ * Messages about the fallback to automatic thresholds: at most this many
+ * per interval.  A balloon that moves memory back and forth across the
+ * point where the configured thresholds stop fitting would otherwise
+ * write two lines per swing.
+ */
+#define MB_FALLBACK_LOG_BURST		2
+#define MB_FALLBACK_LOG_INTERVAL	(60 * HZ)
+
 static struct {
 	struct mutex lock;	/* protects everything below */
 	struct mb_config cfg;
 	u32 state;		/* evaluated state, 0 before the first run */
 	u64 tracked_total;	/* MemTotal the thresholds are based on */
 	bool fallback;		/* configured thresholds did not fit */
+	bool fallback_logged;	/* what the latest message said */
+	unsigned int fallback_changes;	/* since the latest message */
+	unsigned int log_count;	/* messages in the interval from @log_start */
+	unsigned long log_start;	/* jiffies */
 	bool published;		/* @last is valid */
 	struct mb_msg last;	/* the latest notification */
 	struct mb_msg cur;	/* the latest evaluation */
@@ -43,6 +57,43 @@ static void mb_eval_publish(struct mb_msg *msg)
 	mb_ev.published = true;
 	mb_netlink_notify(msg);
 	mb_sysfs_notify();
+}
+
+/*
+ * Say in the kernel log whether the configured thresholds are in force,
+ * when that changed since the latest message: at once, but at most
+ * MB_FALLBACK_LOG_BURST times per MB_FALLBACK_LOG_INTERVAL.  A change
+ * held back is logged by the first evaluation after the interval, if it
+ * still holds then, with how many changes went unlogged; so the latest
+ * line is never wrong for longer than the interval.  Called with
+ * mb_ev.lock held.
+ */
+static void mb_eval_log_fallback(void)
+{
+	char more[48] = "";
+
+	if (mb_ev.fallback == mb_ev.fallback_logged)
+		return;
+	if (time_after_eq(jiffies,
+			  mb_ev.log_start + MB_FALLBACK_LOG_INTERVAL)) {
+		mb_ev.log_start = jiffies;
+		mb_ev.log_count = 0;
+	}
+	if (mb_ev.log_count >= MB_FALLBACK_LOG_BURST)
+		return;
+	mb_ev.log_count++;
+
+	/* The changes there and back that were not logged */
+	if (mb_ev.fallback_changes > 1)
+		snprintf(more, sizeof(more), " (%u changes not logged)",
+			 mb_ev.fallback_changes - 1);
+	if (mb_ev.fallback)
+		pr_warn("configured thresholds do not fit %llu bytes of memory, using automatic ones%s\n",
+			mb_ev.tracked_total, more);
+	else
+		pr_info("configured thresholds in force again%s\n", more);
+	mb_ev.fallback_logged = mb_ev.fallback;
+	mb_ev.fallback_changes = 0;
 }
 
 /**
@@ -75,13 +126,10 @@ void mb_eval_run(u32 reason, bool force, struct mb_next *next)
 
 	mb_state_thresholds(&mb_ev.cfg, mb_ev.tracked_total, s.wmark_high, &t);
 	if (t.fallback != mb_ev.fallback) {
-		if (t.fallback)
-			pr_warn("configured thresholds do not fit %llu bytes of memory, using automatic ones\n",
-				mb_ev.tracked_total);
-		else
-			pr_info("configured thresholds in force again\n");
 		mb_ev.fallback = t.fallback;
+		mb_ev.fallback_changes++;
 	}
+	mb_eval_log_fallback();
 	mb_ev.state = mb_state_next(mb_ev.state, s.available, &t);
 
 	memset(&cur, 0, sizeof(cur));
@@ -174,12 +222,30 @@ void mb_eval_get_config(struct mb_config *cfg)
 	mutex_unlock(&mb_ev.lock);
 }
 
+/* MB_CFG_F_* of the values that differ between @a and @b */
+static u32 mb_eval_config_diff(const struct mb_config *a,
+			       const struct mb_config *b)
+{
+	return (a->low_bytes != b->low_bytes ? MB_CFG_F_LOW : 0) |
+	       (a->high_bytes != b->high_bytes ? MB_CFG_F_HIGH : 0) |
+	       (a->hysteresis_bytes != b->hysteresis_bytes ?
+		MB_CFG_F_HYST : 0) |
+	       (a->poll_min_ms != b->poll_min_ms ? MB_CFG_F_POLL_MIN : 0) |
+	       (a->poll_max_ms != b->poll_max_ms ? MB_CFG_F_POLL_MAX : 0) |
+	       (a->ratelimit_ms != b->ratelimit_ms ? MB_CFG_F_RATELIMIT : 0) |
+	       (a->virtual_low_percent != b->virtual_low_percent ?
+		MB_CFG_F_PERCENT : 0);
+}
+
 /**
  * mb_eval_set_config - check and apply a whole configuration
  * @cfg:	the new configuration
  *
- * On success, evaluates at once and publishes with reason CONFIG, whether
- * or not anything changed, so the caller sees the thresholds in force.
+ * Values that do not change are not checked against total memory again
+ * (see mb_state_check_config()), so a configuration sent back as it is
+ * always applies.  On success, evaluates at once and publishes with
+ * reason CONFIG, whether or not anything changed, so the caller sees the
+ * thresholds in force.
  *
  * Return: MB_CFG_OK, or why @cfg was refused (nothing changed then).
  */
@@ -188,7 +254,8 @@ enum mb_cfg_err mb_eval_set_config(const struct mb_config *cfg)
 	enum mb_cfg_err err;
 
 	mutex_lock(&mb_ev.lock);
-	err = mb_state_check_config(cfg, mb_meminfo_total(),
+	err = mb_state_check_config(cfg, mb_eval_config_diff(cfg, &mb_ev.cfg),
+				    mb_meminfo_total(),
 				    mb_meminfo_wmark_high());
 	if (err == MB_CFG_OK)
 		mb_ev.cfg = *cfg;
@@ -211,7 +278,7 @@ int mb_eval_init(const struct mb_config *cfg)
 	enum mb_cfg_err err;
 	unsigned int i;
 
-	err = mb_state_check_config(cfg, mb_meminfo_total(),
+	err = mb_state_check_config(cfg, MB_CFG_F_ALL, mb_meminfo_total(),
 				    mb_meminfo_wmark_high());
 	if (err != MB_CFG_OK) {
 		pr_err("invalid module parameters: %s\n",
@@ -221,6 +288,8 @@ int mb_eval_init(const struct mb_config *cfg)
 
 	memset(&mb_ev, 0, sizeof(mb_ev));
 	mutex_init(&mb_ev.lock);
+	/* The first message is due at once. */
+	mb_ev.log_start = jiffies - MB_FALLBACK_LOG_INTERVAL;
 	for (i = 0; i < ARRAY_SIZE(mb_eval_counts); i++)
 		atomic64_set(&mb_eval_counts[i], 0);
 	mb_ev.cfg = *cfg;

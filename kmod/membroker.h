@@ -15,6 +15,7 @@
 #ifndef _MEMBROKER_H
 #define _MEMBROKER_H
 
+#include <linux/bits.h>
 #include <linux/types.h>
 #include <linux/mutex.h>
 #include <linux/membroker.h>
@@ -114,6 +115,19 @@ struct mb_msg {
 	u32 reason;
 };
 
+/*
+ * Fields of struct mb_config, for the @changed mask of
+ * mb_state_check_config(): the values a request changes.
+ */
+#define MB_CFG_F_LOW		BIT(0)
+#define MB_CFG_F_HIGH		BIT(1)
+#define MB_CFG_F_HYST		BIT(2)
+#define MB_CFG_F_POLL_MIN	BIT(3)
+#define MB_CFG_F_POLL_MAX	BIT(4)
+#define MB_CFG_F_RATELIMIT	BIT(5)
+#define MB_CFG_F_PERCENT	BIT(6)
+#define MB_CFG_F_ALL		GENMASK(6, 0)
+
 /**
  * enum mb_cfg_err - why a configuration is refused
  * @MB_CFG_OK:			not refused
@@ -122,13 +136,13 @@ struct mb_msg {
  * @MB_CFG_POLL_ORDER:		poll_min_ms above poll_max_ms
  * @MB_CFG_RATELIMIT_RANGE:	ratelimit_ms above 10000
  * @MB_CFG_PERCENT_RANGE:	virtual_low_percent outside 1..100
- * @MB_CFG_LOW_TOTAL:		low_bytes above total memory
- * @MB_CFG_HIGH_TOTAL:		high_bytes above total memory
- * @MB_CFG_HYST_TOTAL:		hysteresis_bytes above total memory
+ * @MB_CFG_LOW_TOTAL:		low_bytes, changed, above total memory
+ * @MB_CFG_HIGH_TOTAL:		high_bytes, changed, above total memory
+ * @MB_CFG_HYST_TOTAL:		hysteresis_bytes, changed, above total memory
  * @MB_CFG_LOW_NOT_BELOW_HIGH:	the resulting low threshold is not below
- *				the high one, and low_bytes was set
- * @MB_CFG_HIGH_NOT_ABOVE_LOW:	the same with low_bytes automatic: the
- *				high threshold set is too low
+ *				the high one, and low_bytes was changed
+ * @MB_CFG_HIGH_NOT_ABOVE_LOW:	the same with only high_bytes changed: the
+ *				new high threshold is too low
  *
  * Each has a message MB_CFG_MSG_*, a string literal so that netlink.c can
  * hand it to NL_SET_ERR_MSG_ATTR(); mb_state_check_config() reports the
@@ -173,8 +187,8 @@ enum mb_publish {
 /* state.c: pure functions, no locking, no side effects */
 void mb_state_thresholds(const struct mb_config *cfg, u64 total,
 			 u64 wmark_high, struct mb_thresholds *t);
-enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg, u64 total,
-				      u64 wmark_high);
+enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg,
+				      u32 changed, u64 total, u64 wmark_high);
 const char *mb_state_cfg_strerror(enum mb_cfg_err err);
 u32 mb_state_next(u32 cur, u64 available, const struct mb_thresholds *t);
 u32 mb_state_flags(const struct mb_sample *s, u32 virtual_low_percent);

@@ -111,13 +111,23 @@ void mb_state_thresholds(const struct mb_config *cfg, u64 total,
 /**
  * mb_state_check_config - may @cfg be applied?
  * @cfg:	the complete configuration that would be in force
+ * @changed:	MB_CFG_F_* of the values that differ from those in force
+ *		(all of them for the initial configuration)
  * @total:	current total memory in bytes
  * @wmark_high:	current sum of the high watermarks in bytes
  *
+ * Ranges are checked for every value.  What depends on total memory is
+ * checked only for values being changed: total memory may have shrunk
+ * since the others were set (hot-unplug, balloon), and mb_state_thresholds()
+ * then falls back to automatic thresholds until they fit again; refusing
+ * every later change (of the rate limit, say) for them would leave the
+ * administrator no way to configure anything short of undoing the
+ * thresholds.  A refusal always blames a value being changed.
+ *
  * Return: MB_CFG_OK, or the first reason found to refuse it.
  */
-enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg, u64 total,
-				      u64 wmark_high)
+enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg,
+				      u32 changed, u64 total, u64 wmark_high)
 {
 	u64 low, high;
 
@@ -134,18 +144,25 @@ enum mb_cfg_err mb_state_check_config(const struct mb_config *cfg, u64 total,
 	if (cfg->virtual_low_percent < MB_VIRTUAL_LOW_PERCENT_MIN ||
 	    cfg->virtual_low_percent > MB_VIRTUAL_LOW_PERCENT_MAX)
 		return MB_CFG_PERCENT_RANGE;
-	if (cfg->low_bytes > total)
+	if ((changed & MB_CFG_F_LOW) && cfg->low_bytes > total)
 		return MB_CFG_LOW_TOTAL;
-	if (cfg->high_bytes > total)
+	if ((changed & MB_CFG_F_HIGH) && cfg->high_bytes > total)
 		return MB_CFG_HIGH_TOTAL;
-	if (cfg->hysteresis_bytes > total)
+	if ((changed & MB_CFG_F_HYST) && cfg->hysteresis_bytes > total)
 		return MB_CFG_HYST_TOTAL;
 
+	if (!(changed & (MB_CFG_F_LOW | MB_CFG_F_HIGH)))
+		return MB_CFG_OK;
 	mb_resolve(cfg, total, wmark_high, &low, &high);
 	if (low >= high) {
-		/* Blame the value that was set, not the automatic one */
-		return cfg->low_bytes ? MB_CFG_LOW_NOT_BELOW_HIGH :
-					MB_CFG_HIGH_NOT_ABOVE_LOW;
+		/*
+		 * Blame a value being changed; of two, the low threshold if
+		 * it was set rather than made automatic.
+		 */
+		if (!(changed & MB_CFG_F_HIGH) ||
+		    ((changed & MB_CFG_F_LOW) && cfg->low_bytes))
+			return MB_CFG_LOW_NOT_BELOW_HIGH;
+		return MB_CFG_HIGH_NOT_ABOVE_LOW;
 	}
 	return MB_CFG_OK;
 }

@@ -135,7 +135,8 @@
  * memory below 1 MiB are ignored).  Should total memory shrink so far that
  * the configured thresholds no longer give low < high, the automatic ones
  * are used until they fit again; GET_CONFIG still shows the configured
- * values, state messages show the thresholds in force.
+ * values, state messages show the thresholds in force.  The kernel log
+ * says when this starts and ends, at most twice a minute.
  * Documentation/membroker.rst explains the numbers.
  *
  * TRANSPORT AND ERRORS
@@ -235,7 +236,17 @@
  *	range, if POLL_MIN_MS > POLL_MAX_MS, or if the resulting low
  *	threshold (automatic or not) is not below the resulting high one;
  *	the checks apply to the configuration as it would be after the
- *	request.  On success the new thresholds apply at once and a NOTIFY
+ *	request, except that what depends on total memory (a byte value
+ *	<= total, low below high) is checked only for the values the
+ *	request changes (carries with a value other than the one in
+ *	force).  So after total memory shrank under configured thresholds
+ *	(hot-unplug, a balloon), a request that leaves them as they are (a
+ *	new rate limit, a GET_CONFIG reply sent back) applies, and the
+ *	fallback described under THRESHOLDS stays in force until they fit
+ *	again or are changed.  A refused value is always one the request
+ *	changes, and NLMSGERR_ATTR_OFFS points at its attribute; when low
+ *	and high thresholds both change and do not fit together, at
+ *	LOW_BYTES, unless it is 0 (automatic).  On success the new thresholds apply at once and a NOTIFY
  *	with reason MEMBROKER_REASON_CONFIG is sent (and recorded) before the
  *	acknowledgment, whether or not anything changed.  The module
  *	parameters of the same names set the initial configuration.
