@@ -12,7 +12,7 @@
  *   uint64_t mb_self_rss(void)                own RSS in bytes (statm)
  *   void mb_auto_thresholds(total, &lo, &hi)  the kernel's automatic rule
  *   uint32_t mb_classify(avail, lo, hi, prev) LOW/STEADY/HIGH + hysteresis
- *   uint32_t mb_virtual_flags(committed, limit)  MB_FLAG_VIRTUAL_LOW or 0
+ *   uint32_t mb_virtual_flags(&mi)            MB_FLAG_VIRTUAL_LOW or 0
  *   bool mb_notification_news(&n, &last)      anything worth announcing
  *   void mb_notification_from_meminfo(...)    a reading as a notification
  *   int mb_poll_interval_ms(avail, lo)        adaptive poll, 5..1000 ms
@@ -65,6 +65,7 @@ struct mb_meminfo {
 	uint64_t available;
 	uint64_t committed;
 	uint64_t commit_limit;
+	bool commit_enforced;	/* vm.overcommit_memory is 2 */
 };
 
 int mb_path_join(const char *root, const char *path, char *buf, size_t len);
@@ -76,7 +77,7 @@ uint64_t mb_self_rss(void);
 void mb_auto_thresholds(uint64_t total, uint64_t *low, uint64_t *high);
 uint32_t mb_classify(uint64_t avail, uint64_t low, uint64_t high,
 		     uint32_t prev_state);
-uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit);
+uint32_t mb_virtual_flags(const struct mb_meminfo *mi);
 bool mb_notification_news(const struct mb_notification *n,
 			  const struct mb_notification *last);
 void mb_notification_from_meminfo(struct mb_notification *n, uint32_t source,

@@ -15,8 +15,9 @@
  *               stalls or OOM-kills inside the cgroup, the way MemAvailable
  *               counts reclaimable page cache.
  *   low/high  = automatic thresholds computed from the limit
- *   flags     = VIRTUAL_LOW from the system's Committed_AS (commit limits
- *               are not per cgroup)
+ *   flags     = VIRTUAL_LOW from the system's Committed_AS, as the module
+ *               sets it (commit limits are not per cgroup, and are only
+ *               enforced in overcommit mode 2)
  *
  * memory.events is a kernfs file that raises POLLPRI when a counter
  * changes.  A new high, max, oom or oom_kill event means the cgroup is
@@ -370,7 +371,7 @@ int mb_src_cgroup_eval(struct mb_source *s, uint64_t now_ns,
 	if (mb_meminfo_read(root, &mi) >= 0) {
 		n.committed = mi.committed;
 		n.commit_limit = mi.commit_limit;
-		n.flags = mb_virtual_flags(mi.committed, mi.commit_limit);
+		n.flags = mb_virtual_flags(&mi);
 	}
 	n.state = mb_classify(avail, low, high, p->cur.state);
 	if (p->evented && now_ns - p->event_ns < MB_CG_WINDOW_NS)

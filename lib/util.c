@@ -140,8 +140,24 @@ int mb_meminfo_parse(const char *text, struct mb_meminfo *out)
 	return 0;
 }
 
+/*
+ * Whether the kernel enforces CommitLimit: only in overcommit mode 2
+ * (OVERCOMMIT_NEVER).  A system without the sysctl file (none mounted
+ * under a test root, say) has the kernel's default, mode 0.
+ */
+static bool mb_commit_enforced(const char *root)
+{
+	char buf[16];
+
+	if (mb_read_file(root, "/proc/sys/vm/overcommit_memory", buf,
+			 sizeof(buf)) <= 0)
+		return false;
+	return atoi(buf) == 2;
+}
+
 /**
- * mb_meminfo_read() - read and parse @root/proc/meminfo
+ * mb_meminfo_read() - read and parse @root/proc/meminfo, and whether
+ * @root/proc/sys/vm/overcommit_memory enforces the commit limit
  * Return: 0 or -errno.
  */
 int mb_meminfo_read(const char *root, struct mb_meminfo *out)
@@ -154,7 +170,11 @@ int mb_meminfo_read(const char *root, struct mb_meminfo *out)
 	n = mb_read_file(root, "/proc/meminfo", buf, sizeof(buf));
 	if (n < 0)
 		return n;
-	return mb_meminfo_parse(buf, out);
+	n = mb_meminfo_parse(buf, out);
+	if (n < 0)
+		return n;
+	out->commit_enforced = mb_commit_enforced(root);
+	return 0;
 }
 
 /** mb_now_ns() - CLOCK_MONOTONIC in nanoseconds */
@@ -226,12 +246,18 @@ uint32_t mb_classify(uint64_t avail, uint64_t low, uint64_t high,
 }
 
 /**
- * mb_virtual_flags() - MB_FLAG_VIRTUAL_LOW when Committed_AS is at or
- * above MB_VIRTUAL_LOW_PERCENT of CommitLimit, else 0 (also when unknown)
+ * mb_virtual_flags() - MB_FLAG_VIRTUAL_LOW when the kernel enforces the
+ * commit limit (@mi->commit_enforced) and Committed_AS is at or above
+ * MB_VIRTUAL_LOW_PERCENT of CommitLimit, else 0 (also when unknown).
+ * This is the module's rule: in overcommit modes 0 and 1 an allocation
+ * never fails for Committed_AS above CommitLimit, so the flag would
+ * predict nothing.
  */
-uint32_t mb_virtual_flags(uint64_t committed, uint64_t commit_limit)
+uint32_t mb_virtual_flags(const struct mb_meminfo *mi)
 {
-	if (!commit_limit)
+	uint64_t committed = mi->committed, commit_limit = mi->commit_limit;
+
+	if (!mi->commit_enforced || !commit_limit)
 		return 0;
 	/* 128-bit products: no overflow for any byte count */
 	if ((unsigned __int128)committed * 100 >=
@@ -268,7 +294,7 @@ void mb_notification_from_meminfo(struct mb_notification *n, uint32_t source,
 	*n = (struct mb_notification){
 		.time_ns = now_ns,
 		.state = mb_classify(mi->available, low, high, prev_state),
-		.flags = mb_virtual_flags(mi->committed, mi->commit_limit),
+		.flags = mb_virtual_flags(mi),
 		.source = source,
 		.available = mi->available,
 		.total = mi->total,

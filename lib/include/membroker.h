@@ -49,7 +49,13 @@ enum mb_state {
 };
 
 /* Bits of mb_notification.flags */
-#define MB_FLAG_VIRTUAL_LOW	(1U << 0) /* committed memory near the limit */
+/*
+ * MB_FLAG_VIRTUAL_LOW: the kernel is about to refuse new commitments of
+ * address space: vm.overcommit_memory is 2 (strict accounting) and
+ * Committed_AS is near CommitLimit.  Never set in overcommit modes 0 and
+ * 1, where the commit limit is not enforced (the module's rule).
+ */
+#define MB_FLAG_VIRTUAL_LOW	(1U << 0) /* commit limit nearly reached */
 
 /**
  * enum mb_source_type - where notifications come from

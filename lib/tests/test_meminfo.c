@@ -21,6 +21,21 @@
 
 static char root[] = "/tmp/mb-test-meminfo-XXXXXX";
 static char file[128];
+static char overcommit[160];
+
+/* vm.overcommit_memory as the sysctl file shows it; -1: no such file */
+static void put_overcommit(int mode)
+{
+	FILE *f;
+
+	if (mode < 0) {
+		unlink(overcommit);
+		return;
+	}
+	f = fopen(overcommit, "w");
+	fprintf(f, "%d\n", mode);
+	fclose(f);
+}
 
 static void put(const char *text)
 {
@@ -64,6 +79,42 @@ static void test_parse(void)
 	ok(mb_meminfo_read(root, &mi) == 0 && mi.committed == 0 &&
 	   mi.commit_limit == 0, "commit fields optional");
 	ok(mb_meminfo_read("/nonexistent", &mi) == -ENOENT, "missing file");
+}
+
+/*
+ * The kernel enforces CommitLimit only in overcommit mode 2; in modes 0
+ * and 1 Committed_AS above it is normal, and VIRTUAL_LOW would be noise
+ * (the module's rule, include/uapi/linux/membroker.h).
+ */
+static void test_overcommit_modes(void)
+{
+	struct mb_notification n;
+	struct mb_meminfo mi;
+
+	put_mem(4096, 2048, 7500, 8000);	/* committed at 94% */
+	put_overcommit(2);
+	ok(mb_meminfo_read(root, &mi) == 0, "read in mode 2");
+	mb_notification_from_meminfo(&n, MB_SOURCE_MEMINFO, &mi, 256 * MIB,
+				     768 * MIB, MB_STATE_UNKNOWN, 1);
+	ok(n.flags == MB_FLAG_VIRTUAL_LOW, "mode 2, 94%%: VIRTUAL_LOW");
+	put_overcommit(0);
+	ok(mb_meminfo_read(root, &mi) == 0, "read in mode 0");
+	mb_notification_from_meminfo(&n, MB_SOURCE_MEMINFO, &mi, 256 * MIB,
+				     768 * MIB, MB_STATE_UNKNOWN, 1);
+	ok(n.flags == 0 && n.committed == 7500 * MIB,
+	   "mode 0 (heuristic), 94%%: no VIRTUAL_LOW, figures kept");
+	put_mem(4096, 2048, 80000, 8000);	/* ten times the limit */
+	put_overcommit(1);
+	ok(mb_meminfo_read(root, &mi) == 0, "read in mode 1");
+	mb_notification_from_meminfo(&n, MB_SOURCE_MEMINFO, &mi, 256 * MIB,
+				     768 * MIB, MB_STATE_UNKNOWN, 1);
+	ok(n.flags == 0, "mode 1 (always), 1000%%: no VIRTUAL_LOW");
+	put_overcommit(-1);
+	ok(mb_meminfo_read(root, &mi) == 0, "read without the sysctl");
+	mb_notification_from_meminfo(&n, MB_SOURCE_MEMINFO, &mi, 256 * MIB,
+				     768 * MIB, MB_STATE_UNKNOWN, 1);
+	ok(n.flags == 0, "no sysctl file: the kernel's default, mode 0");
+	put_overcommit(2);
 }
 
 static int eval(struct mb_source *s, struct mb_notification *n)
@@ -161,10 +212,23 @@ int main(void)
 		return done_testing();
 	}
 	snprintf(file, sizeof(file), "%s/proc/meminfo", root);
+	snprintf(dir, sizeof(dir), "%s/proc/sys", root);
+	mkdir(dir, 0755);
+	snprintf(dir, sizeof(dir), "%s/proc/sys/vm", root);
+	mkdir(dir, 0755);
+	snprintf(overcommit, sizeof(overcommit),
+		 "%s/proc/sys/vm/overcommit_memory", root);
+	put_overcommit(2);
 	test_parse();
+	test_overcommit_modes();
 	test_source();
 	test_auto();
 	unlink(file);
+	unlink(overcommit);
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/proc/sys", root);
+	rmdir(dir);
+	snprintf(dir, sizeof(dir), "%s/proc", root);
 	rmdir(dir);
 	rmdir(root);
 	return done_testing();

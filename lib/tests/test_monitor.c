@@ -668,6 +668,7 @@ static void test_combined(void)
 	ok(mb_monitor_dispatch(mon) == 1 && s.last.state == MB_STATE_LOW &&
 	   s.last.source == MB_SOURCE_FAKE, "fake LOW wins");
 	write_meminfo(512 * 1024, 950000);	/* committed 95% */
+	put("/proc/sys/vm/overcommit_memory", "2\n");	/* enforced */
 	mb_monitor_force_poll(mon);
 	ok(mb_monitor_dispatch(mon) == 1 && s.last.state == MB_STATE_LOW &&
 	   s.last.flags == MB_FLAG_VIRTUAL_LOW,

@@ -207,9 +207,16 @@ static void test_classify(void)
 	   n.high == 1024 * MIB, "2 GiB available: HIGH, opts thresholds");
 	ok(n.total == 4096 * MIB && n.available == 2048 * MIB,
 	   "total and available from meminfo");
-	ok(n.flags == MB_FLAG_VIRTUAL_LOW,
-	   "Committed_AS at 95%% of CommitLimit: VIRTUAL_LOW");
+	ok(n.flags == 0,
+	   "Committed_AS at 95%% of CommitLimit, not enforced: no flag");
+	put("/proc/sys/vm/overcommit_memory", "2\n");
+	ok(eval(&x, false, 2 * SEC, &n) == 1 &&
+	   n.flags == MB_FLAG_VIRTUAL_LOW,
+	   "the same in overcommit mode 2: VIRTUAL_LOW");
 	ok(eval(&x, false, 2 * SEC, &n) == 0, "nothing changed: 0");
+	put("/proc/sys/vm/overcommit_memory", "0\n");
+	ok(eval(&x, false, 2 * SEC, &n) == 1 && n.flags == 0,
+	   "back to mode 0: the flag clears");
 	meminfo(4096 * MIB, 800 * MIB);
 	ok(eval(&x, false, 3 * SEC, &n) == 1 && n.state == MB_STATE_STEADY,
 	   "800 MiB: STEADY");

@@ -61,10 +61,22 @@ static void test_classify(void)
 
 static void test_flags_and_poll(void)
 {
-	ok(mb_virtual_flags(90, 100) == MB_FLAG_VIRTUAL_LOW &&
-	   mb_virtual_flags(89, 100) == 0, "VIRTUAL_LOW at 90%% of the limit");
-	ok(mb_virtual_flags(UINT64_MAX, UINT64_MAX) == MB_FLAG_VIRTUAL_LOW &&
-	   mb_virtual_flags(5, 0) == 0, "no overflow, unknown limit: clear");
+	struct mb_meminfo at90 = { .committed = 90, .commit_limit = 100,
+				   .commit_enforced = true };
+	struct mb_meminfo at89 = { .committed = 89, .commit_limit = 100,
+				   .commit_enforced = true };
+	struct mb_meminfo huge = { .committed = UINT64_MAX,
+				   .commit_limit = UINT64_MAX,
+				   .commit_enforced = true };
+	struct mb_meminfo nolimit = { .committed = 5, .commit_enforced = true };
+	struct mb_meminfo heuristic = { .committed = 500, .commit_limit = 100 };
+
+	ok(mb_virtual_flags(&at90) == MB_FLAG_VIRTUAL_LOW &&
+	   mb_virtual_flags(&at89) == 0, "VIRTUAL_LOW at 90%% of the limit");
+	ok(mb_virtual_flags(&huge) == MB_FLAG_VIRTUAL_LOW &&
+	   mb_virtual_flags(&nolimit) == 0, "no overflow, unknown limit: clear");
+	ok(mb_virtual_flags(&heuristic) == 0,
+	   "limit not enforced (overcommit 0/1): clear at 500%%");
 	ok(mb_poll_interval_ms(100, 200) == 5, "no headroom: 5 ms");
 	ok(mb_poll_interval_ms(200 * MIB, 100 * MIB) == 97,
 	   "100 MiB headroom at 1 GiB/s: 97 ms");
