@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Sum every build/results/*.counts ("PASSED FAILED SKIPPED", one line, one
-# file per test phase) and print the one line CI looks for:
-#   N passed, N failed[, N skipped]
+# file per test phase) and print the line CI looks for, last:
+#   N passed, N failed
+# preceded by "N skipped" when tests were skipped (CI wants the last line
+# plain).
 # Exits 1 if anything failed or no phase reported at all.
 set -euo pipefail
 
@@ -19,8 +21,7 @@ for f in "$results"/*.counts; do
 	phases=$((phases + 1))
 done
 
-line="$passed passed, $failed failed"
-[ "$skipped" = 0 ] || line="$line, $skipped skipped"
-echo "$line"
+[ "$skipped" = 0 ] || echo "$skipped skipped"
+echo "$passed passed, $failed failed"
 [ "$phases" -gt 0 ] || { echo "summary: no results in $results" >&2; exit 1; }
 [ "$failed" = 0 ]
