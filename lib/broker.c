@@ -54,6 +54,17 @@
  * of an mb_cache as a floor (whole entries, at least that much).  Every
  * decision, one per clerk per notification, goes into the broker's ring.
  *
+ * With membrokerd in charge (sysbroker.c: the broker's monitor registered
+ * its brokers with the daemon, which spoke lately), a LOW of the whole
+ * machine is the daemon's to answer: the broker takes no step of its own
+ * (the targets hold what the clerks have, as on any LOW; an excess over
+ * max_bytes still goes), and the daemon asks the clerks it chose, through
+ * mb_broker_sys_shrink(), for what it assigned them.  What the daemon took
+ * it caps (sys_cap) until it lets the clerk grow back
+ * (mb_broker_sys_cap()): every target the broker sets is held below the
+ * cap.  Caps go when the connection does.  A LOW of the process's own
+ * cgroup is the broker's alone.
+ *
  * Shrink callbacks run with no library lock held.  A clerk being shrunk is
  * marked busy: another notification skips it rather than calling it
  * concurrently, and removing or freeing it waits until the call returns
@@ -65,6 +76,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +91,9 @@
 struct mb_member {
 	struct mb_clerk *clerk;
 	struct mb_member *next;
+	uint32_t id;		/* the system broker's name for it */
+	uint64_t btarget;	/* the broker's own target... */
+	uint64_t sys_cap;	/* ...and the daemon's ceiling over it */
 	uint64_t prev_bytes;
 	uint64_t prev_time;
 	bool have_prev;
@@ -91,6 +106,7 @@ struct mb_member {
 
 struct mb_broker {
 	char name[32];
+	uint32_t id;		/* the system broker's name for it */
 	struct mb_broker_opts opts;
 	struct mb_monitor *mon;
 	int sub_id;
@@ -123,6 +139,26 @@ struct mb_plan {
 static struct mb_lock mb_brokers_lock;
 static struct mb_broker *mb_brokers;
 static pthread_once_t mb_brokers_once = PTHREAD_ONCE_INIT;
+/* ids of brokers and members, unique in the process (0 is none) */
+static _Atomic uint32_t mb_broker_serial;
+
+static uint32_t mb_broker_next_id(void)
+{
+	uint32_t id;
+
+	do
+		id = atomic_fetch_add_explicit(&mb_broker_serial, 1,
+					       memory_order_relaxed) + 1;
+	while (!id);
+	return id;
+}
+
+/* The clerk's target: the broker's, below the daemon's cap. */
+static void mb_member_target(struct mb_member *m, uint64_t target)
+{
+	m->btarget = target;
+	mb_clerk_set_target(m->clerk, MB_MIN(target, m->sys_cap));
+}
 
 static void mb_brokers_init(void)
 {
@@ -170,6 +206,7 @@ int mb_broker_new(struct mb_broker **out, const char *name,
 	mb_lock_init(&b->lock, MB_LOCK_INNER);
 	pthread_cond_init(&b->idle, NULL);
 	b->sub_id = -1;
+	b->id = mb_broker_next_id();
 
 	pthread_once(&mb_brokers_once, mb_brokers_init);
 	mb_lock(&mb_brokers_lock);
@@ -180,12 +217,15 @@ int mb_broker_new(struct mb_broker **out, const char *name,
 	mb_unlock(&mb_brokers_lock);
 
 	if (mon) {
+		/* set before the first notification can come */
+		b->mon = mb_monitor_ref(mon);
+		/* the system broker learns of it with the next report */
+		mb_monitor_sys_attach(mon, b);
 		err = mb_monitor_subscribe(mon, mb_broker_on_notify, b);
 		if (err < 0) {
 			mb_broker_free(b);
 			return err;
 		}
-		b->mon = mb_monitor_ref(mon);
 		b->sub_id = err;
 	}
 	*out = b;
@@ -244,6 +284,8 @@ void mb_broker_free(struct mb_broker *broker)
 	 * if it was freed first.
 	 */
 	if (broker->mon) {
+		/* waits for the system broker's use of it to end */
+		mb_monitor_sys_detach(broker->mon, broker);
 		mb_monitor_unsubscribe(broker->mon, broker->sub_id);
 		mb_monitor_unref(broker->mon);
 	}
@@ -334,7 +376,7 @@ static uint64_t mb_broker_room(struct mb_broker *b, struct mb_clerk *clerk)
 		bytes = mb_clerk_bytes(m->clerk);
 		slack = t > bytes ? t - bytes : 0;
 		take = MB_MIN(slack, want - free);
-		mb_clerk_set_target(m->clerk, t - take);
+		mb_member_target(m, t - take);
 		free += take;
 	}
 	return free;
@@ -354,9 +396,11 @@ int mb_broker_add_clerk(struct mb_broker *broker, struct mb_clerk *clerk)
 		return mb_clerk_broker(clerk) == broker ? -EEXIST : -EBUSY;
 	}
 	m->clerk = clerk;
+	m->id = mb_broker_next_id();
+	m->sys_cap = UINT64_MAX;
 	mb_lock(&broker->lock);
 	/* the targets never add up to more than the pool's maximum */
-	mb_clerk_set_target(clerk, mb_broker_room(broker, clerk));
+	mb_member_target(m, mb_broker_room(broker, clerk));
 	m->next = broker->members;
 	broker->members = m;
 	broker->nmembers++;
@@ -505,9 +549,13 @@ static uint64_t mb_broker_steady_room(const struct mb_notification *n)
 	return (n->available - n->low) / MB_BROKER_STEADY_DIV;
 }
 
-/* Decide for every clerk; called with the broker lock held. */
+/*
+ * Decide for every clerk; called with the broker lock held.  @defer: the
+ * system broker answers this LOW, so take no step of our own.
+ */
 static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
-			     size_t n, const struct mb_notification *note)
+			     size_t n, const struct mb_notification *note,
+			     bool defer)
 {
 	uint32_t state = note->state;
 	const struct mb_broker_opts *o = &b->opts;
@@ -533,7 +581,7 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 	if (o->max_bytes && alloc > o->max_bytes)
 		cut = alloc - o->max_bytes;
 	over = cut;
-	if (state == MB_STATE_LOW) {
+	if (state == MB_STATE_LOW && !defer) {
 		/* one step below the previous LOW's target, not below min */
 		base = b->in_low ? MB_MIN(alloc, b->low_target) : alloc;
 		want = MB_MAX(step, (uint64_t)1) + growth;
@@ -566,15 +614,17 @@ static void mb_broker_decide(struct mb_broker *b, struct mb_plan *p,
 		mb_broker_grow(p, n, b->steady_grant);
 	}
 	for (i = 0; i < n; i++) {
-		if (p[i].ask) {
+		if (p[i].ask)
 			p[i].rec.target = p[i].rec.allocated - p[i].ask;
+		mb_member_target(p[i].m, p[i].rec.target);
+		/* what the clerk may really use: the daemon's cap included */
+		p[i].rec.target = MB_MIN(p[i].rec.target, p[i].m->sys_cap);
+		if (p[i].ask)
 			p[i].rec.decision = MB_DECISION_SHRINK;
-		} else if (p[i].rec.target > p[i].rec.allocated) {
+		else if (p[i].rec.target > p[i].rec.allocated)
 			p[i].rec.decision = MB_DECISION_GROW;
-		} else {
+		else
 			p[i].rec.decision = MB_DECISION_STABLE;
-		}
-		mb_clerk_set_target(p[i].clerk, p[i].rec.target);
 	}
 }
 
@@ -608,6 +658,7 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 	struct mb_member *m;
 	struct mb_plan *p;
 	size_t i, cnt;
+	bool defer;
 	void *arg;
 	int64_t r;
 
@@ -616,6 +667,8 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 	if (n->state == MB_STATE_UNKNOWN)
 		return 0;
 	now = n->time_ns ? n->time_ns : mb_now_ns();
+	defer = n->state == MB_STATE_LOW && broker->mon &&
+		mb_monitor_sys_in_charge(broker->mon, n);
 
 	mb_lock(&broker->lock);
 	cnt = broker->nmembers;
@@ -637,7 +690,7 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 		p[i].growth = mb_broker_predict(m, p[i].rec.allocated, now);
 		p[i].rec.predicted = p[i].rec.allocated + p[i].growth;
 	}
-	mb_broker_decide(broker, p, cnt, n);
+	mb_broker_decide(broker, p, cnt, n, defer);
 	for (i = 0; i < cnt; i++) {
 		m = p[i].m;
 		/* a clerk already being shrunk elsewhere is skipped */
@@ -683,6 +736,214 @@ int mb_broker_notify(struct mb_broker *broker, const struct mb_notification *n)
 	}
 	free(p);
 	return 0;
+}
+
+/* ---- what the system broker client (sysbroker.c) asks of a broker ---- */
+
+uint32_t mb_broker_sys_id(const struct mb_broker *broker)
+{
+	return broker->id;
+}
+
+/*
+ * The pool and its clerks as they are now, for a report to the daemon.
+ * *@clerks is allocated (free() it); 0 or -ENOMEM.
+ */
+int mb_broker_sys_snapshot(struct mb_broker *b, struct mb_sys_pool *pool,
+			   struct mb_sys_clerk **clerks, size_t *n)
+{
+	struct mb_sys_clerk *c;
+	struct mb_member *m;
+	size_t i = 0;
+	void *arg;
+
+	mb_lock(&b->lock);
+	c = calloc(b->nmembers ? b->nmembers : 1, sizeof(*c));
+	if (!c) {
+		mb_unlock(&b->lock);
+		return -ENOMEM;
+	}
+	pool->id = b->id;
+	pool->min_bytes = b->opts.min_bytes;
+	pool->max_bytes = b->opts.max_bytes;
+	memcpy(pool->name, b->name, sizeof(pool->name));
+	for (m = b->members; m; m = m->next, i++) {
+		c[i].id = m->id;
+		c[i].priority = mb_clerk_priority(m->clerk);
+		c[i].shrinkable = mb_clerk_shrinker(m->clerk, &arg) != NULL;
+		c[i].bytes = mb_clerk_bytes(m->clerk);
+		c[i].target = mb_clerk_target(m->clerk);
+		memcpy(c[i].name, mb_clerk_name(m->clerk), sizeof(c[i].name));
+	}
+	mb_unlock(&b->lock);
+	*clerks = c;
+	*n = i;
+	return 0;
+}
+
+static struct mb_member *mb_broker_find_id(struct mb_broker *b, uint32_t id)
+{
+	struct mb_member *m;
+
+	for (m = b->members; m; m = m->next)
+		if (m->id == id)
+			return m;
+	return NULL;
+}
+
+static void mb_sys_record(struct mb_broker *b, struct mb_member *m,
+			  uint32_t decision, uint32_t state, uint64_t before,
+			  struct mb_broker_record *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->time_ns = mb_now_ns();
+	memcpy(rec->pool, b->name, sizeof(rec->pool));
+	memcpy(rec->clerk, mb_clerk_name(m->clerk), sizeof(rec->clerk));
+	rec->decision = decision;
+	rec->state = state;
+	rec->allocated = before;
+	rec->predicted = before;
+}
+
+/*
+ * The daemon asks the clerk @id to give back at least @ask, at most
+ * @at_most: the pool's min_bytes holds whatever it says, and an
+ * application's shrink callback is asked for @ask alone (it frees no
+ * more than asked, see mb_shrink_fn), an mb_cache's frees whole entries
+ * until it has @ask, never beyond @at_most.  The clerk is then held at
+ * what it kept (its cap) until the daemon lets it grow.  Recorded in the
+ * ring as MB_DECISION_SYSTEM_SHRINK.  0 or -ENOENT (no such clerk),
+ * -EBUSY (being shrunk already); a failing callback's -errno is in
+ * @out->status.
+ */
+int mb_broker_sys_shrink(struct mb_broker *b, uint32_t id, uint64_t ask,
+			 uint64_t at_most, uint32_t state,
+			 struct mb_sys_result *out)
+{
+	struct mb_broker_record rec;
+	mb_shrink_range_fn range;
+	uint64_t pool = 0, room, t0, ns;
+	struct mb_member *m, *x;
+	struct mb_clerk *clerk;
+	mb_shrink_fn fn;
+	void *arg;
+	int64_t r;
+
+	memset(out, 0, sizeof(*out));
+	mb_lock(&b->lock);
+	m = mb_broker_find_id(b, id);
+	if (!m || m->busy) {
+		mb_unlock(&b->lock);
+		return m ? -EBUSY : -ENOENT;
+	}
+	clerk = m->clerk;
+	for (x = b->members; x; x = x->next)
+		pool += mb_clerk_bytes(x->clerk);
+	room = pool > b->opts.min_bytes ? pool - b->opts.min_bytes : 0;
+	out->bytes = mb_clerk_bytes(clerk);
+	at_most = MB_MIN(MB_MIN(at_most, room), out->bytes);
+	ask = MB_MIN(ask, at_most);
+	mb_sys_record(b, m, MB_DECISION_SYSTEM_SHRINK, state, out->bytes,
+		      &rec);
+	fn = mb_clerk_shrinker(clerk, &arg);
+	range = mb_clerk_shrinker_range(clerk);
+	if (!ask || (!fn && !range)) {
+		/* nothing it may give: held where it is */
+		m->sys_cap = out->bytes;
+		mb_member_target(m, m->btarget);
+		out->cap = m->sys_cap;
+		rec.target = mb_clerk_target(clerk);
+		mb_unlock(&b->lock);
+		mb_ring_push(b->ring, &rec);
+		return 0;
+	}
+	/* lower first, so that the cache does not refill meanwhile */
+	m->sys_cap = out->bytes - ask;
+	mb_member_target(m, m->btarget);
+	m->busy = true;
+	m->busy_thread = pthread_self();
+	mb_clerk_get(clerk);
+	mb_unlock(&b->lock);
+
+	t0 = mb_now_ns();
+	if (range)
+		r = range(clerk, ask, at_most, arg);
+	else
+		r = fn(clerk, ask, arg);
+	ns = mb_now_ns() - t0;
+	rec.duration_ns = MB_MAX(ns, (uint64_t)1);
+	mb_clerk_account_shrink(clerk, r, ns);
+	if (r < 0) {
+		out->status = r < INT32_MIN ? -EINVAL : (int32_t)r;
+		rec.error = out->status;
+	} else {
+		out->freed = (uint64_t)r;
+		rec.freed = out->freed;
+	}
+	if (out->freed && b->opts.trim)
+		malloc_trim(0);
+
+	mb_lock(&b->lock);
+	m->busy = false;
+	m->prev_bytes -= MB_MIN(out->freed, m->prev_bytes);
+	if (m->removed) {
+		free(m);
+	} else {
+		/* held at what it kept */
+		out->bytes = mb_clerk_bytes(clerk);
+		m->sys_cap = out->bytes;
+		mb_member_target(m, m->btarget);
+		out->cap = m->sys_cap;
+	}
+	rec.target = mb_clerk_target(clerk);
+	pthread_cond_broadcast(&b->idle);
+	mb_unlock(&b->lock);
+	mb_ring_push(b->ring, &rec);
+	mb_clerk_put(clerk);
+	return 0;
+}
+
+/*
+ * The daemon sets the clerk's cap (UINT64_MAX: lifts it): HIGH lets what
+ * it took grow back.  Recorded as MB_DECISION_SYSTEM_GROW.  0 or -ENOENT.
+ */
+int mb_broker_sys_cap(struct mb_broker *b, uint32_t id, uint64_t cap,
+		      uint32_t state, struct mb_sys_result *out)
+{
+	struct mb_broker_record rec;
+	struct mb_member *m;
+
+	memset(out, 0, sizeof(*out));
+	mb_lock(&b->lock);
+	m = mb_broker_find_id(b, id);
+	if (!m) {
+		mb_unlock(&b->lock);
+		return -ENOENT;
+	}
+	out->bytes = mb_clerk_bytes(m->clerk);
+	mb_sys_record(b, m, MB_DECISION_SYSTEM_GROW, state, out->bytes, &rec);
+	m->sys_cap = cap;
+	mb_member_target(m, m->btarget);
+	out->cap = cap;
+	rec.target = mb_clerk_target(m->clerk);
+	mb_unlock(&b->lock);
+	mb_ring_push(b->ring, &rec);
+	return 0;
+}
+
+/* The daemon is gone: its caps go with it. */
+void mb_broker_sys_uncap(struct mb_broker *b)
+{
+	struct mb_member *m;
+
+	mb_lock(&b->lock);
+	for (m = b->members; m; m = m->next) {
+		if (m->sys_cap == UINT64_MAX)
+			continue;
+		m->sys_cap = UINT64_MAX;
+		mb_member_target(m, m->btarget);
+	}
+	mb_unlock(&b->lock);
 }
 
 void mb_broker_after_fork_child(void)

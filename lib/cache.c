@@ -349,6 +349,43 @@ static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }
 
+/*
+ * For the system broker: whole entries, least recently used first, until
+ * @at_least is freed, none that would take the total beyond @at_most (an
+ * entry too large is passed over for a newer one, as above).  What the
+ * daemon asks must be met even when it is less than an entry, or the
+ * same shortfall would be asked again and again for nothing.
+ */
+static int64_t mb_cache_shrink_range(struct mb_clerk *clerk,
+				     uint64_t at_least, uint64_t at_most,
+				     void *arg)
+{
+	struct mb_cache_entry *cur[MB_CACHE_SHARDS], *e;
+	struct mb_cache *c = arg;
+	uint64_t freed = 0, cost;
+	int i, skipped = 0;
+
+	(void)clerk;
+	mb_cache_lock_all(c);
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		cur[i] = c->shard[i].lru_tail;
+	while (freed < at_least && skipped <= MB_CACHE_SKIP &&
+	       (i = mb_cursor_oldest(cur)) >= 0) {
+		e = cur[i];
+		cur[i] = e->prev;
+		cost = mb_entry_cost(e->klen, e->vlen);
+		if (cost > at_most - freed) {
+			skipped++;
+			continue;
+		}
+		freed += mb_cache_evict(c, &c->shard[i], e);
+	}
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		mb_shard_publish(&c->shard[i]);
+	mb_cache_unlock_all(c);
+	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
+}
+
 static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 			       void *arg)
 {
@@ -416,6 +453,7 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 		return err;
 	}
 	mb_clerk_set_shrink_floor(c->clerk, mb_cache_shrink_floor);
+	mb_clerk_set_shrink_range(c->clerk, mb_cache_shrink_range);
 	*out = c;
 	return 0;
 }

@@ -40,6 +40,7 @@ struct mb_clerk {
 	uint32_t priority;
 	mb_shrink_fn shrink;
 	mb_shrink_floor_fn shrink_floor;	/* mb_cache's, see internal.h */
+	mb_shrink_range_fn shrink_range;	/* mb_cache's, see internal.h */
 	void *arg;
 	_Atomic uint64_t target;
 	_Atomic uint64_t peak;
@@ -268,6 +269,16 @@ void mb_clerk_set_shrink_floor(struct mb_clerk *clerk, mb_shrink_floor_fn fn)
 mb_shrink_floor_fn mb_clerk_shrinker_floor(const struct mb_clerk *clerk)
 {
 	return clerk->shrink_floor;
+}
+
+void mb_clerk_set_shrink_range(struct mb_clerk *clerk, mb_shrink_range_fn fn)
+{
+	clerk->shrink_range = fn;
+}
+
+mb_shrink_range_fn mb_clerk_shrinker_range(const struct mb_clerk *clerk)
+{
+	return clerk->shrink_range;
 }
 
 void mb_clerk_set_target(struct mb_clerk *clerk, uint64_t target)

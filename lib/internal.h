@@ -145,6 +145,18 @@ typedef int64_t (*mb_shrink_floor_fn)(struct mb_clerk *clerk, uint64_t bytes,
 				      uint64_t at_least, void *arg);
 void mb_clerk_set_shrink_floor(struct mb_clerk *clerk, mb_shrink_floor_fn fn);
 mb_shrink_floor_fn mb_clerk_shrinker_floor(const struct mb_clerk *clerk);
+/*
+ * A shrink callback that frees whole entries, least recently used first,
+ * until it has freed @at_least, without going beyond @at_most (passing
+ * over entries too large for what is left of it): mb_cache's, for the
+ * system broker, whose asks must be met even when they are smaller than
+ * an entry.
+ */
+typedef int64_t (*mb_shrink_range_fn)(struct mb_clerk *clerk,
+				      uint64_t at_least, uint64_t at_most,
+				      void *arg);
+void mb_clerk_set_shrink_range(struct mb_clerk *clerk, mb_shrink_range_fn fn);
+mb_shrink_range_fn mb_clerk_shrinker_range(const struct mb_clerk *clerk);
 void mb_clerk_account_shrink(struct mb_clerk *clerk, int64_t ret,
 			     uint64_t ns);
 /*
@@ -156,6 +168,80 @@ bool mb_clerk_claim(struct mb_clerk *clerk, struct mb_broker *broker);
 void mb_clerk_release(struct mb_clerk *clerk);
 /* how often a thread began to wait for a member's shrink call (tests) */
 uint64_t mb_broker_idle_waits(struct mb_broker *broker);
+
+/* ---------------------------------------------------------------- */
+/* the system broker: sysbroker.c, and what it asks of brokers        */
+/* ---------------------------------------------------------------- */
+
+/* A pool and its clerks as reported to membrokerd */
+struct mb_sys_pool {
+	uint32_t id;
+	uint64_t min_bytes;
+	uint64_t max_bytes;
+	char name[32];
+};
+
+struct mb_sys_clerk {
+	uint32_t id;
+	uint32_t priority;
+	bool shrinkable;
+	uint64_t bytes;
+	uint64_t target;
+	char name[64];
+};
+
+/* What came of one of the daemon's asks */
+struct mb_sys_result {
+	int32_t status;
+	uint64_t freed;
+	uint64_t bytes;
+	uint64_t cap;
+};
+
+uint32_t mb_broker_sys_id(const struct mb_broker *broker);
+int mb_broker_sys_snapshot(struct mb_broker *b, struct mb_sys_pool *pool,
+			   struct mb_sys_clerk **clerks, size_t *n);
+int mb_broker_sys_shrink(struct mb_broker *b, uint32_t id, uint64_t ask,
+			 uint64_t at_most, uint32_t state,
+			 struct mb_sys_result *out);
+int mb_broker_sys_cap(struct mb_broker *b, uint32_t id, uint64_t cap,
+		      uint32_t state, struct mb_sys_result *out);
+void mb_broker_sys_uncap(struct mb_broker *b);
+
+/*
+ * sysbroker.c: a monitor's connection to membrokerd.  The monitor owns
+ * one (mb_sys_new() when it is made, mb_sys_close() in mb_monitor_free(),
+ * mb_sys_free() with its last reference), runs its I/O from its dispatch
+ * (mb_sys_dispatch(), with the dispatch lock held) and tells it what it
+ * delivers (mb_sys_note()).  Brokers attach and detach from any thread.
+ */
+struct mb_sys;
+
+/* epoll data of the connection's fd in the monitor's epoll */
+#define MB_SYS_EPOLL_ID		(UINT32_MAX - 1)
+
+int mb_sys_new(struct mb_sys **out, int epfd, int efd);
+void mb_sys_close(struct mb_sys *s);
+void mb_sys_free(struct mb_sys *s);
+uint64_t mb_sys_dispatch(struct mb_sys *s, uint32_t revents, uint64_t now);
+void mb_sys_note(struct mb_sys *s, const struct mb_notification *n);
+void mb_sys_attach(struct mb_sys *s, struct mb_broker *b);
+void mb_sys_detach(struct mb_sys *s, struct mb_broker *b);
+bool mb_sys_in_charge(struct mb_sys *s, const struct mb_notification *n);
+int mb_sys_status(struct mb_sys *s, struct mb_system_status *out);
+void mb_sys_after_fork_child(struct mb_sys *s);
+/* tests: the report interval (0: the default), the silence allowed */
+void mb_sys_set_timing(struct mb_sys *s, uint32_t report_ms,
+		       uint32_t silence_ms);
+/* tests: report now, whatever the interval */
+void mb_sys_report_now(struct mb_sys *s);
+
+/* monitor.c: the same, for brokers, which know only their monitor */
+void mb_monitor_sys_attach(struct mb_monitor *mon, struct mb_broker *b);
+void mb_monitor_sys_detach(struct mb_monitor *mon, struct mb_broker *b);
+bool mb_monitor_sys_in_charge(struct mb_monitor *mon,
+			      const struct mb_notification *n);
+struct mb_sys *mb_monitor_sys(struct mb_monitor *mon);
 
 /* ---------------------------------------------------------------- */
 /* sources: the contract between the monitor and source_*.c          */

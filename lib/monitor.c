@@ -34,6 +34,12 @@
  * to polling /proc/meminfo.  Neither stops mb_monitor_run() or the
  * monitor's thread.
  *
+ * The monitor also carries the process's connection to membrokerd, the
+ * system broker (sysbroker.c): its socket is one more fd behind the epoll
+ * fd, its reports and reconnections one more deadline of the timerfd, and
+ * its I/O runs in the dispatch, before the notifications are delivered.
+ * It connects once a broker uses the monitor.
+ *
  * Subscribers are called from mb_monitor_dispatch() with no lock held but
  * the dispatch lock, so one dispatch runs at a time; a second caller
  * returns 0 at once instead of blocking (and what it saw is left for the
@@ -96,9 +102,13 @@ struct mb_monitor {
 	int fake;			/* slot of the fake source, or -1 */
 	_Atomic int type;		/* reported by mb_monitor_source() */
 	int epfd, tfd, efd;
+	/* membrokerd: its epoll events not yet dispatched, its deadline */
+	struct mb_sys *sys;
+	_Atomic uint32_t sys_revents;
 
 	/* dispatch state, under dlock */
 	struct mb_lock dlock;
+	uint64_t sys_due;
 	struct mb_notification combined;
 	bool initial_pending;
 	bool force;
@@ -355,6 +365,7 @@ static void mb_monitor_arm(struct mb_monitor *mon)
 		next = MB_MIN(next, MB_MIN(mon->due[i], mon->unmute[i]));
 	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns)
 		next = MB_MIN(next, mon->repeat_due);
+	next = MB_MIN(next, mon->sys_due);
 	if (next != UINT64_MAX) {
 		/* 0 would disarm: the earliest possible time instead */
 		next = MB_MAX(next, (uint64_t)1);
@@ -370,17 +381,20 @@ static void mb_monitor_note(struct mb_monitor *mon,
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (ev[i].data.u32 < MB_SOURCE_COUNT)
 			atomic_fetch_or(&mon->revents[ev[i].data.u32],
 					ev[i].events);
+		else if (ev[i].data.u32 == MB_SYS_EPOLL_ID)
+			atomic_fetch_or(&mon->sys_revents, ev[i].events);
+	}
 }
 
 /* Everything epoll has ready now, without waiting. */
 static void mb_monitor_harvest(struct mb_monitor *mon)
 {
 	/* room for every fd: each ready one is reported in one call */
-	struct epoll_event ev[MB_SOURCE_COUNT + 2];
+	struct epoll_event ev[MB_SOURCE_COUNT + 3];
 	int n;
 
 	n = epoll_wait(mon->epfd, ev, MB_ARRAY_SIZE(ev), 0);
@@ -395,7 +409,7 @@ static bool mb_monitor_has_pending(struct mb_monitor *mon)
 	for (i = 0; i < MB_SOURCE_COUNT; i++)
 		if (atomic_load(&mon->revents[i]))
 			return true;
-	return false;
+	return atomic_load(&mon->sys_revents) != 0;
 }
 
 static void mb_monitor_after_opts(struct mb_monitor *mon)
@@ -432,6 +446,7 @@ void mb_monitor_unref(struct mb_monitor *mon)
 	mb_lock_destroy(&mon->dlock);
 	pthread_cond_destroy(&mon->idle);
 	pthread_cond_destroy(&mon->done);
+	mb_sys_free(mon->sys);
 	free(mon->subs);
 	free(mon->root);
 	free(mon);
@@ -449,6 +464,7 @@ void mb_monitor_free(struct mb_monitor *mon)
 	if (!mon)
 		return;
 	mb_monitor_stop_thread(mon);
+	mb_sys_close(mon->sys);
 	for (i = 0; i < mon->nsrc; i++) {
 		if (mon->src[i].ops)
 			mon->src[i].ops->close(&mon->src[i]);
@@ -537,6 +553,7 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	mon->efd = -1;
 	mon->inflight_id = -1;
 	mon->fake = -1;
+	mon->sys_due = UINT64_MAX;
 	atomic_init(&mon->refs, 1);
 	mb_lock_init(&mon->dlock, MB_LOCK_OUTER);
 	mb_lock_init(&mon->lock, MB_LOCK_INNER);
@@ -582,6 +599,8 @@ int mb_monitor_new_ops(struct mb_monitor **out,
 	err = mb_monitor_add_fd(mon, mon->tfd);
 	if (!err)
 		err = mb_monitor_add_fd(mon, mon->efd);
+	if (!err)
+		err = mb_sys_new(&mon->sys, mon->epfd, mon->efd);
 	if (!err)
 		err = mb_monitor_open_sources(mon, ops);
 	if (err)
@@ -819,6 +838,10 @@ static int mb_monitor_dispatch_one(struct mb_monitor *mon, bool *busy)
 	refresh = mon->combined.state == MB_STATE_LOW && mon->repeat_ns &&
 		  now >= mon->repeat_due;
 	nout += mb_monitor_collect(mon, now, refresh, out + nout, &err);
+	/* the daemon's requests, the reports it is due */
+	mon->sys_due = mb_sys_dispatch(mon->sys,
+				       atomic_exchange(&mon->sys_revents, 0),
+				       now);
 	if (mon->combined.state == MB_STATE_LOW && mon->repeat_ns) {
 		if (nout && out[nout - 1].state == MB_STATE_LOW) {
 			mon->repeat_due = now + mon->repeat_ns;
@@ -832,6 +855,7 @@ static int mb_monitor_dispatch_one(struct mb_monitor *mon, bool *busy)
 	for (i = 0; i < nout; i++) {
 		out[i].process_rss = mb_self_rss();
 		mb_ring_push(mon->ring, &out[i]);
+		mb_sys_note(mon->sys, &out[i]);
 		mb_monitor_deliver(mon, &out[i]);
 	}
 	mb_monitor_set_dispatching(mon, false);
@@ -862,7 +886,7 @@ void mb_monitor_force_poll(struct mb_monitor *mon)
 
 int mb_monitor_run(struct mb_monitor *mon, int timeout_ms)
 {
-	struct epoll_event ev[MB_SOURCE_COUNT + 2];
+	struct epoll_event ev[MB_SOURCE_COUNT + 3];
 	uint64_t end = 0, now;
 	int r, wait = -1;
 	bool busy;
@@ -1070,5 +1094,39 @@ void mb_monitor_after_fork_child(void)
 		 */
 		pthread_cond_init(&mon->idle, NULL);
 		pthread_cond_init(&mon->done, NULL);
+		mb_sys_after_fork_child(mon->sys);
 	}
+}
+
+/* ---- the system broker, for brokers and the application ---- */
+
+struct mb_sys *mb_monitor_sys(struct mb_monitor *mon)
+{
+	return mon->sys;
+}
+
+void mb_monitor_sys_attach(struct mb_monitor *mon, struct mb_broker *b)
+{
+	if (mon->sys)
+		mb_sys_attach(mon->sys, b);
+}
+
+void mb_monitor_sys_detach(struct mb_monitor *mon, struct mb_broker *b)
+{
+	if (mon->sys)
+		mb_sys_detach(mon->sys, b);
+}
+
+bool mb_monitor_sys_in_charge(struct mb_monitor *mon,
+			      const struct mb_notification *n)
+{
+	return mon->sys && mb_sys_in_charge(mon->sys, n);
+}
+
+int mb_monitor_system_status(struct mb_monitor *mon,
+			     struct mb_system_status *out)
+{
+	if (!mon || !out || out->sz < sizeof(struct mb_system_status))
+		return -EINVAL;
+	return mb_sys_status(mon->sys, out);
 }

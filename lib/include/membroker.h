@@ -606,6 +606,95 @@ MB_API int mb_monitor_fake_push(struct mb_monitor *mon,
 				const struct mb_notification *n);
 
 /* ------------------------------------------------------------------ */
+/* The system broker (membrokerd)                                      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * enum mb_system_state - a monitor's part in the system broker
+ * @MB_SYSTEM_OFF: disabled: $MEMBROKER_SYSTEM_BROKER is "0"
+ * @MB_SYSTEM_IDLE: no broker uses the monitor, so it has nothing to
+ *	register and does not look for the daemon
+ * @MB_SYSTEM_SEARCHING: no daemon answers at the control socket; the
+ *	monitor tries again from time to time (backing off up to 30 s), and
+ *	meanwhile its brokers decide alone
+ * @MB_SYSTEM_REGISTERED: its brokers and clerks are registered with
+ *	membrokerd, which decides on LOW of the whole machine
+ */
+enum mb_system_state {
+	MB_SYSTEM_OFF = 0,
+	MB_SYSTEM_IDLE = 1,
+	MB_SYSTEM_SEARCHING = 2,
+	MB_SYSTEM_REGISTERED = 3,
+};
+
+/* Bits of mb_system_status.flags */
+#define MB_SYSTEM_IN_CHARGE	(1U << 0) /* LOW is left to membrokerd now */
+
+/**
+ * struct mb_system_status - what mb_monitor_system_status() reports
+ * @sz: set by the caller to sizeof(struct mb_system_status) as it was
+ *	compiled; the library fills the fields that fit in it
+ * @state: enum mb_system_state
+ * @flags: MB_SYSTEM_* bits: MB_SYSTEM_IN_CHARGE while the monitor's
+ *	combined state is LOW and the daemon answers it, so the brokers
+ *	take no step of their own
+ * @client: the daemon's number for this connection (0 unless registered)
+ * @reserved: 0
+ * @registrations: times the monitor registered (a daemon restarting
+ *	makes it register again)
+ * @reports: reports sent (bytes held, pools and clerks that changed)
+ * @polls: the daemon's requests for fresh figures, answered
+ * @shrinks: clerks shrunk at the daemon's request
+ * @freed: bytes they gave back then
+ * @grows: caps the daemon raised or lifted (HIGH lets clerks grow back)
+ *
+ * Counters are of the monitor's life, across connections.
+ */
+struct mb_system_status {
+	size_t sz;
+	uint32_t state;
+	uint32_t flags;
+	uint32_t client;
+	uint32_t reserved;	/* 0 */
+	uint64_t registrations;
+	uint64_t reports;
+	uint64_t polls;
+	uint64_t shrinks;
+	uint64_t freed;
+	uint64_t grows;
+};
+
+/**
+ * mb_monitor_system_status() - the monitor's part in the system broker
+ * @mon: the monitor
+ * @out: receives the status; set @out->sz first (sizeof(*@out))
+ *
+ * A monitor that has brokers looks for membrokerd at its control socket
+ * ($MEMBROKERD_SOCKET, else /run/membroker/control.sock) and registers
+ * their pools and clerks with it: names, priorities, bytes held, each
+ * pool's min_bytes and max_bytes.  The monitor does this from its own
+ * dispatch (mb_monitor_dispatch() or its thread): the connection is one
+ * more fd behind mb_monitor_get_fd(), and bytes held are reported in
+ * batches, at most every few hundred milliseconds, never by
+ * mb_clerk_charge().  The daemon then decides LOW for the whole machine:
+ * it asks the cheapest clerks of all processes for what memory is short,
+ * and no more, and on HIGH lets them grow back, the most expensive first
+ * (each decision goes into the broker's ring as MB_DECISION_SYSTEM_*).
+ * Meanwhile the brokers take no LOW step of their own, unless the LOW is
+ * of the process's cgroup, or the daemon stays silent for a few seconds
+ * while it lasts.  Without the daemon, or with $MEMBROKER_SYSTEM_BROKER
+ * set to "0", the brokers decide alone, as they always did; a daemon that
+ * goes away is looked for again, with a backoff, and registered with when
+ * it is back.  Nothing needs configuring.
+ *
+ * Context: Any thread.
+ * Return: 0, or -EINVAL (@mon or @out NULL, @out->sz smaller than the
+ * first release of the structure).
+ */
+MB_API int mb_monitor_system_status(struct mb_monitor *mon,
+				    struct mb_system_status *out);
+
+/* ------------------------------------------------------------------ */
 /* Clerks                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -855,11 +944,22 @@ struct mb_broker_opts {
  * @MB_DECISION_SHRINK: its target is below what it holds; its shrink
  *	callback, if any, was asked for the difference (unless a call of
  *	it was still running: then the record's duration_ns is 0)
+ * @MB_DECISION_SYSTEM_SHRINK: membrokerd, deciding for the whole machine,
+ *	asked this clerk for memory: @allocated is what it held, @freed what
+ *	it gave back, @target what it may hold until the daemon lets it grow
+ * @MB_DECISION_SYSTEM_GROW: membrokerd raised or lifted the cap it had
+ *	put on the clerk: @target is what the clerk may hold now
+ *
+ * The SYSTEM decisions are made by membrokerd (see
+ * mb_monitor_system_status()), not by the broker; the broker records
+ * them so that its ring tells everything that happened to its clerks.
  */
 enum mb_decision {
 	MB_DECISION_STABLE = 0,
 	MB_DECISION_GROW = 1,
 	MB_DECISION_SHRINK = 2,
+	MB_DECISION_SYSTEM_SHRINK = 3,
+	MB_DECISION_SYSTEM_GROW = 4,
 };
 
 /**
