@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 struct pollfd;
+struct mbd_clerk_row;
 
 #include "membroker.h"
 
@@ -104,6 +105,18 @@ int ctl_poll_timeout(uint64_t deadline_ns);
 void ctl_output_poll_init(struct pollfd *pfd);
 bool ctl_output_gone(struct pollfd *pfd);
 
+/* ctl_daemon.c: membrokerd's control socket */
+const char *ctl_daemon_path(const char *arg);
+int ctl_daemon_connect(const char *path);
+int ctl_daemon_list(int fd, uint16_t type, const void *req, size_t len,
+		    void (*item)(const void *p, size_t size, void *arg),
+		    void *arg);
+
+/* ctl_clerks.c: the system broker's clerks, also for top */
+int ctl_sys_clerks(const char *path, struct mbd_clerk_row **out, size_t *n);
+void ctl_sys_print(FILE *f, const struct mbd_clerk_row *r, size_t n,
+		   size_t max, int cols);
+
 /* ctl_term.c: the terminal for top */
 struct ctl_term;
 int ctl_term_open(struct ctl_term **out);
@@ -121,6 +134,8 @@ int cmd_config(struct ctl *c, int argc, char **argv);
 int cmd_history(struct ctl *c, int argc, char **argv);
 int cmd_top(struct ctl *c, int argc, char **argv);
 int cmd_metrics(struct ctl *c, int argc, char **argv);
+int cmd_clerks(struct ctl *c, int argc, char **argv);
+int cmd_decisions(struct ctl *c, int argc, char **argv);
 
 extern const char cmd_status_usage[];
 extern const char cmd_watch_usage[];
@@ -128,5 +143,7 @@ extern const char cmd_config_usage[];
 extern const char cmd_history_usage[];
 extern const char cmd_top_usage[];
 extern const char cmd_metrics_usage[];
+extern const char cmd_clerks_usage[];
+extern const char cmd_decisions_usage[];
 
 #endif /* CTL_H */

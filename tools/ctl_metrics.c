@@ -24,26 +24,6 @@ const char cmd_metrics_usage[] =
 "                     $MEMBROKERD_SOCKET, else " MBD_CONTROL_SOCKET ")\n"
 "  -h, --help         this text\n";
 
-static int ctl_metrics_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 /* Send METRICS, print every reply's payload; 0 or -errno. */
 static int ctl_metrics_fetch(int fd)
 {
@@ -97,12 +77,10 @@ int cmd_metrics(struct ctl *c, int argc, char **argv)
 		{ "help",   no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = getenv("MEMBROKERD_SOCKET");
+	const char *path = ctl_daemon_path(NULL);
 	int opt, fd, err;
 
 	(void)c;
-	if (!path || !*path)
-		path = MBD_CONTROL_SOCKET;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "S:h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -119,7 +97,7 @@ int cmd_metrics(struct ctl *c, int argc, char **argv)
 	if (optind < argc)
 		return ctl_usage_error("metrics", "unexpected argument '%s'",
 				       argv[optind]);
-	fd = ctl_metrics_connect(path);
+	fd = ctl_daemon_connect(path);
 	if (fd < 0)
 		return ctl_runtime_error(fd, "cannot reach membrokerd at %s",
 					 path);

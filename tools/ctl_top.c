@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * membrokerctl top: a live view of the state, of available memory against
- * the thresholds, and of the latest notifications.
+ * the thresholds, of the clerks of every process registered with
+ * membrokerd's system broker (when it runs), and of the latest
+ * notifications.
  *
  * The state is re-read every --interval, and the view is also redrawn as
  * soon as a notification arrives, so a transition shows at once and not at
@@ -19,15 +21,21 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "protocol.h"
 
 const char cmd_top_usage[] =
 "Usage: " CTL_NAME " [-s SOURCE] top [--interval MS] [--iterations N]\n"
+"                             [--socket PATH]\n"
 "\n"
-"A live view of the state, available memory against the thresholds and\n"
-"the latest notifications.  q or Ctrl-C quits.\n"
+"A live view of the state, available memory against the thresholds, the\n"
+"clerks of every process registered with membrokerd's system broker\n"
+"(cheapest first, as \"clerks\" shows them) and the latest notifications.\n"
+"q or Ctrl-C quits.\n"
 "\n"
 "  -i, --interval MS     refresh every MS milliseconds (default 1000)\n"
 "  -n, --iterations N    quit after N refreshes\n"
+"  -S, --socket PATH     membrokerd's control socket (default\n"
+"                        $MEMBROKERD_SOCKET, else " MBD_CONTROL_SOCKET ")\n"
 "\n"
 "When standard output is not a terminal, frames are printed one after\n"
 "another without escape sequences.\n";
@@ -35,6 +43,7 @@ const char cmd_top_usage[] =
 #define TOP_RECENT	64	/* notifications kept for the list */
 #define TOP_BATCH_ROWS	8	/* list length when not on a terminal */
 #define TOP_HEADER_ROWS	10	/* rows above the list */
+#define TOP_SYS_ROWS	8	/* clerks shown at most */
 
 #define ANSI_RED	"\033[31m"
 #define ANSI_YELLOW	"\033[33m"
@@ -53,6 +62,11 @@ struct top {
 	size_t count;
 	uint64_t received;
 	uint64_t resyncs;
+	/* the system broker's clerks, read at every refresh */
+	const char *sock;
+	struct mbd_clerk_row *rows;
+	size_t nrows;
+	int sys_err;
 };
 
 static void top_remember(struct top *t, const struct mb_notification *n)
@@ -216,6 +230,19 @@ static void top_header(FILE *f, const struct top *t, int cols)
 		fprintf(f, "committed: unknown\n");
 }
 
+/* The system broker's clerks, when membrokerd runs */
+static void top_sys(FILE *f, const struct top *t, int rows, int cols)
+{
+	fputc('\n', f);
+	if (t->sys_err) {
+		fprintf(f, "system broker: membrokerd not reachable at %s (%s)\n",
+			t->sock, strerror(-t->sys_err));
+		return;
+	}
+	ctl_sys_print(f, t->rows, t->nrows, rows > 0 ? (size_t)rows : 1,
+		      cols);
+}
+
 /* The newest notifications that fit, oldest first, cut to the width */
 static void top_list(FILE *f, const struct top *t, int rows, int cols)
 {
@@ -248,12 +275,18 @@ static int top_draw(const struct top *t)
 	size_t len = 0;
 	FILE *f;
 
+	int sys_rows = TOP_SYS_ROWS;
+
 	ctl_term_size(t->term, &rows, &cols);
-	list_rows = ansi ? rows - TOP_HEADER_ROWS - 2 : TOP_BATCH_ROWS;
+	if (ansi && rows - TOP_HEADER_ROWS - 6 < 2 * sys_rows)
+		sys_rows = (rows - TOP_HEADER_ROWS - 6) / 2;
+	list_rows = ansi ? rows - TOP_HEADER_ROWS - 2 -
+			   (t->sys_err ? 2 : sys_rows + 3) : TOP_BATCH_ROWS;
 	f = open_memstream(&frame, &len);
 	if (!f)
 		return -errno;
 	top_header(f, t, cols);
+	top_sys(f, t, sys_rows, ansi ? cols : 0);
 	/* a pipe or a file gets whole lines: nothing there wraps */
 	top_list(f, t, list_rows, ansi ? cols : 0);
 	if (fclose(f)) {
@@ -289,6 +322,8 @@ static int top_refresh(struct top *t)
 		return err;
 	t->cur = n;
 	t->have_cur = n.state != MB_STATE_UNKNOWN;
+	free(t->rows);
+	t->sys_err = ctl_sys_clerks(t->sock, &t->rows, &t->nrows);
 	return top_draw(t);
 }
 
@@ -313,11 +348,12 @@ static int top_keys(struct top *t, struct pollfd *pfd)
 }
 
 static int top_parse(struct ctl *c, uint32_t *interval, uint32_t *iterations,
-		     int argc, char **argv)
+		     const char **sock, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "interval",   required_argument, NULL, 'i' },
 		{ "iterations", required_argument, NULL, 'n' },
+		{ "socket",     required_argument, NULL, 'S' },
 		{ "json",   no_argument,       NULL, 'j' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ "source", required_argument, NULL, 's' },
@@ -325,9 +361,12 @@ static int top_parse(struct ctl *c, uint32_t *interval, uint32_t *iterations,
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+i:n:" CTL_COMMON_OPTS, opts,
+	while ((opt = getopt_long(argc, argv, "+i:n:S:" CTL_COMMON_OPTS, opts,
 				  NULL)) != -1) {
 		switch (opt) {
+		case 'S':
+			*sock = optarg;
+			break;
 		case 'i':
 			if (ctl_parse_u32(optarg, interval) || *interval < 10 ||
 			    *interval > 3600000)
@@ -450,10 +489,11 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT,
 				    SIGWINCH, SIGTSTP, SIGCONT };
 	uint32_t interval = 1000, iterations = 0;
+	const char *sock = NULL;
 	struct top *t;
 	int ret, err, sfd;
 
-	ret = top_parse(c, &interval, &iterations, argc, argv);
+	ret = top_parse(c, &interval, &iterations, &sock, argc, argv);
 	if (ret)
 		return ret < 0 ? CTL_EXIT_OK : ret;
 
@@ -467,6 +507,7 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 		goto out_sfd;
 	}
 	t->c = c;
+	t->sock = ctl_daemon_path(sock);
 	ret = ctl_open(c);
 	if (ret)
 		goto out_free;
@@ -496,6 +537,7 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	else
 		ret = CTL_EXIT_OK;
 out_free:
+	free(t->rows);
 	free(t);
 out_sfd:
 	close(sfd);

@@ -24,6 +24,8 @@ static const char main_usage[] =
 "  history  [hi]  the module's recent notifications, oldest first\n"
 "  top      [t]   a live view of state, thresholds and notifications\n"
 "  metrics  [m]   membrokerd's metrics (Prometheus text format)\n"
+"  clerks   [cl]  every process's clerks registered with membrokerd\n"
+"  decisions [d]  membrokerd's recent decisions for the whole machine\n"
 "  help [COMMAND]  this text, or a command's help\n"
 "\n"
 "Options:\n"
@@ -54,6 +56,8 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "history", 2, cmd_history, cmd_history_usage },
 	{ "top",     1, cmd_top,     cmd_top_usage },
 	{ "metrics", 1, cmd_metrics, cmd_metrics_usage },
+	{ "clerks",  2, cmd_clerks,  cmd_clerks_usage },
+	{ "decisions", 1, cmd_decisions, cmd_decisions_usage },
 	{ "help",    2, NULL,        main_usage },
 };
 
