@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The control socket: membrokerctl asks the daemon for its metrics here.
- * protocol.h describes the protocol; this file serves version 1.
+ * The control socket: membrokerctl asks the daemon for its metrics here,
+ * and processes register with the system broker (sysbroker.c), which
+ * sends them its own requests over the same connection.  protocol.h
+ * describes the protocol; this file serves version 1: it checks the
+ * messages and hands the system broker's to sysbroker.c.
  *
  * Like the pressure socket, nothing a client does may hold the daemon up:
  * replies are sent without blocking, and a client whose socket has no
@@ -21,7 +24,8 @@
 #include "membrokerd.h"
 #include "protocol.h"
 
-#define MBD_CONTROL_CLIENTS	64
+/* every process that uses the library is a client: room for many */
+#define MBD_CONTROL_CLIENTS	1024
 #define MBD_CHUNK		16384
 
 struct mbd_cclient {
@@ -29,6 +33,7 @@ struct mbd_cclient {
 	int fd;
 	sd_event_source *src;
 	struct ucred cred;
+	struct mbd_sclient *sc;		/* registered with the system broker */
 	struct mbd_cclient *prev, *next;
 };
 
@@ -37,6 +42,7 @@ struct mbd_control {
 	sd_event_source *listen_src;
 	const struct mbd_sources *src;
 	struct mbd_follow *follow;
+	struct mbd_sys *sys;
 	bool fake;
 	bool paused;		/* out of fds: not accepting */
 	struct mbd_cclient *clients;
@@ -49,6 +55,9 @@ static void mbd_cclient_free(struct mbd_cclient *cl)
 {
 	struct mbd_control *c = cl->c;
 
+	/* its clerks leave the system broker's order */
+	if (cl->sc)
+		mbd_sys_gone(cl->sc);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -153,6 +162,115 @@ static int mbd_do_fake_push(struct mbd_cclient *cl, const struct mbd_msg *req,
 	return mbd_reply(cl, req, r, 0, NULL, 0);
 }
 
+/**
+ * mbd_control_request() - a request of the daemon's to a client
+ * @cl: the client
+ * @type: MBD_MSG_POLL or MBD_MSG_ASK
+ * @id: the daemon's id for it
+ * @p: the payload
+ * @len: its length
+ *
+ * Return: 0, or -errno when it could not be sent (-EAGAIN: the client's
+ * socket is full; the system broker takes that for no answer).
+ */
+int mbd_control_request(struct mbd_cclient *cl, uint16_t type, uint32_t id,
+			const void *p, size_t len)
+{
+	struct mbd_msg h = {
+		.magic = MBD_MAGIC, .version = MBD_VERSION, .type = type,
+		.id = id, .len = len,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)p, .iov_len = len },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	if (sendmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int mbd_do_register(struct mbd_cclient *cl, const struct mbd_msg *req,
+			   const void *payload)
+{
+	struct mbd_registered r;
+	size_t rlen = 0;
+	int err;
+
+	if (!cl->c->sys)
+		return mbd_reply(cl, req, -EOPNOTSUPP, 0, NULL, 0);
+	if (cl->sc)
+		return mbd_reply(cl, req, -EALREADY, 0, NULL, 0);
+	err = mbd_sys_register(cl->c->sys, cl, &cl->cred, payload, req->len,
+			       &cl->sc, &r, &rlen);
+	return mbd_reply(cl, req, err, 0, err ? NULL : &r, err ? 0 : rlen);
+}
+
+/*
+ * Lists in packets: a full one goes out (MBD_F_MORE) when another item
+ * comes, the last without.
+ */
+struct mbd_lister {
+	struct mbd_cclient *cl;
+	const struct mbd_msg *req;
+	struct mbd_list head;
+	size_t len;
+	int err;
+};
+
+static int mbd_list_send(struct mbd_lister *l, bool more)
+{
+	unsigned char *buf = l->cl->c->buf;
+
+	memcpy(buf, &l->head, sizeof(l->head));
+	l->err = mbd_reply(l->cl, l->req, 0, more ? MBD_F_MORE : 0, buf,
+			   sizeof(l->head) + l->len);
+	l->head.count = 0;
+	l->len = 0;
+	return l->err;
+}
+
+static int mbd_list_emit(void *arg, const void *item, size_t len)
+{
+	struct mbd_lister *l = arg;
+	unsigned char *buf = l->cl->c->buf;
+
+	if (sizeof(l->head) + l->len + len > MBD_CHUNK && mbd_list_send(l, true))
+		return l->err;
+	l->head.item_size = len;
+	memcpy(buf + sizeof(l->head) + l->len, item, len);
+	l->len += len;
+	l->head.count++;
+	return 0;
+}
+
+static int mbd_do_list(struct mbd_cclient *cl, const struct mbd_msg *req,
+		       const void *payload)
+{
+	struct mbd_lister l = { .cl = cl, .req = req };
+	struct mbd_decisions_req dr = { 0 };
+	int err;
+
+	if (!cl->c->sys)
+		return mbd_reply(cl, req, -EOPNOTSUPP, 0, NULL, 0);
+	if (req->type == MBD_MSG_CLERKS) {
+		l.head.item_size = sizeof(struct mbd_clerk_row);
+		err = mbd_sys_clerks(cl->c->sys, cl->cred.uid, mbd_list_emit,
+				     &l);
+	} else {
+		memcpy(&dr, payload, req->len < sizeof(dr) ? req->len :
+							    sizeof(dr));
+		l.head.item_size = sizeof(struct mbd_decision);
+		err = mbd_sys_decisions(cl->c->sys, cl->cred.uid, dr.from_seq,
+					mbd_list_emit, &l);
+	}
+	/* a reply that could not be sent: the client goes */
+	if (err)
+		return err;
+	return mbd_list_send(&l, false);
+}
+
 /* 0: go on; -errno: disconnect the client */
 static int mbd_control_handle(struct mbd_cclient *cl, size_t len)
 {
@@ -170,9 +288,15 @@ static int mbd_control_handle(struct mbd_cclient *cl, size_t len)
 	}
 	memcpy(&req, c->buf, sizeof(req));
 	if (req.magic != MBD_MAGIC || req.len != len - sizeof(req) ||
-	    (req.type & MBD_MSG_REPLY)) {
+	    ((req.type & MBD_MSG_REPLY) && !cl->sc)) {
 		mbd_reply(cl, &req, -EBADMSG, 0, NULL, 0);
 		return -EBADMSG;
+	}
+	if (req.type & MBD_MSG_REPLY) {
+		/* an answer to the system broker's request */
+		mbd_sys_answer(cl->sc, req.type, req.id, req.status, payload,
+			       req.len);
+		return 0;
 	}
 	c->st.requests++;
 	if (req.version != MBD_VERSION)
@@ -185,6 +309,14 @@ static int mbd_control_handle(struct mbd_cclient *cl, size_t len)
 	case MBD_MSG_FAKE_PUSH:
 		r = mbd_do_fake_push(cl, &req, payload);
 		break;
+	case MBD_MSG_REGISTER:
+		return mbd_do_register(cl, &req, payload);
+	case MBD_MSG_REPORT:
+		r = cl->sc ? mbd_sys_report(cl->sc, payload, req.len) : -EPERM;
+		return mbd_reply(cl, &req, r, 0, NULL, 0);
+	case MBD_MSG_CLERKS:
+	case MBD_MSG_DECISIONS:
+		return mbd_do_list(cl, &req, payload);
 	default:
 		return mbd_reply(cl, &req, -EOPNOTSUPP, 0, NULL, 0);
 	}
@@ -281,6 +413,7 @@ static int mbd_control_accept(sd_event_source *s, int fd, uint32_t revents,
  * @path: where; a stale socket there is replaced, a live one refused
  * @src: the figures for MBD_MSG_METRICS; must outlive the socket
  * @follow: the monitor side (MBD_MSG_HELLO, MBD_MSG_FAKE_PUSH)
+ * @sys: the system broker, or NULL for none
  * @fake: offer MBD_MSG_FAKE_PUSH (the daemon runs --source=fake)
  *
  * Return: 0 or -errno (-EADDRINUSE: a live process serves @path); the
@@ -288,7 +421,7 @@ static int mbd_control_accept(sd_event_source *s, int fd, uint32_t revents,
  */
 int mbd_control_open(struct mbd_control **out, sd_event *e, const char *path,
 		     const struct mbd_sources *src, struct mbd_follow *follow,
-		     bool fake)
+		     struct mbd_sys *sys, bool fake)
 {
 	struct mbd_control *c;
 	int r;
@@ -299,6 +432,7 @@ int mbd_control_open(struct mbd_control **out, sd_event *e, const char *path,
 		return -ENOMEM;
 	c->src = src;
 	c->follow = follow;
+	c->sys = sys;
 	c->fake = fake;
 	r = mbd_unix_listen(&c->u, path, SOCK_SEQPACKET, 0666);
 	if (r < 0) {

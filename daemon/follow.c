@@ -10,6 +10,12 @@
  * measured afresh (the module is asked, GET_STATE), which is how a level
  * that deepens within LOW (the module only notifies changes of state) is
  * seen: the daemon asks for that repeat often (--refresh-ms).
+ *
+ * Every reading also goes to the system broker (sysbroker.c), with the
+ * hysteresis configured in the module when the module measured it: the
+ * broker aims at the end of LOW, low + hysteresis.  The module's
+ * configuration is read when its first reading comes and again after
+ * each reading that a configuration change caused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,6 +37,9 @@ struct mbd_follow {
 	struct mbd_pressure *pressure;
 	void (*changed)(void *arg, bool urgent);
 	void *arg;
+	struct mbd_sys *sys;
+	uint64_t hyst;		/* the module's configured hysteresis */
+	bool hyst_known;
 	bool have_last;
 	int last_err;
 	struct mbd_follow_stats st;
@@ -125,6 +134,30 @@ static int mbd_follow_on_timer(sd_event_source *s, uint64_t usec, void *arg)
 	return 0;
 }
 
+/* The hysteresis configured in the module, 0 for automatic or none. */
+static uint64_t mbd_follow_hysteresis(struct mbd_follow *f,
+				      const struct mb_notification *n)
+{
+	struct mb_kmod_config cfg;
+	struct mb_kmod *k;
+
+	if (n->source != MB_SOURCE_KMOD) {
+		f->hyst_known = false;
+		return 0;
+	}
+	if (f->hyst_known && n->reason != MEMBROKER_REASON_CONFIG &&
+	    n->reason != MEMBROKER_REASON_LOAD)
+		return f->hyst;
+	if (!mb_kmod_open(&k)) {
+		if (!mb_kmod_get_config(k, &cfg)) {
+			f->hyst = cfg.hysteresis_bytes;
+			f->hyst_known = true;
+		}
+		mb_kmod_close(k);
+	}
+	return f->hyst;
+}
+
 static void mbd_follow_on_reading(struct mb_monitor *mon,
 				  const struct mb_notification *n, void *arg)
 {
@@ -158,6 +191,8 @@ static void mbd_follow_on_reading(struct mb_monitor *mon,
 	if (said)
 		mbd_follow_emit(f, said, now);
 	mbd_follow_arm(f);
+	if (f->sys)
+		mbd_sys_reading(f->sys, n, mbd_follow_hysteresis(f, n));
 	if (f->changed)
 		f->changed(f->arg, entered || said);
 }
@@ -270,6 +305,16 @@ void mbd_follow_attach(struct mbd_follow *f, struct mbd_bus *bus,
 	f->pressure = pressure;
 	f->changed = changed;
 	f->arg = arg;
+}
+
+/**
+ * mbd_follow_attach_sys() - where every reading goes too
+ * @f: the state
+ * @sys: the system broker, or NULL
+ */
+void mbd_follow_attach_sys(struct mbd_follow *f, struct mbd_sys *sys)
+{
+	f->sys = sys;
 }
 
 /**

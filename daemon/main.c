@@ -44,6 +44,10 @@ static const char usage[] =
 "  --medium-percent=P       level 100 below P%% of the low threshold (50)\n"
 "  --critical-percent=P     level 255 below P%% of the low threshold (25)\n"
 "  --max-clients=N          pressure socket clients at once (default 1024)\n"
+"  --answer-timeout=SECONDS  the system broker waits this long for a\n"
+"                           client's answer (default 0.5)\n"
+"  --settle=SECONDS         ... and this long for a reading after a step\n"
+"                           (default 1)\n"
 "  --source=NAME            auto, kmod, cgroup, psi, meminfo; fake for tests\n"
 "  --low=BYTES, --high=BYTES  thresholds of sources without their own\n"
 "  --root=DIR               read /proc and /sys below DIR (tests)\n"
@@ -83,6 +87,7 @@ uint64_t mbd_now_ns(void)
 
 struct mbd_args {
 	struct mbd_follow_opts follow;
+	struct mbd_sys_opts sys;
 	bool no_bus;
 	const char *pressure;
 	const char *control;
@@ -161,7 +166,7 @@ static int mbd_parse_seconds(const char *s, uint64_t *out_ns)
 enum {
 	OPT_NO_BUS = 256, OPT_PRESSURE, OPT_CONTROL, OPT_METRICS, OPT_REPEAT,
 	OPT_REFRESH, OPT_MEDIUM, OPT_CRITICAL, OPT_MAX_CLIENTS, OPT_SOURCE,
-	OPT_LOW, OPT_HIGH, OPT_ROOT, OPT_VERSION,
+	OPT_LOW, OPT_HIGH, OPT_ROOT, OPT_VERSION, OPT_ANSWER, OPT_SETTLE,
 };
 
 /* >= 0: an exit status to return now; -1: go on */
@@ -177,6 +182,8 @@ static int mbd_parse_args(struct mbd_args *a, int argc, char **argv)
 		{ "medium-percent", required_argument, NULL, OPT_MEDIUM },
 		{ "critical-percent", required_argument, NULL, OPT_CRITICAL },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+		{ "answer-timeout", required_argument, NULL, OPT_ANSWER },
+		{ "settle", required_argument, NULL, OPT_SETTLE },
 		{ "source", required_argument, NULL, OPT_SOURCE },
 		{ "low", required_argument, NULL, OPT_LOW },
 		{ "high", required_argument, NULL, OPT_HIGH },
@@ -219,6 +226,18 @@ static int mbd_parse_args(struct mbd_args *a, int argc, char **argv)
 						       "1..60000, not '%s'",
 						       optarg);
 			mo->low_repeat_ms = v;
+			break;
+		case OPT_ANSWER:
+		case OPT_SETTLE:
+			if (mbd_parse_seconds(optarg, opt == OPT_ANSWER ?
+					      &a->sys.answer_ns :
+					      &a->sys.settle_ns) ||
+			    (opt == OPT_ANSWER ? a->sys.answer_ns :
+			     a->sys.settle_ns) > 60 * MBD_NSEC_PER_SEC)
+				return mbd_usage_error("%s needs seconds, "
+						       "up to 60 (ms "
+						       "precision)",
+						       argv[optind - 1]);
 			break;
 		case OPT_MEDIUM:
 		case OPT_CRITICAL:
@@ -331,6 +350,11 @@ int main(int argc, char **argv)
 			.level = { .medium_pct = 50, .critical_pct = 25 },
 			.repeat_ns = 15 * MBD_NSEC_PER_SEC,
 		},
+		.sys = {
+			.answer_ns = 500 * MBD_NSEC_PER_MSEC,
+			.settle_ns = MBD_NSEC_PER_SEC,
+			.report_ms = 200,
+		},
 		.pressure = MBD_PRESSURE_SOCKET,
 		.control = MBD_CONTROL_SOCKET_PATH,
 		.max_clients = 1024,
@@ -341,6 +365,7 @@ int main(int argc, char **argv)
 	struct mbd_bus *bus = NULL;
 	struct mbd_pressure *pressure = NULL;
 	struct mbd_control *control = NULL;
+	struct mbd_sys *sys = NULL;
 	struct mbd_metrics *metrics = NULL;
 	sd_event *e = NULL;
 	sigset_t ss;
@@ -351,6 +376,8 @@ int main(int argc, char **argv)
 		return r;
 	mbd_fd_limit(&a);
 	signal(SIGPIPE, SIG_IGN);
+	/* the library's system broker client: never with ourselves */
+	setenv("MEMBROKER_SYSTEM_BROKER", "0", 1);
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
@@ -388,7 +415,12 @@ int main(int argc, char **argv)
 		src.pressure = pressure;
 	}
 	if (*a.control) {
-		r = mbd_control_open(&control, e, a.control, &src, follow,
+		/* the system broker's clients come over the control socket */
+		r = mbd_sys_open(&sys, e, &a.sys);
+		if (r < 0)
+			goto out;
+		src.sys = sys;
+		r = mbd_control_open(&control, e, a.control, &src, follow, sys,
 				     a.follow.mon.source == MB_SOURCE_FAKE);
 		if (r < 0) {
 			ret = mbd_exit_status(r, MBD_EXIT_SOCKET);
@@ -403,6 +435,7 @@ int main(int argc, char **argv)
 	}
 	mbd_follow_attach(follow, bus, pressure,
 			  metrics ? mbd_metrics_changed : NULL, metrics);
+	mbd_follow_attach_sys(follow, sys);
 	r = mbd_follow_start(follow);
 	if (r < 0) {
 		mbd_log("cannot start following the monitor: %s",
@@ -427,7 +460,9 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 out:
 	mbd_metrics_close(metrics);
+	/* its clients leave the system broker first */
 	mbd_control_close(control);
+	mbd_sys_close(sys);
 	mbd_pressure_close(pressure);
 	mbd_bus_close(bus);
 	mbd_follow_close(follow);

@@ -6,9 +6,12 @@
  * notifications into a warning level and asks warn.c when to speak;
  * whenever it should, the level goes out on every interface: bus.c (the
  * org.freedesktop.LowMemoryMonitor signal), pressure.c (systemd's memory
- * pressure socket).  metrics.c writes what happened for node_exporter,
- * control.c serves the control socket (membrokerctl metrics).  main.c only
- * parses the options, wires the pieces together and unwinds them.
+ * pressure socket); and every reading goes to sysbroker.c, the system
+ * broker, which decides for the processes registered with it (order.c
+ * does its arithmetic).  metrics.c writes what happened for node_exporter,
+ * control.c serves the control socket (membrokerctl metrics, the system
+ * broker's clients).  main.c only parses the options, wires the pieces
+ * together and unwinds them.
  */
 #ifndef MEMBROKERD_H
 #define MEMBROKERD_H
@@ -17,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "membroker.h"
@@ -24,6 +28,7 @@
 
 struct sd_event;
 struct mbd_control;
+struct mbd_sys;
 
 #define MBD_NAME		"membrokerd"
 #define MBD_VERSION_STRING	"0.1.0"
@@ -193,6 +198,7 @@ void mbd_follow_close(struct mbd_follow *f);
 void mbd_follow_attach(struct mbd_follow *f, struct mbd_bus *bus,
 		       struct mbd_pressure *pressure,
 		       void (*changed)(void *arg, bool urgent), void *arg);
+void mbd_follow_attach_sys(struct mbd_follow *f, struct mbd_sys *sys);
 int mbd_follow_start(struct mbd_follow *f);
 void mbd_follow_stats(const struct mbd_follow *f,
 		      struct mbd_follow_stats *out);
@@ -209,12 +215,14 @@ struct mbd_metrics;
  * @bus: NULL without a bus
  * @pressure: NULL without a pressure socket
  * @control: NULL without a control socket
+ * @sys: NULL without a control socket (the system broker lives there)
  */
 struct mbd_sources {
 	const struct mbd_follow *follow;
 	const struct mbd_bus *bus;
 	const struct mbd_pressure *pressure;
 	const struct mbd_control *control;
+	const struct mbd_sys *sys;
 };
 
 int mbd_metrics_render(const struct mbd_sources *src, char **text,
@@ -238,10 +246,125 @@ struct mbd_control_stats {
 
 int mbd_control_open(struct mbd_control **out, struct sd_event *e,
 		     const char *path, const struct mbd_sources *src,
-		     struct mbd_follow *follow, bool fake);
+		     struct mbd_follow *follow, struct mbd_sys *sys, bool fake);
 void mbd_control_close(struct mbd_control *c);
 void mbd_control_stats(const struct mbd_control *c,
 		       struct mbd_control_stats *out);
+
+/* ---- order.c: the system broker's arithmetic ---- */
+
+/**
+ * struct mbd_cand - one clerk in the system broker's order
+ * @client: its client's number (for ties)
+ * @clerk: its id on that client's connection
+ * @priority: 0..100
+ * @shrinkable: it has a shrink callback
+ * @excluded: its client did not answer: it gets nothing
+ * @pool: index of its pool in the room array of mbd_order_assign()
+ * @bytes: what it holds
+ * @taken: what the daemon took from it and has not let grow back
+ * @ask: out: what it is to give back
+ * @grant: out: what it may grow by
+ * @sent: the caller's: its part was sent
+ */
+struct mbd_cand {
+	uint32_t client;
+	uint32_t clerk;
+	uint32_t priority;
+	bool shrinkable;
+	bool excluded;
+	bool sent;
+	size_t pool;
+	uint64_t bytes;
+	uint64_t taken;
+	uint64_t ask;
+	uint64_t grant;
+};
+
+uint64_t mbd_hysteresis(uint64_t low, uint64_t high, uint64_t configured);
+uint64_t mbd_shortfall(const struct mb_notification *n, uint64_t h,
+		       uint64_t freed_since);
+void mbd_order_cheap_first(struct mbd_cand *c, size_t n);
+void mbd_order_dear_first(struct mbd_cand *c, size_t n);
+uint64_t mbd_order_assign(struct mbd_cand *c, size_t n, uint64_t *room,
+			  uint64_t need);
+uint64_t mbd_order_grant(struct mbd_cand *c, size_t n, uint64_t budget);
+
+/* ---- sysbroker.c: the system broker ---- */
+
+struct mbd_sys;
+struct mbd_sclient;
+struct mbd_cclient;
+
+/**
+ * struct mbd_sys_opts - the system broker's timing (no configuration is
+ * needed: these are the defaults' knobs, for tests and odd machines)
+ * @answer_ns: how long a client has to answer a request before the step
+ *	goes on without it
+ * @settle_ns: after a step, how long to wait for a reading that shows its
+ *	effect before deciding on the last one and what was freed since
+ * @report_ms: the least spacing of reports asked of clients
+ */
+struct mbd_sys_opts {
+	uint64_t answer_ns;
+	uint64_t settle_ns;
+	uint32_t report_ms;
+};
+
+/**
+ * struct mbd_sys_stats - what the system broker did
+ * @clients: registered now
+ * @clerks: their clerks
+ * @bytes: what those hold, as last reported
+ * @registered: registrations accepted
+ * @gone: clients that went away (their clerks forgotten)
+ * @refused: registrations or reports refused (limits, bad records)
+ * @steps: steps taken, [0] shrink (LOW), [1] grow (HIGH)
+ * @asked: bytes asked of clerks
+ * @freed: bytes they gave back
+ * @granted: bytes of growth granted on HIGH
+ * @skipped: clients passed over for not answering in time
+ * @shortfall: the last shrink step's shortfall
+ * @phase: 0 idle, 1 polling, 2 asking, 3 settling
+ */
+struct mbd_sys_stats {
+	uint64_t clients;
+	uint64_t clerks;
+	uint64_t bytes;
+	uint64_t registered;
+	uint64_t gone;
+	uint64_t refused;
+	uint64_t steps[2];
+	uint64_t asked;
+	uint64_t freed;
+	uint64_t granted;
+	uint64_t skipped;
+	uint64_t shortfall;
+	uint32_t phase;
+};
+
+int mbd_sys_open(struct mbd_sys **out, struct sd_event *e,
+		 const struct mbd_sys_opts *opts);
+void mbd_sys_close(struct mbd_sys *s);
+void mbd_sys_reading(struct mbd_sys *s, const struct mb_notification *n,
+		     uint64_t hysteresis);
+int mbd_sys_register(struct mbd_sys *s, struct mbd_cclient *cl,
+		     const struct ucred *cred, const void *p, size_t len,
+		     struct mbd_sclient **out, void *reply, size_t *rlen);
+int mbd_sys_report(struct mbd_sclient *sc, const void *p, size_t len);
+void mbd_sys_answer(struct mbd_sclient *sc, uint16_t type, uint32_t id,
+		    int32_t status, const void *p, size_t len);
+void mbd_sys_gone(struct mbd_sclient *sc);
+typedef int (*mbd_emit_fn)(void *arg, const void *item, size_t len);
+int mbd_sys_clerks(struct mbd_sys *s, uid_t uid, mbd_emit_fn emit,
+		   void *arg);
+int mbd_sys_decisions(struct mbd_sys *s, uid_t uid, uint64_t from,
+		      mbd_emit_fn emit, void *arg);
+void mbd_sys_stats(const struct mbd_sys *s, struct mbd_sys_stats *out);
+
+/* control.c: a daemon request to a client (MBD_MSG_POLL, MBD_MSG_ASK) */
+int mbd_control_request(struct mbd_cclient *cl, uint16_t type, uint32_t id,
+			const void *p, size_t len);
 
 /* ---- main.c ---- */
 

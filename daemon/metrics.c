@@ -180,6 +180,52 @@ static void mbd_render_control(FILE *f, const struct mbd_control *c)
 		st.dropped);
 }
 
+static void mbd_render_sys(FILE *f, const struct mbd_sys *sys)
+{
+	static const char *const phases[] = {
+		"idle", "polling", "asking", "settling",
+	};
+	struct mbd_sys_stats st = { 0 };
+	unsigned int i;
+
+	if (sys)
+		mbd_sys_stats(sys, &st);
+	mbd_one(f, "membrokerd_sys_clients", "gauge",
+		"Processes registered with the system broker.", st.clients);
+	mbd_one(f, "membrokerd_sys_clerks", "gauge",
+		"Clerks they registered.", st.clerks);
+	mbd_one(f, "membrokerd_sys_bytes", "gauge",
+		"Bytes those clerks hold, as last reported.", st.bytes);
+	mbd_one(f, "membrokerd_sys_registrations_total", "counter",
+		"Registrations accepted.", st.registered);
+	mbd_one(f, "membrokerd_sys_gone_total", "counter",
+		"Registered processes that went away (forgotten).", st.gone);
+	mbd_one(f, "membrokerd_sys_refused_total", "counter",
+		"Registrations and reports refused.", st.refused);
+	mbd_head(f, "membrokerd_sys_steps_total", "counter",
+		 "Steps of the system broker: shrink on LOW, grow on HIGH.");
+	fprintf(f, "membrokerd_sys_steps_total{kind=\"shrink\"} %llu\n",
+		(unsigned long long)st.steps[0]);
+	fprintf(f, "membrokerd_sys_steps_total{kind=\"grow\"} %llu\n",
+		(unsigned long long)st.steps[1]);
+	mbd_one(f, "membrokerd_sys_asked_bytes_total", "counter",
+		"Bytes asked of clerks on LOW.", st.asked);
+	mbd_one(f, "membrokerd_sys_freed_bytes_total", "counter",
+		"Bytes clerks gave back when asked.", st.freed);
+	mbd_one(f, "membrokerd_sys_granted_bytes_total", "counter",
+		"Bytes clerks were let grow back on HIGH.", st.granted);
+	mbd_one(f, "membrokerd_sys_skipped_total", "counter",
+		"Times a client was passed over for not answering in time.",
+		st.skipped);
+	mbd_one(f, "membrokerd_sys_shortfall_bytes", "gauge",
+		"What the latest shrink step was to cover.", st.shortfall);
+	mbd_head(f, "membrokerd_sys_phase", "gauge",
+		 "Where the system broker is: 1 for the current phase.");
+	for (i = 0; i < ARRAY_SIZE(phases); i++)
+		fprintf(f, "membrokerd_sys_phase{phase=\"%s\"} %d\n",
+			phases[i], st.phase == i);
+}
+
 /**
  * mbd_metrics_render() - the metrics, as text
  * @src: where the figures are
@@ -202,6 +248,7 @@ int mbd_metrics_render(const struct mbd_sources *src, char **text,
 	mbd_render_bus(f, src->bus);
 	mbd_render_pressure(f, src->pressure);
 	mbd_render_control(f, src->control);
+	mbd_render_sys(f, src->sys);
 	if (fclose(f)) {
 		free(*text);
 		*text = NULL;

@@ -30,11 +30,35 @@ DAEMON_DIR = os.path.dirname(HERE)
 MBD_MAGIC = 0x3164626D
 MBD_VERSION = 1
 MSG_HELLO, MSG_METRICS, MSG_FAKE_PUSH = 1, 2, 3
+MSG_REGISTER, MSG_REPORT, MSG_POLL, MSG_ASK = 4, 5, 6, 7
+MSG_CLERKS, MSG_DECISIONS = 8, 9
 MSG_REPLY = 0x8000
 F_MORE = 1
 HDR = struct.Struct("=IHHIIiI")
 FAKE = struct.Struct("=QIIIIQQQQ")
 HELLO = struct.Struct("=HHII")
+# the system broker (protocol.h)
+REGISTER = struct.Struct("=16sII")
+REGISTERED = struct.Struct("=IIII")
+REC = struct.Struct("=HHI")
+REC_POOL = struct.Struct("=HHIQQ32s")
+REC_CLERK = struct.Struct("=HHIIIIIQQ64s")
+REC_BYTES = struct.Struct("=HHIQ")
+REC_KIND_POOL, REC_KIND_CLERK, REC_KIND_BYTES = 1, 2, 3
+ASK = struct.Struct("=HHIQ")
+ASK_ITEM = struct.Struct("=IIQQQ")
+ASK_RESULT = struct.Struct("=IiQQQ")
+LIST = struct.Struct("=HHI")
+ROW = struct.Struct("=IIIIII8Q16s32s64s")
+ROW_FIELDS = ("pid uid client priority flags clerks bytes target cap "
+              "pool_min pool_max asked freed taken comm pool name").split()
+DECISION = struct.Struct("=QQQIIIIIiQQQQ16s32s64s")
+DECISION_FIELDS = ("seq time_ns step kind outcome pid uid priority status "
+                   "shortfall asked freed cap comm pool clerk").split()
+ROW_HIDDEN, ROW_SHRINKABLE, ROW_SKIPPED = 1, 2, 4
+DECISION_SHRINK, DECISION_GROW = 1, 2
+OUTCOME = {0: "done", 1: "skipped", 2: "gone", 3: "failed"}
+U64_MAX = (1 << 64) - 1
 
 STATE_LOW, STATE_STEADY, STATE_HIGH = 1, 2, 3
 REASON = {"poll": 2, "reclaim": 3, "oom": 6}
@@ -225,6 +249,40 @@ class Control:
         if status != 0:
             raise RuntimeError("METRICS failed: %s" % status)
         return body.decode()
+
+    def _list(self, mtype, fmt, fields, payload=b""):
+        status, body, heads = b"", b"", None
+        self.id += 1
+        self.s.send(HDR.pack(MBD_MAGIC, MBD_VERSION, mtype, self.id, 0, 0,
+                             len(payload)) + payload)
+        out = []
+        while True:
+            r = self.recv()
+            if r is None:
+                raise RuntimeError("connection closed")
+            h, p = r
+            if h[5] != 0:
+                raise RuntimeError("list request failed: %d" % h[5])
+            size, count, _ = LIST.unpack(p[:LIST.size])
+            for i in range(count):
+                item = p[LIST.size + i * size:LIST.size + (i + 1) * size]
+                vals = fmt.unpack(item[:fmt.size])
+                d = dict(zip(fields, vals))
+                for k in ("comm", "pool", "name", "clerk"):
+                    if k in d and isinstance(d[k], bytes):
+                        d[k] = d[k].split(b"\0")[0].decode()
+                out.append(d)
+            if not h[4] & F_MORE:
+                return out
+
+    def clerks(self):
+        """Every registered clerk, as dicts (struct mbd_clerk_row)."""
+        return self._list(MSG_CLERKS, ROW, ROW_FIELDS)
+
+    def decisions(self, from_seq=0):
+        """The daemon's ring of decisions, as dicts."""
+        return self._list(MSG_DECISIONS, DECISION, DECISION_FIELDS,
+                          struct.pack("=Q", from_seq))
 
     def push(self, state, available, low=100 * MIB, high=300 * MIB,
              total=1024 * MIB, reason=0, time_ns=0, flags=0):

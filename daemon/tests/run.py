@@ -30,6 +30,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import MIB, STATE_LOW, STATE_STEADY, STATE_HIGH  # noqa: E402
+import sysbroker  # noqa: E402
 
 RESULTS = os.environ.get("RESULTS", "build/results")
 COUNTS = os.environ.get("COUNTS", "daemon.counts")
@@ -122,6 +123,12 @@ def test_unit():
     ok(out.returncode == 0 and not bad and "ok " in out.stdout,
        "level.c unit test: mapping and pacing (%d checks)"
        % out.stdout.count("\nok "), out.stdout, out.stderr)
+    out = subprocess.run([os.path.join(h.TESTBIN, "test_order")],
+                         capture_output=True, text=True)
+    bad = [x for x in out.stdout.splitlines() if x.startswith("not ok")]
+    ok(out.returncode == 0 and not bad and "ok " in out.stdout,
+       "order.c unit test: shortfall, order, growth (%d checks)"
+       % out.stdout.count("\nok "), out.stdout, out.stderr, *bad)
 
 
 def test_levels(tmp):
@@ -662,6 +669,12 @@ def main():
              ("repeat", test_repeat_and_slow_clients),
              ("max-clients", test_max_clients), ("control", test_control),
              ("meminfo", test_meminfo)]
+    # the system broker's (sysbroker.py)
+    tests += [(name, lambda tmp, fn=fn: fn(tmp, ok))
+              for name, fn in sysbroker.TESTS]
+    only = os.environ.get("TESTS")
+    if only:
+        tests = [t for t in tests if t[0] in only.split(",")]
     print("TAP version 13")
     for name, fn in tests:
         with tempfile.TemporaryDirectory(prefix="mbd-%s-" % name) as tmp:
