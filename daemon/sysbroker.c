@@ -31,6 +31,13 @@
  *             after step, each for what is still short then: steps
  *             converge on the shortfall instead of each taking its own cut.
  *
+ * "Given back since": since the reading was measured (its time_ns), not
+ * since it came.  A reading may be older than it looks: the module may
+ * answer a refresh with an evaluation it made earlier (its time says so),
+ * and counting what came back after it as if the reading showed it would
+ * ask for the same memory twice.  What was given back is kept with the
+ * time its answer came, for the last MBD_SYS_FREES answers.
+ *
  * Every clerk's part of a step, with what came of it, goes into a ring
  * (struct mbd_decision), for membrokerctl.
  *
@@ -50,6 +57,7 @@
 
 #define MBD_SYS_RING		4096
 #define MBD_SYS_UID_CLIENTS	256
+#define MBD_SYS_FREES		256	/* recent answers kept for the sums */
 
 enum mbd_phase {
 	MBD_PHASE_IDLE,
@@ -122,8 +130,12 @@ struct mbd_sys {
 	struct mb_notification reading;
 	bool have_reading;
 	uint64_t hyst;
-	uint64_t freed_since;	/* given back since the reading came */
-	uint64_t granted_since;	/* room granted since */
+	struct {
+		uint64_t ns;
+		uint64_t bytes;
+	} frees[MBD_SYS_FREES];	/* the answers that gave memory back */
+	size_t nfrees;		/* pushed in all; the last are kept */
+	uint64_t granted_since;	/* room granted since the reading came */
 	enum mbd_phase phase;
 	enum mbd_kind kind;
 	uint64_t step;
@@ -499,6 +511,27 @@ static int mbd_build_order(struct mbd_sys *s)
 	return 0;
 }
 
+static void mbd_freed(struct mbd_sys *s, uint64_t bytes)
+{
+	size_t i = s->nfrees++ % MBD_SYS_FREES;
+
+	s->frees[i].ns = mbd_now_ns();
+	s->frees[i].bytes = bytes;
+}
+
+/* What was given back after the reading was measured */
+static uint64_t mbd_freed_since(const struct mbd_sys *s)
+{
+	size_t n = s->nfrees < MBD_SYS_FREES ? s->nfrees : MBD_SYS_FREES;
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s->frees[i].ns > s->reading.time_ns)
+			sum += s->frees[i].bytes;
+	return sum;
+}
+
 static void mbd_decide(struct mbd_sys *s)
 {
 	uint64_t room, h;
@@ -510,7 +543,7 @@ static void mbd_decide(struct mbd_sys *s)
 	}
 	h = mbd_hysteresis(s->reading.low, s->reading.high, s->hyst);
 	if (s->kind == MBD_KIND_SHRINK) {
-		s->need = mbd_shortfall(&s->reading, h, s->freed_since);
+		s->need = mbd_shortfall(&s->reading, h, mbd_freed_since(s));
 		s->st.shortfall = s->need;
 		mbd_order_cheap_first(s->cands, s->ncands);
 		s->need -= mbd_order_assign(s->cands, s->ncands, s->room,
@@ -709,7 +742,9 @@ void mbd_sys_reading(struct mbd_sys *s, const struct mb_notification *n,
 	s->reading = *n;
 	s->have_reading = true;
 	s->hyst = hysteresis;
-	s->freed_since = 0;
+	/* no time: as if measured when it came */
+	if (!s->reading.time_ns)
+		s->reading.time_ns = mbd_now_ns();
 	s->granted_since = 0;
 	/* after a step's answers, a reading shows their effect */
 	if (s->phase == MBD_PHASE_IDLE || s->phase == MBD_PHASE_SETTLING)
@@ -750,7 +785,7 @@ static void mbd_ask_answered(struct mbd_sclient *sc, uint32_t id,
 			c->asked += c->ask;
 			c->freed += r.freed;
 			c->taken += r.freed;
-			s->freed_since += r.freed;
+			mbd_freed(s, r.freed);
 			s->st.asked += c->ask;
 			s->st.freed += r.freed;
 		} else if (!r.status) {

@@ -73,10 +73,10 @@ class Sys:
         self.clients.append(cl)
         return cl
 
-    def push(self, state, avail):
+    def push(self, state, avail, time_ns=0):
         """A reading; returns once the daemon has taken it."""
         self.seq += 1
-        st = self.c.push(state, avail, low=LOW, high=HIGH)
+        st = self.c.push(state, avail, low=LOW, high=HIGH, time_ns=time_ns)
         if st != 0:
             raise RuntimeError("push refused: %d" % st)
         seq = self.seq
@@ -263,6 +263,12 @@ def test_register(tmp, ok):
                              capture_output=True, text=True)
         ok(out.returncode == 0 and out.stdout.count('"name"') == 7,
            "... and as JSON", out.stdout, out.stderr)
+        out = subprocess.run([MEMBROKERCTL, "-s", "meminfo", "top", "-n",
+                              "1", "-S", s.csock], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL)
+        ok(out.returncode == 0 and "system broker: 4 processes" in
+           out.stdout and all(n in out.stdout for _, n in want),
+           "membrokerctl top shows them too", out.stdout, out.stderr)
     ok(s.stop() == 0, "sys: the daemon stops cleanly", s.d.stderr())
 
 
@@ -320,8 +326,17 @@ def test_converge(tmp, ok):
     s = Sys(tmp, ok)
     cls = three(s)
     short = 15 * MIB
+    measured = h.mono_ns()
     s.push(STATE_LOW, END - short)
     ok(s.step_done(1), "LOW: a first step")
+    # a reading that comes now but was measured before the answers (the
+    # module may answer with an earlier evaluation): nothing to ask
+    n = s.steps()
+    s.push(STATE_LOW, END - short, time_ns=measured)
+    ok(s.step_done(n + 1) and
+       sum(x["asked"] for x in s.decisions()) == short,
+       "a reading measured before the answers came: what they gave back "
+       "counts, nothing is asked twice", s.decisions())
     asked = sum(x["asked"] for x in s.decisions())
     freed = sum(x["freed"] for x in s.decisions())
     # no new reading: the settle time passes, the daemon looks again at
