@@ -10,7 +10,8 @@
 #   make check      deps + everything + host tests + VM selftests
 #   make check-kernels  the module selftests on 6.12 and 7.3 too (each
 #                   kernel's own module build; KERNELS="6.12" picks)
-#   make bench      host benches, then notify_latency in the VM (bench/)
+#   make bench      host benches, then notify_latency, membrokerd and the
+#                   system broker in the VM (bench/)
 #   make lint       checkpatch --strict, sparse and W=1 on kmod/, kernel-doc
 #                   on kmod/ and the uapi and library headers
 #   make demo       boot the VM and play the demo scenario: a memory hog,
@@ -116,6 +117,8 @@ bench: deps
 	+$(MAKE) -C daemon programs
 	bench/daemon_latency.py
 	bench/daemon_vm.sh
+	+$(MAKE) tools selftests
+	bench/sys_vm.sh
 .PHONY: bench
 
 lint: deps ksrc

@@ -61,6 +61,17 @@ run_tests() {
 run_bench() {
 	local runs oom=
 
+	# bench/sys_vm.sh: the system broker against every process alone
+	if [ "${MB_BENCH:-}" = sysbroker ]; then
+		echo "MB-BENCH-BEGIN sysbroker --runs ${MB_BENCH_RUNS:-3}"
+		for i in $(seq "${MB_BENCH_RUNS:-3}"); do
+			timeout "$MB_TIMEOUT" mb-sysload local "$i"
+			timeout "$MB_TIMEOUT" mb-sysload daemon "$i"
+		done
+		echo "MB-BENCH-END sysbroker rc=$?"
+		return
+	fi
+
 	# bench/daemon_vm.sh: membrokerd's delivery to GLib and sd-event
 	if [ "${MB_BENCH:-}" = daemon ]; then
 		echo "MB-BENCH-BEGIN membrokerd --runs ${MB_BENCH_RUNS:-10}"
