@@ -294,8 +294,8 @@ static int mbd_control_handle(struct mbd_cclient *cl, size_t len)
 	}
 	if (req.type & MBD_MSG_REPLY) {
 		/* an answer to the system broker's request */
-		mbd_sys_answer(cl->sc, req.type, req.id, req.status, payload,
-			       req.len);
+		mbd_sys_answer(cl->sc, req.type, req.id, req.status, req.flags,
+			       payload, req.len);
 		return 0;
 	}
 	c->st.requests++;

@@ -353,7 +353,7 @@ int mbd_sys_register(struct mbd_sys *s, struct mbd_cclient *cl,
 		     struct mbd_sclient **out, void *reply, size_t *rlen);
 int mbd_sys_report(struct mbd_sclient *sc, const void *p, size_t len);
 void mbd_sys_answer(struct mbd_sclient *sc, uint16_t type, uint32_t id,
-		    int32_t status, const void *p, size_t len);
+		    int32_t status, uint32_t flags, const void *p, size_t len);
 void mbd_sys_gone(struct mbd_sclient *sc);
 typedef int (*mbd_emit_fn)(void *arg, const void *item, size_t len);
 int mbd_sys_clerks(struct mbd_sys *s, uid_t uid, mbd_emit_fn emit,

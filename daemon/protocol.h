@@ -84,7 +84,9 @@
  *			MBD_MAX_CLERKS, -EPERM before MBD_MSG_REGISTER.
  * MBD_MSG_POLL		daemon -> client request: no payload.  Reply: a
  *			POOL record and CLERK records for everything the
- *			client has, with the bytes held now.
+ *			client has, with the bytes held now (GONE records
+ *			for what it reported before and no longer has), in
+ *			as many packets as it takes (MBD_F_MORE).
  * MBD_MSG_ASK		daemon -> client request: struct mbd_ask and its
  *			items.  Reply: struct mbd_ask and one struct
  *			mbd_ask_result per item, in the same order.
@@ -141,7 +143,7 @@ enum mbd_msg_type {
 
 /* What one connection may register */
 #define MBD_MAX_POOLS		256
-#define MBD_MAX_CLERKS		4096
+#define MBD_MAX_CLERKS		1024
 
 #define MBD_MSG_REPLY		0x8000
 

@@ -56,7 +56,7 @@
 #include "protocol.h"
 
 #define MBD_SYS_RING		4096
-#define MBD_SYS_UID_CLIENTS	256
+#define MBD_SYS_UID_CLIENTS	64
 #define MBD_SYS_FREES		256	/* recent answers kept for the sums */
 
 enum mbd_phase {
@@ -814,6 +814,7 @@ static void mbd_ask_answered(struct mbd_sclient *sc, uint32_t id,
  * @type: MBD_MSG_POLL or MBD_MSG_ASK (| MBD_MSG_REPLY)
  * @id: the request's id
  * @status: the reply's status
+ * @flags: the reply's MBD_F_* (a POLL reply may take several packets)
  * @p: the payload
  * @len: its length
  *
@@ -821,7 +822,7 @@ static void mbd_ask_answered(struct mbd_sclient *sc, uint32_t id,
  * holds and gave back.
  */
 void mbd_sys_answer(struct mbd_sclient *sc, uint16_t type, uint32_t id,
-		    int32_t status, const void *p, size_t len)
+		    int32_t status, uint32_t flags, const void *p, size_t len)
 {
 	struct mbd_sys *s = sc->sys;
 	bool current;
@@ -829,6 +830,12 @@ void mbd_sys_answer(struct mbd_sclient *sc, uint16_t type, uint32_t id,
 	type &= ~MBD_MSG_REPLY;
 	if (!sc->req_id || id != sc->req_id || type != sc->req_type)
 		return;
+	if (type == MBD_MSG_POLL && (flags & MBD_F_MORE)) {
+		/* more to come: the answer is whole with the last packet */
+		if (!status && mbd_records(sc, p, len) < 0)
+			s->st.refused++;
+		return;
+	}
 	current = !sc->skipped && sc->req_step == s->step;
 	sc->req_id = 0;
 	if (type == MBD_MSG_POLL) {

@@ -204,9 +204,9 @@ class RawClient:
         hdr = h.HDR.unpack(data[:h.HDR.size])
         return hdr[2], hdr[3], data[h.HDR.size:]
 
-    def answer(self, mtype, rid, payload=b"", status=0):
+    def answer(self, mtype, rid, payload=b"", status=0, flags=0):
         self.s.send(h.HDR.pack(h.MBD_MAGIC, h.MBD_VERSION,
-                               mtype | h.MSG_REPLY, rid, 0, status,
+                               mtype | h.MSG_REPLY, rid, flags, status,
                                len(payload)) + payload)
 
     def close(self):
@@ -521,6 +521,30 @@ def test_only_own(tmp, ok):
     s.stop()
 
 
+def test_poll_packets(tmp, ok):
+    """A POLL answered in several packets is whole with the last."""
+    s = Sys(tmp, ok)
+    raw = RawClient(s.csock)
+    raw.register()
+    raw.request(h.MSG_REPORT, raw.pool(1, b"rawpool"))
+    s.push(STATE_LOW, END - 2 * MIB)
+    t, rid, _ = raw.next_request()
+    raw.answer(t, rid, raw.pool(1, b"rawpool") +
+               raw.clerk(1, 1, 50, 20 * MIB, b"first"), flags=h.F_MORE)
+    raw.answer(t, rid, raw.clerk(2, 1, 0, 20 * MIB, b"second"))
+    t2, rid2, p = raw.next_request()
+    head = h.ASK.unpack(p[:h.ASK.size])
+    items = [h.ASK_ITEM.unpack(p[h.ASK.size + i * head[0]:
+                                 h.ASK.size + i * head[0] + h.ASK_ITEM.size])
+             for i in range(head[1])]
+    ok(t == h.MSG_POLL and t2 == h.MSG_ASK and
+       [(i[0], i[2]) for i in items] == [(2, 2 * MIB)],
+       "the clerk of the last packet (the cheapest) is asked: the daemon "
+       "waited for the whole answer", items)
+    raw.close()
+    s.stop()
+
+
 def test_bad_input(tmp, ok):
     s = Sys(tmp, ok)
     raw = RawClient(s.csock)
@@ -761,7 +785,9 @@ def test_visibility(tmp, ok):
 TESTS = [("sys-register", test_register), ("sys-order", test_order),
          ("sys-converge", test_converge), ("sys-no-double", test_no_double),
          ("sys-silent", test_silent), ("sys-skip", test_skip),
-         ("sys-only-own", test_only_own), ("sys-bad-input", test_bad_input),
+         ("sys-only-own", test_only_own),
+         ("sys-poll-packets", test_poll_packets),
+         ("sys-bad-input", test_bad_input),
          ("sys-dead", test_dead), ("sys-restart", test_restart),
          ("sys-local", test_local), ("sys-minmax", test_minmax),
          ("sys-grow", test_grow), ("sys-visibility", test_visibility)]
