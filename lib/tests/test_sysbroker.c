@@ -19,7 +19,9 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +618,110 @@ static void test_register_report_ask(void)
 	}
 }
 
+/*
+ * The monitor's own thread answers the daemon while another thread makes
+ * and frees brokers and caches, and the daemon asks about clerks that
+ * come and go: every request is answered, nothing is used after it was
+ * freed (ASan), nothing races (TSan).
+ */
+static _Atomic bool churn_stop;
+
+static void *churn(void *arg)
+{
+	struct mb_monitor *mon = arg;
+	struct mb_cache_opts co = MB_OPTS(mb_cache_opts, .priority = 5);
+	struct mb_broker *b;
+	struct mb_cache *c;
+
+	while (!atomic_load(&churn_stop)) {
+		mb_broker_new(&b, "churn", mon, NULL);
+		mb_cache_new(&c, "churned", &co);
+		fill(c, 5);
+		mb_broker_add_clerk(b, mb_cache_clerk(c));
+		usleep(1000);
+		if (rand() % 2) {
+			mb_broker_free(b);
+			mb_cache_free(c);
+		} else {
+			mb_cache_free(c);
+			mb_broker_free(b);
+		}
+	}
+	return NULL;
+}
+
+/* Wait for the reply to @type (answering reports on the way); no pump */
+static bool td_reply(int fd, uint16_t type, uint32_t id, struct msg *m)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	while (poll(&p, 1, GUARD_MS) == 1) {
+		n = recv(fd, &m->h, MBD_MSG_MAX, 0);
+		if (n < (ssize_t)sizeof(m->h))
+			return false;
+		m->len = (size_t)n - sizeof(m->h);
+		if (m->h.type == MBD_MSG_REPORT)
+			td_send(fd, MBD_MSG_REPORT | MBD_MSG_REPLY, m->h.id, 0,
+				NULL, 0);
+		else if (m->h.type == type && m->h.id == id &&
+			 !(m->h.flags & MBD_F_MORE))
+			return true;
+	}
+	return false;
+}
+
+static void test_threads(void)
+{
+	unsigned char p[sizeof(struct mbd_ask) + sizeof(struct mbd_ask_item)];
+	struct mbd_ask head = {
+		.item_size = sizeof(struct mbd_ask_item), .count = 1,
+		.state = MB_STATE_LOW,
+	};
+	struct mbd_ask_item it = { .ask = 1, .at_most = 1 << 20 };
+	struct app a;
+	struct seen s;
+	struct msg m;
+	pthread_t t;
+	int fd, i, answered = 0;
+	uint32_t ids[8] = { 0 };
+
+	app_new(&a, 0, 0);
+	mb_sys_set_timing(mb_monitor_sys(a.mon), 10, 0);
+	fd = connect_app(&a, &s);
+	if (!ok(fd >= 0, "threads: registered"))
+		return;
+	mb_monitor_start_thread(a.mon);
+	atomic_store(&churn_stop, false);
+	pthread_create(&t, NULL, churn, a.mon);
+	for (i = 0; i < 200; i++) {
+		if (i % 2 == 0) {
+			td_send(fd, MBD_MSG_POLL, 5000 + i, 0, NULL, 0);
+			if (!td_reply(fd, MBD_MSG_POLL | MBD_MSG_REPLY,
+				      5000 + i, &m))
+				break;
+			if (parse(&m, &s))
+				for (int k = 0; k < s.clerks && k < 8; k++)
+					ids[k] = s.clerk[k].h.id;
+		} else {
+			it.clerk = ids[i % 8] ? ids[i % 8] : ids[0];
+			memcpy(p, &head, sizeof(head));
+			memcpy(p + sizeof(head), &it, sizeof(it));
+			td_send(fd, MBD_MSG_ASK, 5000 + i, 0, p, sizeof(p));
+			if (!td_reply(fd, MBD_MSG_ASK | MBD_MSG_REPLY, 5000 + i,
+				      &m))
+				break;
+		}
+		answered++;
+	}
+	atomic_store(&churn_stop, true);
+	pthread_join(t, NULL);
+	ok(answered == 200, "the monitor's thread answered every request while "
+	   "another thread made and freed brokers (%d of 200)", answered);
+	close(fd);
+	app_free(&a);
+}
+
 static void test_off(void)
 {
 	struct app a;
@@ -639,6 +745,7 @@ int main(void)
 	td_listen();
 	test_idle_without_brokers();
 	test_register_report_ask();
+	test_threads();
 	test_off();
 	close(lfd);
 	unlink(sock_path);
