@@ -59,6 +59,7 @@
 
 #define MB_SYS_REPORT_MS	200	/* when the daemon does not say */
 #define MB_SYS_REPORT_MAX_MS	5000	/* the spacing while nothing changes */
+#define MB_SYS_REPORT_MAX_NS	(MB_SYS_REPORT_MAX_MS * MB_NSEC_PER_MSEC)
 #define MB_SYS_SILENCE_MS	3000	/* when the daemon does not say */
 #define MB_SYS_BACKOFF_MIN_MS	100
 #define MB_SYS_BACKOFF_MAX_MS	30000
@@ -611,7 +612,8 @@ static void mb_sys_connect(struct mb_sys *s, uint64_t now)
 	if (fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
 	    !epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		s->fd = fd;
-		s->npools = s->nclerks = 0;
+		s->npools = 0;
+		s->nclerks = 0;
 		s->resync = false;
 		strncpy(reg.comm, program_invocation_short_name,
 			sizeof(reg.comm) - 1);
@@ -829,7 +831,7 @@ uint64_t mb_sys_dispatch(struct mb_sys *s, uint32_t revents, uint64_t now)
 			s->report_gap_ns = s->report_min_ns;
 		else
 			s->report_gap_ns = MB_MIN(s->report_gap_ns * 2,
-				MB_SYS_REPORT_MAX_MS * MB_NSEC_PER_MSEC);
+						  MB_SYS_REPORT_MAX_NS);
 		if (test_ms)
 			s->report_gap_ns = test_ms * MB_NSEC_PER_MSEC;
 		s->report_due = now + s->report_gap_ns;
