@@ -1021,6 +1021,13 @@ static void test_monitor_regrow(void)
 
 int main(void)
 {
+	/*
+	 * These are one process deciding alone.  Without this, every monitor
+	 * with a broker looks for membrokerd and, finding none, retries on
+	 * its own timer: a wake-up the regrow test rightly refuses.  The
+	 * system broker's own wake-ups are test_sysbroker's.
+	 */
+	setenv("MEMBROKER_SYSTEM_BROKER", "0", 1);
 	plan(0);
 	test_membership();
 	test_low_steps();
