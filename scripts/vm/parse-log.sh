@@ -9,7 +9,10 @@
 # "ok N # SKIP" skipped, "not ok N" failed) and adds one failure for each
 # of: a binary that timed out, crashed or printed fewer results than its
 # plan; a missing end marker (the guest died); an MB-ERROR from init; a
-# kernel log showing BUG/WARNING/Oops/a call trace/KASAN/lockdep.
+# kernel log showing BUG/WARNING/Oops/a call trace/KASAN/lockdep, a use
+# of a workqueue the kernel deprecates, or the module failing to read the
+# /proc files it follows.  Under each failing test case it prints that
+# test's last diagnostic ("# ...") lines, which say why.
 # Writes "PASSED FAILED SKIPPED" to COUNTS_FILE, explains each failure on
 # stderr and exits 1 if anything failed.
 set -euo pipefail
@@ -36,8 +39,15 @@ function end_test(rc) {
 		skipped++
 	cur = ""
 }
+# The last diagnostics of the running test, printed when a case fails
+function why(i, n) {
+	n = ndiag < 12 ? ndiag : 12
+	for (i = ndiag - n; i < ndiag; i++)
+		print "    " diag[i % 12] > "/dev/stderr"
+	ndiag = 0
+}
 { sub(/\r$/, "") }
-/Kernel panic|BUG:|WARNING:|Oops|Call Trace|KASAN|lockdep|possible circular locking/ {
+/Kernel panic|BUG:|WARNING:|Oops|Call Trace|KASAN|lockdep|possible circular locking|deprecated workqueue|membroker: cannot read/ {
 	kbad++
 	print "KERNEL: " $0 > "/dev/stderr"
 }
@@ -47,7 +57,7 @@ function end_test(rc) {
 /MB-TEST-BEGIN / {
 	if (cur != "")
 		fail(cur ": no end marker")
-	cur = $NF; plan = -1; nres = 0; nfail = 0
+	cur = $NF; plan = -1; nres = 0; nfail = 0; ndiag = 0
 	next
 }
 /MB-TEST-END / {
@@ -57,19 +67,21 @@ function end_test(rc) {
 }
 cur == "" { next }
 /^1\.\.[0-9]+/ { plan = substr($1, 4) + 0; next }
+/^#/ { diag[ndiag++ % 12] = $0; next }
 /^ok [0-9]+ # SKIP/ {
-	nres++; skipped++
+	nres++; skipped++; ndiag = 0
 	if (verbose == 1) print cur ": " $0
 	next
 }
 /^ok [0-9]+/ {
-	nres++; passed++
+	nres++; passed++; ndiag = 0
 	if (verbose == 1) print cur ": " $0
 	next
 }
 /^not ok [0-9]+/ {
 	nres++; nfail++
 	fail(cur ": " $0)
+	why()
 	next
 }
 END {
