@@ -9,9 +9,20 @@
  * exported to modules in 6.1, 6.12 or 7.x).  The overcommit mode, which
  * decides whether CommitLimit means anything, likewise comes from
  * /proc/sys/vm/overcommit_memory.
+ *
+ * Those files are opened from init's root directory, not the reading
+ * task's: the refresh runs in a kworker, whose root is the kernel's own
+ * init_fs.  That is the initramfs on 6.1 (where /proc is not mounted once
+ * init has switched root) and an empty filesystem from 7.x on, where
+ * "/proc/meminfo" is not found at all.
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/fs_struct.h>
+#include <linux/path.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/sched/task.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -38,28 +49,60 @@
 /*
  * Reading a file allocates (struct file, the seq_file buffer), which may
  * enter reclaim or fail exactly when memory is short.  So the read runs in
- * its own work item on an ordinary workqueue and only ever updates a cached
- * value: the evaluation, which runs on a WQ_MEM_RECLAIM workqueue, never
- * waits for it.
+ * its own work item on a workqueue of its own (not WQ_MEM_RECLAIM: it may
+ * wait) and only ever updates a cached value: the evaluation, which runs
+ * on a WQ_MEM_RECLAIM workqueue, never waits for it.
  */
 static struct {
+	struct workqueue_struct *wq;
 	struct work_struct refresh;
 	char *buf;			/* only used by @refresh */
 	atomic64_t commit_limit;	/* bytes, 0 until first known */
 	atomic_t overcommit;		/* vm.overcommit_memory, -1 unknown */
 	atomic64_t requested_ns;	/* when @refresh was last queued */
 	bool estimated;			/* @commit_limit is a guess */
+	bool stale;			/* the last read of it failed */
 } mb_mi;
+
+/* init's root directory, referenced; or -ESRCH before there is an init */
+static int mb_meminfo_init_root(struct path *root)
+{
+	struct task_struct *init;
+	int err = -ESRCH;
+
+	rcu_read_lock();
+	init = pid_task(find_pid_ns(1, &init_pid_ns), PIDTYPE_PID);
+	if (init)
+		get_task_struct(init);
+	rcu_read_unlock();
+	if (!init)
+		return err;
+
+	task_lock(init);
+	if (init->fs) {
+		get_fs_root(init->fs, root);
+		err = 0;
+	}
+	task_unlock(init);
+	put_task_struct(init);
+	return err;
+}
 
 /* The whole of a small text file into @buf, NUL-terminated; or -errno */
 static int mb_meminfo_read_file(const char *path, char *buf, size_t size)
 {
 	struct file *file;
+	struct path root;
 	loff_t pos = 0;
 	size_t len = 0;
 	ssize_t n;
+	int err;
 
-	file = filp_open(path, O_RDONLY, 0);
+	err = mb_meminfo_init_root(&root);
+	if (err)
+		return err;
+	file = file_open_root(&root, path, O_RDONLY, 0);
+	path_put(&root);
 	if (IS_ERR(file))
 		return PTR_ERR(file);
 
@@ -124,18 +167,29 @@ static void mb_meminfo_refresh(void)
 	limit = mb_meminfo_read_commit_limit(mb_mi.buf, MB_MEMINFO_BUF_SIZE);
 	if (limit > 0) {
 		atomic64_set(&mb_mi.commit_limit, limit);
-		if (mb_mi.estimated)
-			pr_info("CommitLimit read from %s\n", MB_MEMINFO_PATH);
+		if (mb_mi.estimated || mb_mi.stale)
+			pr_info("CommitLimit read from %s again\n",
+				MB_MEMINFO_PATH);
 		mb_mi.estimated = false;
+		mb_mi.stale = false;
 		return;
 	}
 
-	/* Keep the last value read; estimate only if there never was one. */
+	/*
+	 * Keep the last value read; estimate only if there never was one.
+	 * Either way say so, once per failure spell: a CommitLimit that
+	 * silently stops following swapon or the sysctls makes VIRTUAL_LOW
+	 * wrong without a trace.
+	 */
 	if (!atomic64_read(&mb_mi.commit_limit)) {
 		pr_warn("cannot read %s (%lld), estimating CommitLimit\n",
 			MB_MEMINFO_PATH, limit);
 		mb_mi.estimated = true;
+	} else if (!mb_mi.stale && !mb_mi.estimated) {
+		pr_warn("cannot read %s (%lld), keeping the last CommitLimit\n",
+			MB_MEMINFO_PATH, limit);
 	}
+	mb_mi.stale = true;
 	if (mb_mi.estimated)
 		atomic64_set(&mb_mi.commit_limit,
 			     mb_meminfo_estimate_commit_limit());
@@ -162,7 +216,7 @@ void mb_meminfo_refresh_commit_limit(bool force)
 		return;
 	if (atomic64_cmpxchg(&mb_mi.requested_ns, last, now) != last)
 		return;
-	queue_work(system_unbound_wq, &mb_mi.refresh);
+	queue_work(mb_mi.wq, &mb_mi.refresh);
 }
 
 /**
@@ -228,12 +282,20 @@ int mb_meminfo_init(void)
 	mb_mi.buf = kmalloc(MB_MEMINFO_BUF_SIZE, GFP_KERNEL);
 	if (!mb_mi.buf)
 		return -ENOMEM;
+	/* Not system_unbound_wq: 7.x deprecates it and warns on use. */
+	mb_mi.wq = alloc_workqueue("membroker_meminfo", WQ_UNBOUND, 0);
+	if (!mb_mi.wq) {
+		kfree(mb_mi.buf);
+		mb_mi.buf = NULL;
+		return -ENOMEM;
+	}
 
 	INIT_WORK(&mb_mi.refresh, mb_meminfo_refresh_work);
 	atomic64_set(&mb_mi.commit_limit, 0);
 	atomic_set(&mb_mi.overcommit, -1);
 	atomic64_set(&mb_mi.requested_ns, ktime_get_ns());
 	mb_mi.estimated = false;
+	mb_mi.stale = false;
 	/* In the loading task's context, so the first value is real. */
 	mb_meminfo_refresh();
 	return 0;
@@ -247,6 +309,8 @@ int mb_meminfo_init(void)
 void mb_meminfo_exit(void)
 {
 	cancel_work_sync(&mb_mi.refresh);
+	destroy_workqueue(mb_mi.wq);
+	mb_mi.wq = NULL;
 	kfree(mb_mi.buf);
 	mb_mi.buf = NULL;
 }
