@@ -14,6 +14,9 @@
 #                   system broker in the VM (bench/)
 #   make lint       checkpatch --strict, sparse and W=1 on kmod/, kernel-doc
 #                   on kmod/ and the uapi and library headers
+#   make stress     the module selftests on a debug kernel built from
+#                   linux-source-6.1 (KASAN, lockdep, kmemleak, UBSAN ...);
+#                   its first run builds that kernel, ~20 min or more
 #   make demo       boot the VM and play the demo scenario: a memory hog,
 #                   a balloon, virtio-mem; a timeline and a plot
 #   make clean
@@ -107,6 +110,20 @@ else
 endif
 	scripts/check.sh kernels
 
+# The module's selftests on the debug kernel (scripts/stress.sh): any
+# report in its kernel log fails the run.  Its first run builds the
+# kernel (cached in build/vm/kernel-6.1-debug/), far too long for check.
+stress: deps
+ifeq ($(V),1)
+	+$(MAKE) selftests hog
+else
+	@mkdir -p $(BUILD)
+	+@$(MAKE) selftests hog >$(BUILD)/build-stress.log 2>&1 || \
+		{ tail -n 40 $(BUILD)/build-stress.log; echo "make: build" \
+		  "failed, see build/build-stress.log" >&2; exit 1; }
+endif
+	scripts/stress.sh
+
 # Figures, not tests: the host benches, then the VM's notify_latency
 # (bench/README.md).  No threshold is checked; a broken result fails.
 bench: deps
@@ -151,4 +168,4 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all deps ksrc lib tools daemon hog selftests module examples check \
-	check-kernels lint demo clean
+	check-kernels stress lint demo clean

@@ -109,6 +109,23 @@ shell)
 	;;
 esac
 
+# MB_KMEMLEAK=1 (make stress, on the debug kernel): two kmemleak scans, an
+# object's minimum age apart, so that whatever leaked during the run is
+# reported ("unreferenced object", which fails the run) in the log below.
+if [ "${MB_KMEMLEAK:-0}" = 1 ]; then
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	if [ -w /sys/kernel/debug/kmemleak ]; then
+		echo scan >/sys/kernel/debug/kmemleak
+		sleep 6
+		echo scan >/sys/kernel/debug/kmemleak
+		echo "MB-KMEMLEAK-BEGIN"
+		cat /sys/kernel/debug/kmemleak
+		echo "MB-KMEMLEAK-END"
+	else
+		echo "MB-ERROR MB_KMEMLEAK=1 but no /sys/kernel/debug/kmemleak"
+	fi
+fi
+
 echo "MB-DMESG-BEGIN"
 dmesg
 echo "MB-DMESG-END"

@@ -23,6 +23,9 @@ set -euo pipefail
 
 kdir=$KERNEL_DIR
 
+# The debug kernel of `make stress` is built, not fetched.
+[ "$VM_KERNEL" != 6.1-debug ] || exec "$ROOT/scripts/vm/dbgkernel.sh"
+
 have_all() {
 	local m
 

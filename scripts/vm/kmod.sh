@@ -48,22 +48,29 @@ case "$VM_KERNEL" in
 		-C "$KERNEL_DIR/headers/usr/src/linux-headers-$abi-amd64" \
 		M="$src/kmod" "$@" modules || rc=$?
 	;;
+6.1-debug)
+	quiet nice -n 10 make -C "$KERNEL_DIR/tree" \
+		M="$src/kmod" "$@" modules || rc=$?
+	;;
 7.3)
 	BIND=$out quiet "$ROOT/scripts/vm/buildroot.sh" run \
 		nice -n 10 make -C "/usr/src/linux-headers-$abi-amd64" \
 		M=/build/src/kmod "$@" modules || rc=$?
 	;;
 *)
-	die "VM_KERNEL=$VM_KERNEL: 6.1, 6.12 or 7.3"
+	die "VM_KERNEL=$VM_KERNEL: 6.1, 6.12, 7.3 or 6.1-debug"
 	;;
 esac
 [ "$rc" = 0 ] || die "membroker.ko for $VM_KERNEL ($abi) failed to build"
 
 # A module for another kernel would be refused at insmod: say so here.
+# (The debug kernel's release is its abi file, without Debian's -amd64.)
+release=$abi-amd64
+[ "$VM_KERNEL" != 6.1-debug ] || release=$abi
 vermagic=$(strings "$src/kmod/membroker.ko" | sed -n 's/^vermagic=//p')
 case "$vermagic" in
-"$abi-amd64 "*) ;;
-*) die "membroker.ko is for '$vermagic', not $abi-amd64" ;;
+"$release "*) ;;
+*) die "membroker.ko is for '$vermagic', not $release" ;;
 esac
 cp "$src/kmod/membroker.ko" "$out/membroker.ko.tmp"
 mv "$out/membroker.ko.tmp" "$out/membroker.ko"

@@ -9,10 +9,11 @@
 # "ok N # SKIP" skipped, "not ok N" failed) and adds one failure for each
 # of: a binary that timed out, crashed or printed fewer results than its
 # plan; a missing end marker (the guest died); an MB-ERROR from init; a
-# kernel log showing BUG/WARNING/Oops/a call trace/KASAN/lockdep, a use
-# of a workqueue the kernel deprecates, or the module failing to read the
-# /proc files it follows.  Under each failing test case it prints that
-# test's last diagnostic ("# ...") lines, which say why.
+# kernel log showing BUG/WARNING/Oops/a call trace/KASAN/KFENCE/UBSAN/
+# lockdep/a sleep in atomic context, a kmemleak report (make stress), a
+# use of a workqueue the kernel deprecates, or the module failing to read
+# the /proc files it follows.  Under each failing test case it prints
+# that test's last diagnostic ("# ...") lines, which say why.
 # Writes "PASSED FAILED SKIPPED" to COUNTS_FILE, explains each failure on
 # stderr and exits 1 if anything failed.
 set -euo pipefail
@@ -47,7 +48,7 @@ function why(i, n) {
 	ndiag = 0
 }
 { sub(/\r$/, "") }
-/Kernel panic|BUG:|WARNING:|Oops|Call Trace|KASAN|lockdep|possible circular locking|deprecated workqueue|membroker: cannot read/ {
+/Kernel panic|BUG:|WARNING:|Oops|Call Trace|KASAN|KFENCE|UBSAN|lockdep|possible circular locking|sleeping function called|unreferenced object|deprecated workqueue|membroker: cannot read/ {
 	kbad++
 	print "KERNEL: " $0 > "/dev/stderr"
 }
