@@ -30,7 +30,8 @@ mkdir -p "$RESULTS"
 rm -f "$RESULTS/$name.counts"
 
 stress_phase() {
-	local args="MB_KMEMLEAK=1 MB_TIMEOUT=${STRESS_TIMEOUT:-900}"
+	local args="MB_KMEMLEAK=1 MB_TIMEOUT=${STRESS_TIMEOUT:-900}
+		MB_FUZZ_MESSAGES=100000"
 
 	[ -z "${STRESS_TESTS:-}" ] || args="$args MB_TESTS=$STRESS_TESTS"
 	"$ROOT/scripts/vm/kmod.sh" &&
