@@ -92,7 +92,8 @@ vm_phase() {
 	"$ROOT/scripts/vm/kernel.sh" &&
 	TESTDIRS=$2 "$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
 	{ INITRD=$initrd CONSOLE=$log VM_EXTRA_ARGS=$disk \
-		"$ROOT/scripts/vm/run.sh" check || true; } &&
+		VM_TIMEOUT=${VM_TIMEOUT:-900} \
+		"$ROOT/scripts/vm/run.sh" check MB_TIMEOUT=600 || true; } &&
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/$name.counts"
 }
 
@@ -117,7 +118,8 @@ scenario_phase() {
 # kernel_phase NAME: on kernel NAME, its own build of the module (kmod.sh)
 # and the module selftests (build/selftests/membroker: whatever its order
 # file lists, so tests added there run on every kernel; MB_TESTS=a,b in
-# KERNEL_TESTS picks some).
+# KERNEL_TESTS picks some), the fuzzer sending KERNEL_FUZZ_MESSAGES
+# (default 2000: a short fuzz; make check's 6.1 phase sends 10000).
 kernel_phase() {
 	local k=$1 initrd=$VMDIR/vm-$1.cpio.gz log=$VMDIR/vm-$1.console.log
 
@@ -126,8 +128,10 @@ kernel_phase() {
 		TESTDIRS=$st/membroker \
 		"$ROOT/scripts/vm/initramfs.sh" "$initrd" &&
 	{ VM_KERNEL=$k INITRD=$initrd CONSOLE=$log \
-		VM_EXTRA_ARGS=$(stream_disk_args) \
-		"$ROOT/scripts/vm/run.sh" check ${KERNEL_TESTS:-} || true; } &&
+		VM_EXTRA_ARGS=$(stream_disk_args) VM_TIMEOUT=${VM_TIMEOUT:-900} \
+		"$ROOT/scripts/vm/run.sh" check MB_TIMEOUT=600 \
+		MB_FUZZ_MESSAGES=${KERNEL_FUZZ_MESSAGES:-2000} \
+		${KERNEL_TESTS:-} || true; } &&
 	"$ROOT/scripts/vm/parse-log.sh" "$log" "$RESULTS/vm-$k.counts"
 }
 
