@@ -48,6 +48,8 @@ function why(i, n) {
 	ndiag = 0
 }
 { sub(/\r$/, "") }
+# The debug kernel announces lockdep at boot: a banner, not a report.
+/RCU lockdep checking is enabled/ { next }
 /Kernel panic|BUG:|WARNING:|Oops|Call Trace|KASAN|KFENCE|UBSAN|lockdep|possible circular locking|sleeping function called|unreferenced object|deprecated workqueue|membroker: cannot read/ {
 	kbad++
 	print "KERNEL: " $0 > "/dev/stderr"
