@@ -3,6 +3,8 @@
  * Timing and statistics shared by the host benchmarks: start threads
  * together, time them, keep the median.
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +121,41 @@ uint64_t bench_threads(bench_loop_fn fn, void (*reset)(void *arg), void *arg,
 	return bench_median(wall, BENCH_REPEATS);
 }
 
+/*
+ * $BENCH_JSON names a file that gets one JSON object per row, appended
+ * (bench/perf_report.py makes the summary tables from it).
+ */
+static char bench_table[160];
+
+static void bench_json_row(const char *label, unsigned int nthreads,
+			   uint64_t ops, uint64_t wall_ns)
+{
+	const char *path = getenv("BENCH_JSON");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "ae");
+	if (!f)
+		return;
+	fprintf(f, "{\"bench\": \"%s\", \"table\": \"%s\", \"variant\": \"%s\", "
+		"\"threads\": %u, \"ops\": %llu, \"wall_ns\": %llu, "
+		"\"ns_per_op\": %.3f}\n", program_invocation_short_name,
+		bench_table, label, nthreads, (unsigned long long)ops,
+		(unsigned long long)wall_ns,
+		ops ? (double)wall_ns / (double)ops : 0.0);
+	fclose(f);
+}
+
 void bench_header(const char *title)
 {
+	size_t i;
+
+	/* a title with neither quotes nor backslashes: JSON as it is */
+	snprintf(bench_table, sizeof(bench_table), "%s", title);
+	for (i = 0; bench_table[i]; i++)
+		if (bench_table[i] == '"' || bench_table[i] == '\\')
+			bench_table[i] = '\'';
 	printf("\n%s\n", title);
 	printf("  %-42s %7s %10s %10s\n", "variant", "threads", "ns/op",
 	       "Mops/s");
@@ -135,5 +170,6 @@ void bench_row(const char *label, unsigned int nthreads, uint64_t ops,
 	double mops = wall_ns ? (double)ops * 1e3 / (double)wall_ns : 0.0;
 
 	printf("  %-42s %7u %10.2f %10.2f\n", label, nthreads, ns, mops);
+	bench_json_row(label, nthreads, ops, wall_ns);
 	fflush(stdout);
 }

@@ -72,6 +72,17 @@ run_bench() {
 		return
 	fi
 
+	# bench/perf_vm.sh: tails or outcome; commas in MB_PERF_ARGS
+	# stand for spaces, colons for commas
+	if [ "${MB_BENCH:-}" = perf ]; then
+		echo "MB-BENCH-BEGIN $MB_PERF"
+		# shellcheck disable=SC2046
+		timeout "$MB_TIMEOUT" "/bin/$MB_PERF" \
+			$(echo "${MB_PERF_ARGS:-}" | tr ',:' ' ,')
+		echo "MB-BENCH-END $MB_PERF rc=$?"
+		return
+	fi
+
 	# bench/daemon_vm.sh: membrokerd's delivery to GLib and sd-event
 	if [ "${MB_BENCH:-}" = daemon ]; then
 		echo "MB-BENCH-BEGIN membrokerd --runs ${MB_BENCH_RUNS:-10}"

@@ -64,10 +64,12 @@ else
 fi
 
 # The VM bench (make bench, MB_MODE=bench), when built.
-bench=$BUILD/bench/notify_latency
-if [ -x "$bench" ] && is_static "$bench"; then
-	cp "$bench" "$root/bin/"
-fi
+for bench in notify_latency tails outcome; do
+	bench=$BUILD/bench/$bench
+	if [ -x "$bench" ] && is_static "$bench"; then
+		cp "$bench" "$root/bin/"
+	fi
+done
 
 # Each directory's tests run in the order of its "order" file, as
 # /tests/<dir>/<test>.  The library's and membrokerctl's tests come
