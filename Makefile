@@ -12,6 +12,7 @@
 #                   kernel's own module build; KERNELS="6.12" picks)
 #   make bench      host benches, then notify_latency, membrokerd and the
 #                   system broker in the VM (bench/)
+#   make perf       tails, outcome, cost and scale (bench/perf.sh)
 #   make lint       checkpatch --strict, sparse and W=1 on kmod/, kernel-doc
 #                   on kmod/ and the uapi and library headers
 #   make stress     the module selftests on a debug kernel built from
@@ -137,6 +138,14 @@ bench: deps
 	+$(MAKE) tools selftests
 	bench/sys_vm.sh
 .PHONY: bench
+
+# Issue 12's benches: tails of detection latency, the outcome for an
+# application, the cost, the library's scale (bench/perf.sh, about an
+# hour under TCG); build/bench/*.json and build/bench/summary.md.
+perf: deps
+	+$(MAKE) lib module
+	bench/perf.sh
+.PHONY: perf
 
 lint: deps ksrc
 	scripts/lint.sh

@@ -168,5 +168,8 @@ run_phase vm-tsan vm_phase vm-tsan "$st/membroker-tsan"
 # The tests that need a 2 GiB guest with several CPUs (membroker-big).
 run_phase vm-big big_phase
 run_phase scenario scenario_phase
+# The performance benches' smoke run (bench/perf.sh): well-formed figures,
+# no time judged.
+run_phase bench env SMOKE=1 "$ROOT/bench/perf.sh"
 
 exec "$ROOT/scripts/summary.sh"

@@ -64,7 +64,7 @@ else
 fi
 
 # The VM bench (make bench, MB_MODE=bench), when built.
-for bench in notify_latency tails outcome; do
+for bench in notify_latency tails outcome cost; do
 	bench=$BUILD/bench/$bench
 	if [ -x "$bench" ] && is_static "$bench"; then
 		cp "$bench" "$root/bin/"
