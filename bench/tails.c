@@ -9,7 +9,9 @@
  * low.  That reading's time is the crossing.  The hog then holds its
  * memory until the slow detectors have spoken (or --hold-ms passed),
  * frees what the crossing took and waits until the module has left LOW,
- * so that every crossing is a fresh one.  Side by side, each on its own
+ * so that every crossing is a fresh one.  The pollers' phase is drawn
+ * afresh at random for every crossing, as an application's poller has no
+ * relation to when memory runs short.  Side by side, each on its own
  * thread, against the same low threshold:
  *
  *   kmod      membroker.ko's multicast (libmembroker's mb_kmod), the
@@ -61,6 +63,7 @@ struct det {
 	char why[96];
 	int fd;
 	_Atomic uint64_t fired_ns;	/* first detection while armed */
+	_Atomic uint64_t rephase_ns;	/* pollers: next sample at this time */
 };
 
 static struct det dets[D_N] = {
@@ -89,11 +92,22 @@ static void *poller(void *arg)
 	struct det *d = arg;
 	uint64_t next = vb_now_ns();
 	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-	uint64_t a;
+	uint64_t a, r, t;
 
 	while (fd >= 0 && !atomic_load(&stopping)) {
 		next += d->interval_ms * NSEC_PER_MSEC;
-		vb_sleep_until(next);
+		/*
+		 * In slices, so that a new phase can be taken at once: a
+		 * crossing every few seconds would otherwise stay in step with
+		 * a 5 s poller, which would always just have looked.
+		 */
+		while ((t = vb_now_ns()) < next && !atomic_load(&stopping)) {
+			r = atomic_exchange(&d->rephase_ns, 0);
+			if (r)
+				next = r;
+			vb_sleep_until(t + 10 * NSEC_PER_MSEC < next ?
+				       t + 10 * NSEC_PER_MSEC : next);
+		}
 		a = vb_avail(fd);
 		if (a && a < atomic_load(&low_bytes))
 			fired(d);
@@ -278,8 +292,14 @@ static int crossing(int mfd, unsigned int rate, int idx, uint64_t gap,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	for (i = 0; i < D_N; i++)
+	for (i = 0; i < D_N; i++) {
 		atomic_store(&dets[i].fired_ns, 0);
+		/* each poller's next look at a random point of its period */
+		if (dets[i].interval_ms)
+			atomic_store(&dets[i].rephase_ns, vb_now_ns() + 1 +
+				     (uint64_t)random() %
+				     (dets[i].interval_ms * NSEC_PER_MSEC));
+	}
 	atomic_store(&armed, true);
 	t0 = vb_now_ns();
 	while (off + STEP <= region_sz) {
@@ -368,6 +388,7 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	srandom((unsigned int)vb_now_ns());
 	vb_write_str("/proc/self/oom_score_adj", "-1000");
 	stop_fd = eventfd(0, EFD_CLOEXEC);
 	mfd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
