@@ -7,9 +7,9 @@
  * sustained page-cache reclaim (a child streams --stream, a device
  * larger than RAM, through the page cache).  In each, side by side:
  *   - the module's evaluations (/sys/kernel/membroker/evaluations/total)
- *     and, when ftrace's function profiler is there, the time spent in
- *     mb_eval_run(): an upper bound, as the profiler adds its own cost
- *     and TCG inflates both;
+ *     and the time spent in mb_eval_run() from ftrace's function_graph
+ *     tracer (when tracefs is there): an upper bound, as tracing adds
+ *     its own cost, and TCG inflates both;
  *   - the CPU time of libmembroker's monitor thread (a monitor on the
  *     module, mb_monitor_start_thread()), from /proc/self/task/TID/stat;
  *   - the CPU time of a thread reading /proc/meminfo every 100 ms, the
@@ -77,42 +77,61 @@ static int tids(int *out, int max)
 
 static bool ftrace_on;
 
+/*
+ * ftrace's function_graph tracer on mb_eval_run() alone: one line per
+ * call with its duration (the function profiler would sum them, but
+ * Debian's kernels are built without it).
+ */
 static void ftrace_setup(void)
 {
 	mkdir(TRACING, 0755);
 	if (access(TRACING "/trace", F_OK) &&
 	    system("mount -t tracefs nodev " TRACING " 2>/dev/null"))
 		return;
-	ftrace_on = vb_write_str(TRACING "/set_ftrace_filter", "mb_eval_run") &&
-		    vb_write_str(TRACING "/function_profile_enabled", "0") &&
-		    vb_write_str(TRACING "/function_profile_enabled", "1");
+	ftrace_on = vb_write_str(TRACING "/buffer_size_kb", "8192") &&
+		    vb_write_str(TRACING "/set_ftrace_filter", "mb_eval_run") &&
+		    vb_write_str(TRACING "/current_tracer", "function_graph") &&
+		    vb_write_str(TRACING "/tracing_on", "1");
 }
 
-/* Hits and total us of mb_eval_run over every CPU's profile so far */
+static void ftrace_clear(void)
+{
+	int fd = open(TRACING "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Calls and total us of mb_eval_run in the trace since ftrace_clear() */
 static void ftrace_read(uint64_t *hits, double *us)
 {
-	char path[96], line[256], fn[64];
-	unsigned long long h;
+	char line[512], unit[8], *p;
 	double t;
 	FILE *f;
-	int cpu;
 
 	*hits = 0;
 	*us = 0;
-	for (cpu = 0; ftrace_on && cpu < 64; cpu++) {
-		snprintf(path, sizeof(path), TRACING "/trace_stat/function%d",
-			 cpu);
-		f = fopen(path, "re");
-		if (!f)
-			break;
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, " %63s %llu %lf", fn, &h, &t) == 3 &&
-			    !strcmp(fn, "mb_eval_run")) {
-				*hits += h;
-				*us += t;
-			}
-		fclose(f);
+	if (!ftrace_on)
+		return;
+	f = fopen(TRACING "/trace", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || !strstr(line, "mb_eval_run"))
+			continue;
+		p = strchr(line, ')');
+		if (!p)
+			continue;
+		for (p++; *p == ' ' || strchr("+!#*@$", *p); p++)
+			if (!*p)
+				break;
+		if (sscanf(p, "%lf %7s", &t, unit) != 2)
+			continue;
+		(*hits)++;
+		*us += !strcmp(unit, "ms") ? t * 1e3 : !strcmp(unit, "s") ?
+		       t * 1e6 : t;
 	}
+	fclose(f);
 }
 
 static void *ballast_p;
@@ -166,8 +185,10 @@ static void phase(const char *name, unsigned int secs, int lib_tid)
 	double us0, us1;
 	struct vb_psi s0, s1;
 
+	ftrace_clear();
+	h0 = 0;
+	us0 = 0;
 	e0 = vb_read_u64("/sys/kernel/membroker/evaluations/total", 0);
-	ftrace_read(&h0, &us0);
 	l0 = vb_task_cpu_ns(lib_tid);
 	p0 = vb_task_cpu_ns(atomic_load(&poller_tid));
 	vb_psi_read(&s0);
@@ -392,6 +413,8 @@ int main(int argc, char **argv)
 
 	atomic_store(&stop_poller, true);
 	pthread_join(th, NULL);
+	if (ftrace_on)
+		vb_write_str(TRACING "/current_tracer", "nop");
 	mb_monitor_free(mon);
 
 	/* half of what is available, so that "spare" never reclaims */

@@ -202,6 +202,50 @@ def outcome_tables(rows):
     return out
 
 
+def cost_tables(rows):
+    out = []
+    ph = [r for r in rows if r.get("kind") == "cost-phase"]
+    if ph:
+        setup = next((r for r in rows if r.get("kind") == "cost-setup"), {})
+        out.append("cost per phase (%s MiB guest, %s vCPU); ratio: library "
+                   "thread CPU / 100 ms poller CPU\n" %
+                   (setup.get("total_mib"), setup.get("cpus")))
+        out.append("| phase | s | module evaluations | per s | mb_eval_run "
+                   "us (ftrace, upper bound) | library thread CPU ms | "
+                   "100 ms poller CPU ms | ratio |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in ph:
+            out.append("| %s | %.1f | %d | %.1f | %s | %.2f | %.2f | %s |" % (
+                r["phase"], r["seconds"], r["evaluations"],
+                r["evals_per_s"],
+                "%.1f (%d hits)" % (r["ftrace_us"], r["ftrace_hits"])
+                if r["ftrace"] else "not available",
+                r["lib_thread_cpu_ms"], r["poll100_cpu_ms"],
+                ratio(r["lib_thread_cpu_ms"], r["poll100_cpu_ms"])))
+        out.append("")
+    fa = [r for r in rows if r.get("kind") == "cost-faults"]
+    if fa:
+        out.append("page-fault throughput of a hog, MiB/s, rounds "
+                   "alternating; ratio: loaded / not loaded\n")
+        out.append("| memory | module loaded | not loaded | ratio | "
+                   "faults per run |")
+        out.append("|---|---|---|---:|---:|")
+        for kind in ("spare", "reclaim"):
+            on = [r["mib_per_s"] for r in fa if r["memory"] == kind and
+                  r["module"]]
+            off = [r["mib_per_s"] for r in fa if r["memory"] == kind and
+                   not r["module"]]
+            if not on and not off:
+                continue
+            nf = [r["faults"] for r in fa if r["memory"] == kind]
+            out.append("| %s | %s | %s | %s | %d |" % (
+                kind, " ".join("%.0f" % x for x in on),
+                " ".join("%.0f" % x for x in off),
+                ratio(pct(on, 50), pct(off, 50)), pct(nf, 50) or 0))
+        out.append("")
+    return out
+
+
 def check(path, rows):
     """The smoke run's assertion: figures of the right shape, no value
     judged."""
@@ -220,6 +264,8 @@ def check(path, rows):
                 if x != "absent" and x is not None and not \
                         isinstance(x, (int, float)):
                     raise SystemExit("%s: bad latency %r" % (path, r))
+            n += 1
+        elif r.get("kind") in ("cost-phase", "cost-faults"):
             n += 1
         elif r.get("kind") == "outcome":
             if "error" in r:
@@ -245,7 +291,7 @@ def main(argv):
         if m:
             print(m + "\n")
         for line in host_tables(rows) + tails_tables(rows) + \
-                outcome_tables(rows):
+                outcome_tables(rows) + cost_tables(rows):
             print(line)
 
 
