@@ -45,7 +45,8 @@ def fmt(x, f="%.1f"):
 
 
 def ratio(a, b):
-    if a is None or b is None or b == 0:
+    # a ratio to a value at or below zero means nothing
+    if a is None or b is None or b <= 0:
         return "-"
     return "%.2fx" % (a / b)
 
@@ -120,12 +121,12 @@ def tails_tables(rows):
         return out
     out.append("detection latency after the crossing, ms (%s MiB guest, "
                "%s vCPU, low %s MiB); missed = no detection before the "
-               "hold ended; ratio: p50 against kmod's\n" %
+               "hold ended; ratio: p50 against kmod's (none where kmod's p50 is not above 0)\n" %
                (setup.get("total_mib"), setup.get("cpus"),
                 setup.get("low_mib")))
     out.append("| rate MiB/s | detector | crossings | p50 | p90 | p99 | max "
-               "| missed | missed if it lasted 1 s | p50 / kmod p50 |")
-    out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "| missed | missed if it lasted 1 s | p50 / kmod p50 | p50 - kmod p50 |")
+    out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in sorted({r["rate_mibs"] for r in tr}, key=lambda x: (x != 0, -x)):
         rs = [r for r in tr if r["rate_mibs"] == rate and r["crossed"]]
         kp50 = pct([r["latency_ms"]["kmod"] for r in rs
@@ -138,12 +139,14 @@ def tails_tables(rows):
             xs = [r["latency_ms"][d] for r in rs
                   if r["latency_ms"].get(d) is not None]
             p50 = pct(xs, 50)
-            out.append("| %s | %s | %d | %s | %s | %s | %s | %d | %d | %s |" %
-                       (label, d, len(rs), fmt(p50), fmt(pct(xs, 90)),
-                        fmt(pct(xs, 99)), fmt(max(xs) if xs else None),
-                        len(rs) - len(xs),
-                        len(rs) - len([x for x in xs if x <= 1000]),
-                        ratio(p50, kp50) if d != "kmod" else "1.00x"))
+            out.append("| %s | %s | %d | %s | %s | %s | %s | %d | %d | %s | %s |"
+                       % (label, d, len(rs), fmt(p50), fmt(pct(xs, 90)),
+                          fmt(pct(xs, 99)), fmt(max(xs) if xs else None),
+                          len(rs) - len(xs),
+                          len(rs) - len([x for x in xs if x <= 1000]),
+                          ratio(p50, kp50) if d != "kmod" else "1.00x",
+                          fmt(p50 - kp50 if p50 is not None and
+                              kp50 is not None else None)))
     out.append("")
     return out
 

@@ -296,8 +296,10 @@ static int crossing(int mfd, unsigned int rate, int idx, uint64_t gap,
 		atomic_store(&dets[i].fired_ns, 0);
 		/* each poller's next look at a random point of its period */
 		if (dets[i].interval_ms)
+			/* random() has 31 bits, fewer than 5 s of ns */
 			atomic_store(&dets[i].rephase_ns, vb_now_ns() + 1 +
-				     (uint64_t)random() %
+				     ((uint64_t)random() << 31 |
+				      (uint64_t)random()) %
 				     (dets[i].interval_ms * NSEC_PER_MSEC));
 	}
 	atomic_store(&armed, true);
