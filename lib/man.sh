@@ -99,7 +99,15 @@ page() {
 		print ".nh"	# no hyphens in identifiers
 		next
 	}
-	/^\.SH NAME/ { print; getline; gsub(/@/, ""); print; next }
+	# NAME is what whatis(1) and apropos index: "mb_state \- ...",
+	# as man-pages names its types, not "enum mb_state \- ..." as
+	# kernel-doc writes it
+	/^\.SH NAME/ {
+		print; getline; gsub(/@/, "")
+		if (sect == "3type")
+			sub(/^(struct|enum|union) /, "")
+		print; next
+	}
 	# kernel-doc prints a function pointer typedef as a function
 	sect == "3type" && $0 ~ "^\\.B \"[^\"]*\" " name "$" {
 		split($0, q, "\"")
