@@ -20,7 +20,19 @@
 #                   its first run builds that kernel, ~20 min or more
 #   make demo       boot the VM and play the demo scenario: a memory hog,
 #                   a balloon, virtio-mem; a timeline and a plot
+#   make install    PREFIX=/usr/local DESTDIR=: library, headers, .pc,
+#                   man pages, membrokerctl, membrokerd with its unit and
+#                   bus policy, the module's DKMS source tree and the
+#                   modules-load.d/modprobe.d examples (below)
+#   make uninstall  the same variables: removes what install put there
+#   make deb        Debian packages into build/deb/ (dpkg-buildpackage)
+#   make check-packages  install them into a fresh Debian 12 root, DKMS,
+#                   pkg-config, then boot the DKMS-built module
+#                   (scripts/pkg/; PKG_KERNELS="6.1 6.12" picks kernels)
 #   make clean
+#
+# The repository is also a Kbuild project: `make -C KDIR M=$PWD` builds
+# kmod/membroker.ko (Kbuild at the top), as DKMS does.
 #
 # V=1 shows commands and the VM console.
 
@@ -45,6 +57,9 @@ subdir = $(if $(wildcard $(1)/Makefile),$(MAKE) -C $(1) $(2), \
 	   echo "make: $(1)/Makefile missing, $(1) skipped" >&2)
 
 all: lib tools daemon selftests examples $(if $(HAVE_KDIR),module)
+
+# One version for the library, the packages and the DKMS tree.
+VERSION	:= $(shell sed -n 's/^VERSION[[:space:]]*:= *//p' lib/Makefile)
 
 deps:
 	scripts/vm/deps.sh
@@ -162,6 +177,59 @@ else
 endif
 	@scripts/vm/demo.sh
 
+# ---- install ----
+# Command-line variables reach the sub-makes by themselves; these are the
+# ones the top level installs with.  DKMS wants its source trees in
+# /usr/src (PREFIX=/usr); the examples are documentation.
+PREFIX	?= /usr/local
+DATADIR	?= $(PREFIX)/share
+DOCDIR	?= $(DATADIR)/doc/membroker
+SRCDIR	?= $(PREFIX)/src
+DKMSDIR	:= $(SRCDIR)/membroker-$(VERSION)
+KMOD_SRCS := $(filter-out %.mod.c,$(wildcard kmod/*.[ch]))
+
+man: ksrc
+	+$(MAKE) -C lib man
+
+install: lib man daemon
+	+$(MAKE) -C lib install
+	+$(MAKE) -C tools SHARED=1 install
+	+$(MAKE) -C daemon install
+	install -d $(DESTDIR)$(DKMSDIR)/kmod \
+		$(DESTDIR)$(DKMSDIR)/include/uapi/linux \
+		$(DESTDIR)$(DOCDIR)/examples/modules-load.d \
+		$(DESTDIR)$(DOCDIR)/examples/modprobe.d
+	install -m 644 Kbuild $(DESTDIR)$(DKMSDIR)/
+	sed 's/@VERSION@/$(VERSION)/' kmod/dkms.conf \
+		>$(DESTDIR)$(DKMSDIR)/dkms.conf
+	install -m 644 $(KMOD_SRCS) kmod/Kbuild kmod/Makefile \
+		$(DESTDIR)$(DKMSDIR)/kmod/
+	install -m 644 include/uapi/linux/membroker.h \
+		$(DESTDIR)$(DKMSDIR)/include/uapi/linux/
+	install -m 644 kmod/modules-load.conf \
+		$(DESTDIR)$(DOCDIR)/examples/modules-load.d/membroker.conf
+	install -m 644 kmod/modprobe.conf \
+		$(DESTDIR)$(DOCDIR)/examples/modprobe.d/membroker.conf
+
+uninstall:
+	+$(MAKE) -C lib uninstall
+	+$(MAKE) -C tools SHARED=1 uninstall
+	+$(MAKE) -C daemon uninstall
+	rm -rf $(DESTDIR)$(DKMSDIR)
+	rm -f $(DESTDIR)$(DOCDIR)/examples/modules-load.d/membroker.conf \
+		$(DESTDIR)$(DOCDIR)/examples/modprobe.d/membroker.conf
+	-rmdir $(DESTDIR)$(DOCDIR)/examples/modules-load.d \
+		$(DESTDIR)$(DOCDIR)/examples/modprobe.d \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# ---- Debian packages (debian/) ----
+deb:
+	scripts/pkg/deb.sh
+
+# Not in make check (its first run makes a Debian root): scripts/pkg/.
+check-packages: deps
+	scripts/pkg/check.sh
+
 clean:
 	+$(call subdir,lib,clean)
 	+$(call subdir,tools,clean)
@@ -177,4 +245,5 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all deps ksrc lib tools daemon hog selftests module examples check \
-	check-kernels stress lint demo clean
+	check-kernels stress lint demo man install uninstall deb check-packages \
+	clean
