@@ -11,6 +11,8 @@
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
+# The kernel booted and init runs: run.sh tells boot failures by its absence.
+echo "MB-INIT"
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

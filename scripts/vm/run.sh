@@ -57,23 +57,59 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "$VM_SMP"
 	$VM_EXTRA_ARGS)
 
 say "run: ${qemu[*]}"
-# The director connects once QEMU has created the socket and exits when
-# QEMU closes it; its log shows every request it served.
-"$ROOT/scripts/vm/director.py" "$ctl" "$qmp" 2>"${log%.log}.director.log" &
-director=$!
+
+# One boot: the director connects once QEMU has created the socket and
+# exits when QEMU closes it; its log shows every request it served.
+director=
 # (|| true: it may be gone already, and set -e would make that our status)
-trap 'kill "$director" 2>/dev/null || true' EXIT
+trap '[ -z "$director" ] || kill "$director" 2>/dev/null || true' EXIT
+boot() {
+	local rc=0
+
+	rm -f "$qmp" "$ctl"
+	"$ROOT/scripts/vm/director.py" "$ctl" "$qmp" \
+		2>"${log%.log}.director.log" &
+	director=$!
+	if [ "$mode" = shell ]; then
+		"${qemu[@]}" 2>&1 | tee "$log" || rc=$?
+	elif [ "$V" = 1 ]; then
+		timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
+			stdbuf -oL tr -d '\r' | tee "$log" || rc=$?
+	else
+		# line by line, so that the log can be followed (make demo does)
+		timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
+			stdbuf -oL tr -d '\r' >"$log" || rc=$?
+	fi
+	# it exits by itself once QEMU is gone; give it 2 s to finish its log
+	for _ in $(seq 20); do
+		kill -0 "$director" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$director" 2>/dev/null || true
+	wait "$director" 2>/dev/null || true
+	director=
+	return "$rc"
+}
+
+# Under TCG, Debian's 7.3 now and then dies while it boots, before any
+# module is loaded (an int3 of its own text patching, in
+# run_timer_softirq; one boot in five on 2026-12-05): a fault of the
+# emulated machine, not of what is tested.  Such a boot, recognised by a panic
+# before init's first marker, is kept aside and the VM booted again, at
+# most VM_BOOT_TRIES times (default 3); anything later counts as usual.
+tries=${VM_BOOT_TRIES:-3}
 rc=0
-if [ "$mode" = shell ]; then
-	"${qemu[@]}" 2>&1 | tee "$log" || rc=$?
-elif [ "$V" = 1 ]; then
-	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
-		stdbuf -oL tr -d '\r' | tee "$log" || rc=$?
-else
-	# line by line, so that the log can be followed (make demo does)
-	timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" </dev/null 2>&1 |
-		stdbuf -oL tr -d '\r' >"$log" || rc=$?
-fi
+while :; do
+	rc=0
+	boot || rc=$?
+	[ "$mode" != shell ] && [ "$tries" -gt 1 ] &&
+		! grep -q '^MB-INIT' "$log" &&
+		grep -q 'Kernel panic' "$log" || break
+	tries=$((tries - 1))
+	cp "$log" "${log%.log}.died-booting.log"
+	echo "run: the kernel died while booting, before init (see" \
+		"${log%.log}.died-booting.log); booting again" >&2
+done
 rm -f "$qmp" "$ctl"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "run: the VM did not finish within ${VM_TIMEOUT}s; killed" >&2
