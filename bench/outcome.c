@@ -23,6 +23,12 @@
  * /proc/pressure/memory, and the peak share of any 1 s window, sampled
  * every 100 ms), bytes the cache gave back and when, from the first
  * warning.  Runs of the reactions are interleaved (--runs N each).
+ *
+ * --app sqlite makes the application SQLite instead, its page cache held
+ * by the clerk of examples/sqlite-cache and filled from a read-only disk
+ * (bench/outcome_sqlite.c; --db names the device, default the first
+ * virtio disk holding a database).  --make-db PATH --db-mib N writes that
+ * database, on the host.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,12 +37,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <membroker.h>
 
+#include "outcome.h"
 #include "vmbench.h"
 
 #define VALUE_SZ	(64UL << 10)
@@ -45,36 +51,36 @@
 #define MAX_SAMPLES	4096
 #define RUN_TIMEOUT_MS	120000
 
-enum { R_NONE, R_PSI, R_POLL, R_KMOD, R_N };
 static const char *const rname[R_N] = { "none", "psi", "poll", "kmod" };
 
-/* What the application tells the parent: shared memory across fork() */
-struct shared {
-	_Atomic uint64_t ready;
-	_Atomic uint64_t initial;
-	_Atomic uint64_t bytes;
-	_Atomic uint64_t first_warn_ns;
-	_Atomic uint64_t last_release_ns;
-	_Atomic uint64_t warnings;
-};
+enum { APP_MBCACHE, APP_SQLITE };
+static const char *const appname[] = { "mbcache", "sqlite" };
 
-static struct shared *sh;
-static const char *psi_trigger = "some 200000 2000000";
-static uint64_t low_b, high_b, total_b;
+struct shared *sh;
+const char *psi_trigger = "some 200000 2000000";
+uint64_t low_b, high_b, total_b;
+
+void note_bytes_now(uint64_t bytes)
+{
+	uint64_t old = atomic_exchange(&sh->bytes, bytes), min;
+
+	if (bytes < old)
+		atomic_store(&sh->last_release_ns, vb_now_ns());
+	min = atomic_load(&sh->min_bytes);
+	while (bytes < min &&
+	       !atomic_compare_exchange_weak(&sh->min_bytes, &min, bytes))
+		;
+}
 
 static void note_bytes(struct mb_cache *c)
 {
 	struct mb_cache_stats st;
-	uint64_t old;
 
-	if (mb_cache_stats(c, &st) < 0)
-		return;
-	old = atomic_exchange(&sh->bytes, st.bytes);
-	if (st.bytes < old)
-		atomic_store(&sh->last_release_ns, vb_now_ns());
+	if (mb_cache_stats(c, &st) == 0)
+		note_bytes_now(st.bytes);
 }
 
-static void warned(void)
+void warned(void)
 {
 	uint64_t zero = 0;
 
@@ -96,43 +102,52 @@ struct poll_ctx {
 	struct mb_cache *c;
 };
 
+bool poll_rule_step(struct poll_rule *pr, uint64_t a,
+		    struct mb_notification *n)
+{
+	uint32_t ns;
+
+	if (!a)
+		return false;
+	if (pr->state == MB_STATE_LOW && a < low_b + low_b / 8)
+		ns = MB_STATE_LOW;
+	else if (a < low_b)
+		ns = MB_STATE_LOW;
+	else if (a > high_b)
+		ns = MB_STATE_HIGH;
+	else
+		ns = MB_STATE_STEADY;
+	if (ns == pr->state && (ns != MB_STATE_LOW ||
+				vb_now_ns() - pr->last_low < NSEC_PER_SEC))
+		return false;
+	pr->state = ns;
+	memset(n, 0, sizeof(*n));
+	n->state = ns;
+	n->available = a;
+	n->total = total_b;
+	n->low = low_b;
+	n->high = high_b;
+	if (ns == MB_STATE_LOW)
+		pr->last_low = vb_now_ns();
+	return true;
+}
+
 /* The 100 ms poller: the module's state rule, fed to the broker. */
 static void *poll_main(void *arg)
 {
 	struct poll_ctx *p = arg;
-	uint64_t next = vb_now_ns(), last_low = 0, a;
+	struct poll_rule pr = { .state = MB_STATE_STEADY };
+	uint64_t next = vb_now_ns();
 	int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-	uint32_t state = MB_STATE_STEADY, ns;
 	struct mb_notification n;
 
 	while (fd >= 0) {
 		next += 100 * NSEC_PER_MSEC;
 		vb_sleep_until(next);
-		a = vb_avail(fd);
-		if (!a)
+		if (!poll_rule_step(&pr, vb_avail(fd), &n))
 			continue;
-		if (state == MB_STATE_LOW && a < low_b + low_b / 8)
-			ns = MB_STATE_LOW;
-		else if (a < low_b)
-			ns = MB_STATE_LOW;
-		else if (a > high_b)
-			ns = MB_STATE_HIGH;
-		else
-			ns = MB_STATE_STEADY;
-		if (ns == state && (ns != MB_STATE_LOW ||
-				    vb_now_ns() - last_low < NSEC_PER_SEC))
-			continue;
-		state = ns;
-		memset(&n, 0, sizeof(n));
-		n.state = ns;
-		n.available = a;
-		n.total = total_b;
-		n.low = low_b;
-		n.high = high_b;
-		if (ns == MB_STATE_LOW) {
-			last_low = vb_now_ns();
+		if (n.state == MB_STATE_LOW)
 			warned();
-		}
 		mb_broker_notify(p->b, &n);
 		note_bytes(p->c);
 	}
@@ -257,16 +272,26 @@ static uint64_t vmstat(const char *key)
 	return p ? strtoull(p + strlen(key) + 1, NULL, 10) : 0;
 }
 
+/* MiB the cache gave back, from @now; a cache that grew gave nothing */
+static double given(uint64_t now)
+{
+	uint64_t initial = atomic_load(&sh->initial);
+
+	return now < initial ? (double)(initial - now) / MIB : 0.0;
+}
+
 static bool dead(pid_t pid, int *status)
 {
 	return waitpid(pid, status, WNOHANG) == pid;
 }
 
-static void one_run(int reaction, int run, double frac, unsigned int rate)
+static void one_run(int app_kind, const char *db, int reaction, int run,
+		    double frac, unsigned int rate)
 {
 	uint64_t cache_b = (uint64_t)((double)total_b * frac), t0, deadline;
 	uint64_t job_ns = 0, oom0, oom1, some[MAX_SAMPLES], full[MAX_SAMPLES];
-	uint64_t peak_some = 0, peak_full = 0, first_warn, last_rel;
+	uint64_t peak_some = 0, peak_full = 0, first_warn, last_rel, min_b;
+	char extra[128];
 	int ns = 0, st_app = 0, st_job = 0, pfd[2], i;
 	bool app_dead = false, job_dead = false;
 	struct vb_psi p0, p1, ps;
@@ -275,7 +300,10 @@ static void one_run(int reaction, int run, double frac, unsigned int rate)
 	ssize_t r;
 
 	memset(sh, 0, sizeof(*sh));
+	sh->min_bytes = UINT64_MAX;
 	app = fork();
+	if (!app && app_kind == APP_SQLITE)
+		sqlite_app_main(reaction, cache_b, db);
 	if (!app)
 		app_main(reaction, cache_b);
 	deadline = vb_now_ns() + RUN_TIMEOUT_MS * NSEC_PER_MSEC;
@@ -283,19 +311,28 @@ static void one_run(int reaction, int run, double frac, unsigned int rate)
 	       vb_now_ns() < deadline)
 		vb_sleep_ms(20);
 	if (!atomic_load(&sh->ready)) {
-		vb_json("outcome", "\"reaction\": \"%s\", \"run\": %d, "
+		vb_json("outcome", "\"app\": \"%s\", \"reaction\": \"%s\", "
+			"\"run\": %d, "
 			"\"error\": \"the application did not start (%d)\"",
-			rname[reaction], run, WEXITSTATUS(st_app));
+			appname[app_kind], rname[reaction], run,
+			WEXITSTATUS(st_app));
 		kill(app, SIGKILL);
 		waitpid(app, NULL, 0);
 		return;
 	}
+	/*
+	 * SQLite's fill went through the disk's page cache: drop it, so that
+	 * the application's cache is the only one, as with mb_cache
+	 */
+	if (app_kind == APP_SQLITE)
+		vb_write_str("/proc/sys/vm/drop_caches", "1");
 	vb_sleep_ms(500);
 	oom0 = vmstat("oom_kill");
 	vb_psi_read(&p0);
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return;
 	t0 = vb_now_ns();
+	atomic_store(&sh->job_started, 1);
 	job = fork();
 	if (!job) {
 		close(pfd[0]);
@@ -347,7 +384,15 @@ static void one_run(int reaction, int run, double frac, unsigned int rate)
 		killed = "none";
 	if (oom1 == oom0 && !app_dead && job_ns)
 		killed = "none";
+	min_b = atomic_load(&sh->min_bytes);
+	if (min_b > atomic_load(&sh->initial))
+		min_b = atomic_load(&sh->initial);
+	snprintf(extra, sizeof(extra), app_kind != APP_SQLITE ? "" :
+		 ", \"queries\": %llu, \"query_errors\": %llu",
+		 (unsigned long long)atomic_load(&sh->queries),
+		 (unsigned long long)atomic_load(&sh->query_errors));
 	vb_json("outcome",
+		"\"app\": \"%s\", "
 		"\"reaction\": \"%s\", \"run\": %d, \"cache_mib\": %.1f, "
 		"\"job_mib\": %.1f, \"job_rate_mibs\": %u, "
 		"\"oom_kills\": %llu, \"killed\": \"%s\", "
@@ -355,9 +400,10 @@ static void one_run(int reaction, int run, double frac, unsigned int rate)
 		"\"psi_some_ms\": %.1f, \"psi_full_ms\": %.1f, "
 		"\"psi_some_peak_pct\": %.1f, \"psi_full_peak_pct\": %.1f, "
 		"\"warnings\": %llu, \"warn_ms\": %.1f, "
-		"\"released_mib\": %.1f, \"released_after_warn_ms\": %.1f, "
-		"\"psi_samples\": %d",
-		rname[reaction], run, (double)atomic_load(&sh->initial) / MIB,
+		"\"released_mib\": %.1f, \"released_max_mib\": %.1f, "
+		"\"released_after_warn_ms\": %.1f, "
+		"\"psi_samples\": %d%s",
+		appname[app_kind], rname[reaction], run, (double)atomic_load(&sh->initial) / MIB,
 		(double)cache_b / MIB, rate,
 		(unsigned long long)(oom1 - oom0), killed,
 		job_ns ? "true" : "false", (double)job_ns / 1e6,
@@ -366,10 +412,9 @@ static void one_run(int reaction, int run, double frac, unsigned int rate)
 		(double)peak_some / 1e4, (double)peak_full / 1e4,
 		(unsigned long long)atomic_load(&sh->warnings),
 		first_warn ? (double)(first_warn - t0) / 1e6 : -1.0,
-		(double)(atomic_load(&sh->initial) - atomic_load(&sh->bytes)) /
-		MIB,
+		given(atomic_load(&sh->bytes)), given(min_b),
 		first_warn && last_rel > first_warn ?
-		(double)(last_rel - first_warn) / 1e6 : -1.0, ns);
+		(double)(last_rel - first_warn) / 1e6 : -1.0, ns, extra);
 	if (!app_dead) {
 		kill(app, SIGKILL);
 		waitpid(app, NULL, 0);
@@ -388,8 +433,15 @@ int main(int argc, char **argv)
 		{ "cache-frac", required_argument, NULL, 'f' },
 		{ "job-rate", required_argument, NULL, 'j' },
 		{ "psi", required_argument, NULL, 'p' },
+		{ "app", required_argument, NULL, 'a' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "make-db", required_argument, NULL, 'm' },
+		{ "db-mib", required_argument, NULL, 's' },
 		{ 0 }
 	};
+	const char *db = "auto", *make_db = NULL;
+	unsigned int db_mib = 0;
+	int app_kind = APP_MBCACHE;
 	int runs = 10, c, run, i, mfd;
 	double frac = 0.5;
 	unsigned int rate = 32;
@@ -413,11 +465,28 @@ int main(int argc, char **argv)
 		case 'p':
 			psi_trigger = optarg;
 			break;
+		case 'a':
+			if (!strcmp(optarg, "sqlite"))
+				app_kind = APP_SQLITE;
+			else if (strcmp(optarg, "mbcache"))
+				goto usage;
+			break;
+		case 'd':
+			db = optarg;
+			break;
+		case 'm':
+			make_db = optarg;
+			break;
+		case 's':
+			db_mib = (unsigned int)atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: outcome [--runs N] [--reactions none,psi,poll,kmod] [--cache-frac F] [--job-rate MIBS] [--psi TRIGGER]\n");
-			return 2;
+			goto usage;
 		}
 	}
+	/* on the host: the SQLite application's database, for a disk */
+	if (make_db)
+		return db_mib && !sqlite_make_db(make_db, db_mib) ? 0 : 1;
 	for (s = reactions; (tok = strsep(&s, ",")) && nlist < R_N;)
 		for (i = 0; i < R_N; i++)
 			if (!strcmp(tok, rname[i]))
@@ -435,11 +504,16 @@ int main(int argc, char **argv)
 	vb_json("outcome-setup",
 		"\"total_mib\": %.1f, \"low_mib\": %.2f, \"high_mib\": %.2f, "
 		"\"cache_frac\": %.2f, \"job_rate_mibs\": %u, \"psi\": \"%s\", "
-		"\"cpus\": %ld",
+		"\"cpus\": %ld, \"app\": \"%s\"",
 		(double)total_b / MIB, (double)low_b / MIB, (double)high_b / MIB,
-		frac, rate, psi_trigger, sysconf(_SC_NPROCESSORS_ONLN));
+		frac, rate, psi_trigger, sysconf(_SC_NPROCESSORS_ONLN),
+		appname[app_kind]);
 	for (run = 0; run < runs; run++)
 		for (i = 0; i < nlist; i++)
-			one_run(list[i], run, frac, rate);
+			one_run(app_kind, db, list[i], run, frac, rate);
 	return 0;
+usage:
+	fprintf(stderr, "usage: outcome [--runs N] [--reactions none,psi,poll,kmod] [--cache-frac F] [--job-rate MIBS] [--psi TRIGGER] [--app mbcache|sqlite] [--db DEVICE|auto]\n"
+		"       outcome --make-db PATH --db-mib N\n");
+	return 2;
 }
