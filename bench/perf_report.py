@@ -161,9 +161,11 @@ def outcome_tables(rows):
            "error" not in r]
     if not orr:
         return out
-    out.append("outcome: caches of %s of RAM (%s MiB guest), a job taking "
+    app = {"sqlite": "SQLite's page cache (the example's clerk)"}.get(
+        setup.get("app"), "an mb_cache")
+    out.append("outcome: %s of %s of RAM (%s MiB guest), a job taking "
                "as much at %s MiB/s; median [min..max] over runs\n" %
-               (setup.get("cache_frac"), setup.get("total_mib"),
+               (app, setup.get("cache_frac"), setup.get("total_mib"),
                 setup.get("job_rate_mibs")))
 
     def cell(rs, key, f="%.0f"):
@@ -198,6 +200,17 @@ def outcome_tables(rows):
         ("last release, ms after the first warning",
          lambda rs: cell(rs, "released_after_warn_ms")),
     ]
+    # older files lack these; the SQLite application alone answers queries
+    if any("released_max_mib" in r for r in orr):
+        lines.insert(-1, ("caches gave back at most, MiB",
+                          lambda rs: cell(rs, "released_max_mib", "%.1f")))
+    if any("queries" in r for r in orr):
+        lines += [
+            ("queries answered from the job's start",
+             lambda rs: cell(rs, "queries")),
+            ("wrong or failed answers (all runs)",
+             lambda rs: "%d" % sum(r["query_errors"] for r in rs)),
+        ]
     for name, fn in lines:
         out.append("| %s | %s |" % (name, " | ".join(
             fn(by[x]) if by[x] else "-" for x in REACTIONS)))
@@ -273,6 +286,10 @@ def check(path, rows):
         elif r.get("kind") == "outcome":
             if "error" in r:
                 raise SystemExit("%s: %s" % (path, r["error"]))
+            # the SQLite application checks every answer it gets
+            if r.get("query_errors"):
+                raise SystemExit("%s: %d wrong answers from SQLite: %r" %
+                                 (path, r["query_errors"], r))
             n += 1
     if not n:
         raise SystemExit("%s: no figures" % path)
