@@ -79,6 +79,7 @@ run_bench() {
 	if [ "${MB_BENCH:-}" = perf ] && [ "$MB_PERF" = smoke ]; then
 		for p in "tails --crossings 2 --rates 0,64 --hold-ms 800" \
 			 "outcome --runs 1 --reactions none,kmod" \
+			 "outcome --app sqlite --runs 1 --cache-frac 0.05" \
 			 "cost --seconds 1 --rounds 1 --fault-reps 1"; do
 			echo "MB-BENCH-BEGIN $p"
 			# shellcheck disable=SC2086
