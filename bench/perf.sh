@@ -6,8 +6,8 @@
 #
 # Full: host clerk_charge and broker_scale (build/bench/host.json), then
 # in the VM tails in a 1-vCPU 512 MiB guest and a 2-vCPU 2 GiB guest,
-# outcome and cost in the default guest (512 MiB, 2 vCPUs), each with
-# bench/perf_vm.sh; the tables of every JSON file go to
+# outcome (mb_cache, then SQLite) and cost in the default guest (512 MiB,
+# 2 vCPUs), each with bench/perf_vm.sh; the tables of every JSON file go to
 # build/bench/summary.md.  About an hour under TCG.
 #
 # SMOKE=1: the host benches with tiny counts and one boot running tails,
@@ -56,6 +56,8 @@ else
 	VM_MEM=2048 VM_SMP=2 "$ROOT/bench/perf_vm.sh" tails --rates 0:64:16 &&
 		ok tails-2048m-2cpu || bad tails-2048m-2cpu
 	"$ROOT/bench/perf_vm.sh" outcome --runs 10 && ok outcome || bad outcome
+	"$ROOT/bench/perf_vm.sh" outcome --app sqlite --runs 10 &&
+		ok outcome-sqlite || bad outcome-sqlite
 	"$ROOT/bench/perf_vm.sh" cost && ok cost || bad cost
 fi
 
