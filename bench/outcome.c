@@ -29,6 +29,11 @@
  * (bench/outcome_sqlite.c; --db names the device, default the first
  * virtio disk holding a database).  --make-db PATH --db-mib N writes that
  * database, on the host.
+ *
+ * The runner protects itself from the OOM killer (oom_score_adj -1000)
+ * and the application inherits that, so that a kill falls on the job
+ * (which sets 0): --app-oom-score-adj N gives the application N instead,
+ * and the OOM killer then chooses between the two.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,6 +64,7 @@ static const char *const appname[] = { "mbcache", "sqlite" };
 struct shared *sh;
 const char *psi_trigger = "some 200000 2000000";
 uint64_t low_b, high_b, total_b;
+static const char *app_oom_adj;
 
 void note_bytes_now(uint64_t bytes)
 {
@@ -302,6 +308,9 @@ static void one_run(int app_kind, const char *db, int reaction, int run,
 	memset(sh, 0, sizeof(*sh));
 	sh->min_bytes = UINT64_MAX;
 	app = fork();
+	/* the runner's -1000 is inherited unless asked otherwise */
+	if (!app && app_oom_adj)
+		vb_write_str("/proc/self/oom_score_adj", app_oom_adj);
 	if (!app && app_kind == APP_SQLITE)
 		sqlite_app_main(reaction, cache_b, db);
 	if (!app)
@@ -437,6 +446,7 @@ int main(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "make-db", required_argument, NULL, 'm' },
 		{ "db-mib", required_argument, NULL, 's' },
+		{ "app-oom-score-adj", required_argument, NULL, 'o' },
 		{ 0 }
 	};
 	const char *db = "auto", *make_db = NULL;
@@ -480,6 +490,9 @@ int main(int argc, char **argv)
 		case 's':
 			db_mib = (unsigned int)atoi(optarg);
 			break;
+		case 'o':
+			app_oom_adj = optarg;
+			break;
 		default:
 			goto usage;
 		}
@@ -504,16 +517,16 @@ int main(int argc, char **argv)
 	vb_json("outcome-setup",
 		"\"total_mib\": %.1f, \"low_mib\": %.2f, \"high_mib\": %.2f, "
 		"\"cache_frac\": %.2f, \"job_rate_mibs\": %u, \"psi\": \"%s\", "
-		"\"cpus\": %ld, \"app\": \"%s\"",
+		"\"cpus\": %ld, \"app\": \"%s\", \"app_oom_score_adj\": %d",
 		(double)total_b / MIB, (double)low_b / MIB, (double)high_b / MIB,
 		frac, rate, psi_trigger, sysconf(_SC_NPROCESSORS_ONLN),
-		appname[app_kind]);
+		appname[app_kind], app_oom_adj ? atoi(app_oom_adj) : -1000);
 	for (run = 0; run < runs; run++)
 		for (i = 0; i < nlist; i++)
 			one_run(app_kind, db, list[i], run, frac, rate);
 	return 0;
 usage:
-	fprintf(stderr, "usage: outcome [--runs N] [--reactions none,psi,poll,kmod] [--cache-frac F] [--job-rate MIBS] [--psi TRIGGER] [--app mbcache|sqlite] [--db DEVICE|auto]\n"
+	fprintf(stderr, "usage: outcome [--runs N] [--reactions none,psi,poll,kmod] [--cache-frac F] [--job-rate MIBS] [--psi TRIGGER] [--app mbcache|sqlite] [--db DEVICE|auto] [--app-oom-score-adj N]\n"
 		"       outcome --make-db PATH --db-mib N\n");
 	return 2;
 }

@@ -163,10 +163,13 @@ def outcome_tables(rows):
         return out
     app = {"sqlite": "SQLite's page cache (the example's clerk)"}.get(
         setup.get("app"), "an mb_cache")
+    adj = setup.get("app_oom_score_adj", -1000)
     out.append("outcome: %s of %s of RAM (%s MiB guest), a job taking "
-               "as much at %s MiB/s; median [min..max] over runs\n" %
+               "as much at %s MiB/s; the application's oom_score_adj %s%s; "
+               "median [min..max] over runs\n" %
                (app, setup.get("cache_frac"), setup.get("total_mib"),
-                setup.get("job_rate_mibs")))
+                setup.get("job_rate_mibs"), adj,
+                " (the OOM killer spares it)" if adj == -1000 else ""))
 
     def cell(rs, key, f="%.0f"):
         xs = [r[key] for r in rs if r.get(key) is not None and r[key] >= 0]

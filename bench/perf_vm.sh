@@ -35,8 +35,11 @@ export VM_MEM VM_SMP
 out=$BUILD/bench
 [ "${SMOKE:-0}" = 1 ] && out=$BUILD/bench/smoke
 mkdir -p "$out"
-app=
-case " $* " in *" --app sqlite "*) app=-sqlite ;; esac
+app= sqlite=0
+case " $* " in *" --app sqlite "*) app=-sqlite sqlite=1 ;; esac
+# an application the OOM killer may choose is another experiment
+adj=$(echo " $* " | sed -n 's/.* --app-oom-score-adj \([-0-9]*\) .*/\1/p')
+[ -n "$adj" ] && app=$app-oomadj$adj
 name=$part$app-${VM_MEM}m-${VM_SMP}cpu
 log=$VMDIR/perf-$name.console.log
 json=$out/$name.json
@@ -75,7 +78,9 @@ sqlite_db_args() {
 
 extra=
 case $part in cost | smoke) extra=$(stream_disk_args) ;; esac
-case $part$app in smoke | outcome-sqlite) extra="$extra $(sqlite_db_args)" ;; esac
+if [ "$part" = smoke ] || [ "$sqlite" = 1 ]; then
+	extra="$extra $(sqlite_db_args)"
+fi
 rm -f "$log"
 INITRD=$initrd CONSOLE=$log VM_EXTRA_ARGS=$extra "$ROOT/scripts/vm/run.sh" bench MB_BENCH=perf \
 	MB_PERF="$part" MB_PERF_ARGS="$args" \
