@@ -155,10 +155,21 @@ REACTIONS = ["none", "psi", "poll", "kmod"]
 
 
 def outcome_tables(rows):
+    """One table per run of outcome: a setup line and the rows after it
+    (the smoke run has two, mb_cache's and SQLite's, in one file)."""
+    out, setup, seg = [], {}, []
+    for r in rows:
+        if r.get("kind") == "outcome-setup":
+            out += outcome_table(setup, seg)
+            setup, seg = r, []
+        elif r.get("kind") == "outcome":
+            seg.append(r)
+    return out + outcome_table(setup, seg)
+
+
+def outcome_table(setup, rows):
     out = []
-    setup = next((r for r in rows if r.get("kind") == "outcome-setup"), {})
-    orr = [r for r in rows if r.get("kind") == "outcome" and
-           "error" not in r]
+    orr = [r for r in rows if "error" not in r]
     if not orr:
         return out
     app = {"sqlite": "SQLite's page cache (the example's clerk)"}.get(
