@@ -7,6 +7,11 @@
 # working tree leaks into them.  The .deb files (and .buildinfo,
 # .changes) end up in build/deb/; the build's log in build/deb/build.log.
 # Build dependencies come from debian/control (apt-get build-dep).
+#
+#   scripts/pkg/deb.sh           build them
+#   scripts/pkg/deb.sh --reuse   unless those in build/deb/ are newer
+#                                than every file of the tree (make lint,
+#                                make check-packages)
 set -euo pipefail
 . "$(dirname "$0")/../vm/common.sh"
 
@@ -14,12 +19,43 @@ out=$BUILD/deb
 version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
 src=$out/src/membroker-$version
 
+# The tracked files as they are now (uncommitted and new ones included).
+tree_files() {
+	(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard)
+}
+
+# True when build/deb holds the .changes and every .deb it lists, all
+# newer than the newest file of the tree.
+fresh() {
+	local changes newest f
+
+	changes=$out/membroker_${version}_$(dpkg --print-architecture).changes
+
+	[ -f "$changes" ] || return 1
+	newest=$(tree_files | (cd "$ROOT" && xargs -0 stat -c %Y) |
+		sort -n | tail -n1)
+	for f in "$(basename "$changes")" $(awk '/^Files:/ { files = 1; next }
+			files && /^ / { print $5; next } { files = 0 }' \
+			"$changes"); do
+		[ -f "$out/$f" ] &&
+			[ "$(stat -c %Y "$out/$f")" -gt "$newest" ] || return 1
+	done
+}
+
+if [ "${1:-}" = --reuse ] && fresh; then
+	say "deb: build/deb/ is newer than the tree, reused"
+	for f in "$out"/*.deb; do
+		echo "deb: ${f#"$ROOT"/} ($(stat -c %s "$f") bytes, reused)"
+	done
+	exit 0
+fi
+
 mkdir -p "$out"
 rm -rf "$out/src" "$out"/*.deb "$out"/*.changes "$out"/*.buildinfo
 mkdir -p "$src"
 # The tracked files as they are now (uncommitted and new ones included),
 # nothing else.
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$src")
+tree_files | (cd "$ROOT" && xargs -0 cp --parents -t "$src")
 
 # Missing build dependencies: install them (root) or say which.
 if ! (cd "$src" && dpkg-checkbuilddeps >/dev/null 2>&1); then
