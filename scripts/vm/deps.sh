@@ -16,11 +16,14 @@ set -euo pipefail
 # (dbus-system-bus-common), GLib's GMemoryMonitor (libglib2.0-dev), gdbus
 # (libglib2.0-bin), busctl and systemd-analyze (systemd), setpriv
 # (util-linux), man (man-db), the Prometheus text parser
-# (python3-prometheus-client).
+# (python3-prometheus-client).  The Debian packages: dpkg-dev (make deb;
+# its other build dependencies come from debian/control), lintian (make
+# lint), mmdebstrap (make check-packages' Debian root).
 PKGS="gcc g++ make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
 zlib1g-dev python3 libsystemd-dev libglib2.0-dev libglib2.0-bin dbus-daemon
-dbus-system-bus-common systemd util-linux man-db python3-prometheus-client"
+dbus-system-bus-common systemd util-linux man-db python3-prometheus-client
+dpkg-dev lintian mmdebstrap"
 
 updated=0
 apt_update() {
