@@ -12,6 +12,13 @@
 #                               "6.12 7.3"), phases vm-6.12 and vm-7.3;
 #                               the counts of make check are kept, so
 #                               the summary covers both
+#   scripts/check.sh packages   make check-packages: the Debian packages
+#                               built (phase pkg-deb), then for each of
+#                               PKG_KERNELS (default "6.1 6.12") installed
+#                               into a fresh Debian 12 root and booted
+#                               with the DKMS-built module (phases
+#                               pkg-K and pkg-vm-K, scripts/pkg/check.sh);
+#                               the summary covers these phases only
 #
 # Phases: host tests of lib/, tools/ and daemon/ (`make -C DIR check`,
 # skipped with a notice while a directory has no check target; tools/ and
@@ -30,6 +37,8 @@ if [ "$what" = kernels ]; then
 	for k in $KERNELS; do
 		rm -f "$RESULTS/vm-$k.counts"
 	done
+elif [ "$what" = packages ]; then
+	rm -f "$RESULTS"/pkg-*.counts
 else
 	rm -f "$RESULTS"/*.counts
 fi
@@ -142,7 +151,14 @@ if [ "$what" = kernels ]; then
 	done
 	exec "$ROOT/scripts/summary.sh"
 fi
-[ "$what" = all ] || die "usage: $0 [kernels]"
+if [ "$what" = packages ]; then
+	run_phase pkg-deb "$ROOT/scripts/pkg/check.sh" debs
+	for k in ${PKG_KERNELS:-6.1 6.12}; do
+		run_phase "pkg-$k" "$ROOT/scripts/pkg/check.sh" "$k"
+	done
+	exec "$ROOT/scripts/summary.sh" pkg-
+fi
+[ "$what" = all ] || die "usage: $0 [kernels|packages]"
 
 [ -f "$ROOT/kmod/membroker.ko" ] ||
 	echo "check: kmod/membroker.ko not built; VM tests will skip" >&2

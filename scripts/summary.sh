@@ -7,12 +7,15 @@
 # preceded by "N skipped" when tests were skipped (CI wants the last line
 # plain).
 # Exits 1 if anything failed or no phase reported at all.
+#
+#   scripts/summary.sh [PREFIX]   only the phases whose name starts with
+#                                 PREFIX (make check-packages: pkg-)
 set -euo pipefail
 
 results=${RESULTS:-$(cd "$(dirname "$0")/.." && pwd)/build/results}
 passed=0 failed=0 skipped=0 phases=0
 
-for f in "$results"/*.counts; do
+for f in "$results/${1:-}"*.counts; do
 	[ -f "$f" ] || continue
 	read -r p fl s _ <"$f" || true
 	passed=$((passed + ${p:-0}))
