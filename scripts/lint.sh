@@ -8,6 +8,9 @@
 #   header: every comment opened with /** complete (each argument, member
 #   and enum value described), and none on one line, where kernel-doc
 #   silently ignores it
+#   lintian --pedantic on the Debian packages (make deb; those in
+#   build/deb/ are reused while newer than the tree): errors and warnings
+#   fail, pedantic and informational tags are shown
 # The module is built from a copy under build/lint/ so that lint never
 # disturbs objects someone is using in kmod/.  Counts as one test in
 # build/results/lint.counts; findings go to stderr (all output with V=1).
@@ -81,9 +84,26 @@ if [ -n "$log" ]; then
 	bad=1
 fi
 
+# lintian: it warns when run as root, which is no finding.
+if ! log=$("$ROOT/scripts/pkg/deb.sh" --reuse 2>&1); then
+	echo "$log" >&2
+	bad=1
+else
+	[ "$V" = 1 ] && echo "$log" >&2
+	version=$(dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version)
+	arch=$(dpkg --print-architecture)
+	changes=$BUILD/deb/membroker_${version}_$arch.changes
+	log=$(lintian --pedantic -I --fail-on error,warning "$changes" 2>&1)
+	rc=$?
+	log=$(echo "$log" | grep -v 'running with root privileges')
+	[ -z "$log" ] || echo "$log" >&2
+	[ "$rc" = 0 ] || bad=1
+fi
+
 if [ "$bad" = 0 ]; then
 	echo "1 0 0" >"$RESULTS/lint.counts"
-	echo "lint: clean (checkpatch --strict, sparse, W=1, kernel-doc)"
+	echo "lint: clean (checkpatch --strict, sparse, W=1, kernel-doc," \
+		"lintian)"
 else
 	echo "0 1 0" >"$RESULTS/lint.counts"
 	echo "lint: FAILED" >&2
