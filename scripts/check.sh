@@ -17,12 +17,15 @@
 #                               PKG_KERNELS (default "6.1 6.12") installed
 #                               into a fresh Debian 12 root and booted
 #                               with the DKMS-built module (phases
-#                               pkg-K and pkg-vm-K, scripts/pkg/check.sh);
+#                               pkg-K and pkg-K-vm, scripts/pkg/check.sh);
 #                               the summary covers these phases only
 #
 # Phases: host tests of lib/, tools/ and daemon/ (`make -C DIR check`,
 # skipped with a notice while a directory has no check target; tools/ and
-# daemon/ again built with ASan+UBSan and with TSan) and of the SQLite example, then the selftests in the VM against membroker.ko: static, then
+# daemon/ again built with ASan+UBSan and with TSan) and of the SQLite
+# example, the install phase (Kbuild at the top, make install/uninstall,
+# the Debian packages' contents), then the selftests in the VM against
+# membroker.ko: static, then
 # built with ASan+UBSan and with TSan; last the demo scenario (the one
 # `make demo` plays), checked by scripts/vm/demo-report.py.
 set -uo pipefail
@@ -174,6 +177,10 @@ run_phase daemon-asan make -C "$ROOT/daemon" SAN=1 check
 run_phase daemon-tsan make -C "$ROOT/daemon" SAN=thread check
 run_phase sqlite env COUNTS="$RESULTS/sqlite.counts" \
 	make -C "$ROOT/examples/sqlite-cache" check
+# Kbuild at the top, make install/uninstall against the Debian packages
+# (scripts/pkg/install-check.sh; builds them unless fresh, about a
+# minute, which make lint then reuses).
+run_phase install "$ROOT/scripts/pkg/install-check.sh"
 # membrokerctl's tests (tools) and membrokerd's before membroker's, whose
 # last one reloads the module.
 run_phase vm vm_phase vm "$st/lib $st/tools $st/daemon $st/membroker"
