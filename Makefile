@@ -7,14 +7,16 @@
 #                   KDIR exists)
 #   make deps       install build/test dependencies (Debian 12, idempotent)
 #   make module     membroker.ko against KDIR
-#   make check      deps + everything + host tests + VM selftests
+#   make check      deps + everything + host tests (install and the
+#                   packages' contents among them) + VM selftests
 #   make check-kernels  the module selftests on 6.12 and 7.3 too (each
 #                   kernel's own module build; KERNELS="6.12" picks)
 #   make bench      host benches, then notify_latency, membrokerd and the
 #                   system broker in the VM (bench/)
 #   make perf       tails, outcome, cost and scale (bench/perf.sh)
 #   make lint       checkpatch --strict, sparse and W=1 on kmod/, kernel-doc
-#                   on kmod/ and the uapi and library headers
+#                   on kmod/ and the uapi and library headers, lintian
+#                   on the Debian packages
 #   make stress     the module selftests on a debug kernel built from
 #                   linux-source-6.1 (KASAN, lockdep, kmemleak, UBSAN ...);
 #                   its first run builds that kernel, ~20 min or more
