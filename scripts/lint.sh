@@ -11,6 +11,10 @@
 #   lintian --pedantic on the Debian packages (make deb; those in
 #   build/deb/ are reused while newer than the tree): errors and warnings
 #   fail, pedantic and informational tags are shown
+#   the netlink spec, Documentation/netlink/specs/membroker.yaml: valid
+#   against the kernel's schema (linux-source-6.12), parsed by its ynl,
+#   and the same names and values as the uapi header
+#   (scripts/netlink/check-spec.py)
 # The module is built from a copy under build/lint/ so that lint never
 # disturbs objects someone is using in kmod/.  Counts as one test in
 # build/results/lint.counts; findings go to stderr (all output with V=1).
@@ -100,10 +104,20 @@ else
 	[ "$rc" = 0 ] || bad=1
 fi
 
+if ! ksrc612=$("$ROOT/scripts/netlink/ksrc.sh"); then
+	bad=1
+elif ! log=$(python3 "$ROOT/scripts/netlink/check-spec.py" "$ksrc612" 2>&1)
+then
+	echo "$log" >&2
+	bad=1
+else
+	[ "$V" = 1 ] && echo "$log" >&2
+fi
+
 if [ "$bad" = 0 ]; then
 	echo "1 0 0" >"$RESULTS/lint.counts"
 	echo "lint: clean (checkpatch --strict, sparse, W=1, kernel-doc," \
-		"lintian)"
+		"lintian, the netlink spec)"
 else
 	echo "0 1 0" >"$RESULTS/lint.counts"
 	echo "lint: FAILED" >&2
