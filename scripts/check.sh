@@ -26,8 +26,9 @@
 # example, the install phase (Kbuild at the top, make install/uninstall,
 # the Debian packages' contents), then the selftests in the VM against
 # membroker.ko: static, then
-# built with ASan+UBSan and with TSan; last the demo scenario (the one
-# `make demo` plays), checked by scripts/vm/demo-report.py.
+# built with ASan+UBSan and with TSan; the demo scenario (the one
+# `make demo` plays), checked by scripts/vm/demo-report.py; the netlink
+# spec driven by ynl in the VM; last the benches' smoke run.
 set -uo pipefail
 . "$(dirname "$0")/vm/common.sh"
 
@@ -191,6 +192,9 @@ run_phase vm-tsan vm_phase vm-tsan "$st/membroker-tsan"
 # The tests that need a 2 GiB guest with several CPUs (membroker-big).
 run_phase vm-big big_phase
 run_phase scenario scenario_phase
+# The netlink spec driven by the kernel's ynl client in the VM
+# (scripts/netlink/ynl-vm.sh, half a minute).
+run_phase ynl "$ROOT/scripts/netlink/ynl-vm.sh"
 # The performance benches' smoke run (bench/perf.sh): well-formed figures,
 # no time judged.
 run_phase bench env SMOKE=1 "$ROOT/bench/perf.sh"
