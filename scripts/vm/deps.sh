@@ -23,13 +23,14 @@ set -euo pipefail
 # python3-yaml and python3-jsonschema.  dwarves: pahole, which 6.12's
 # module build runs for the module's BTF (its headers ship a vmlinux).
 # flex, bison, libelf-dev, libssl-dev and bc: make stress's debug kernel
-# (scripts/vm/dbgkernel.sh) builds from linux-source-6.1.
+# (scripts/vm/dbgkernel.sh) builds from linux-source-6.1.  kmod: modinfo,
+# with which the install phase reads the vermagic of the module it built.
 PKGS="gcc g++ make pkg-config cpio qemu-system-x86 busybox-static libnl-3-dev
 libnl-genl-3-dev sparse linux-source-6.1 xz-utils gnuplot-nox libsqlite3-dev
 zlib1g-dev python3 libsystemd-dev libglib2.0-dev libglib2.0-bin dbus-daemon
 dbus-system-bus-common systemd util-linux man-db python3-prometheus-client
 dpkg-dev lintian mmdebstrap linux-source-6.12 python3-yaml python3-jsonschema
-dwarves flex bison libelf-dev libssl-dev bc"
+dwarves flex bison libelf-dev libssl-dev bc kmod"
 
 updated=0
 apt_update() {
