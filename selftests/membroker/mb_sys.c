@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The other side of each check: what /proc/meminfo and sysfs say, and
- * loading/unloading the module with busybox's insmod/rmmod.
+ * loading/unloading the module (finit_module(2), delete_module(2)).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "mb_nl.h"
@@ -192,41 +192,38 @@ const char *mb_reason_name(uint32_t reason)
 	return "?";
 }
 
-/* Run a busybox applet; 0 if it exited 0, else -EIO. */
-static int run(const char *prog, const char *arg, const char *arg2)
-{
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		execlp(prog, prog, arg, arg2, (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
+/*
+ * Unload the module: delete_module(2) itself, as busybox's rmmod would,
+ * without a fork and exec (under TCG that is most of what a load/unload
+ * cycle costs).  O_NONBLOCK: while something holds a reference (a dump
+ * in progress) it fails with -EWOULDBLOCK instead of waiting; callers
+ * that race with dumps retry.
+ */
 int mb_module_unload(void)
 {
-	return run("rmmod", "membroker", NULL);
+	if (syscall(SYS_delete_module, "membroker", O_NONBLOCK))
+		return -errno;
+	return 0;
 }
 
 /*
  * Load the module from $MB_MODULE, which the VM's init sets, with
- * @params ("name=value", one parameter) or none.
+ * @params ("name=value ...") or none: finit_module(2), as insmod does.
  */
 int mb_module_load_params(const char *params)
 {
 	const char *path = getenv("MB_MODULE");
+	int fd, err = 0;
 
 	if (!path || !*path)
 		return -ENOENT;
-	return run("insmod", path, params);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_finit_module, fd, params ? params : "", 0))
+		err = -errno;
+	close(fd);
+	return err;
 }
 
 int mb_module_load(void)
