@@ -18,8 +18,8 @@
 # Environment: STRESS_TESTS=a,b picks selftests (default: all of
 # build/selftests/membroker), STRESS_CYCLES the load/unload cycles of
 # membroker/unload (default 1000), STRESS_TIMEOUT the per-test limit in
-# the guest (default 900 s, and 4 s more per cycle: the unload test
-# alone takes about a second and a half per cycle on this kernel).
+# the guest (default 900 s and 4 s per cycle: a cycle took 1.15 s on
+# this kernel, and the machine may be shared).
 set -uo pipefail
 . "$(dirname "$0")/vm/common.sh"
 
