@@ -590,29 +590,35 @@ static long slab_objs(const struct snapshot *s, const char *name)
 }
 
 /*
- * Did the module give back what it allocated?  Compared between two
+ * Did the module give back what it allocated?  Compared between three
  * snapshots taken in the same state (module loaded, load stopped, queues
- * empty, slabs shrunk), @cycles unload/load cycles apart:
+ * empty, slabs shrunk): before the cycles, after the first half of them
+ * and after the second half:
  *
  * - every slab cache's active objects (the module's kmalloc()s, its
  *   genetlink, sysfs, shrinker and workqueue structures, the skbs it
- *   sends): a leak of one object per load grows its cache by @cycles,
- *   so a cache may grow by less than @cycles / 2 objects;
+ *   sends): a leak of one object per load grows its cache by one object
+ *   per cycle, in both halves;
  * - VmallocUsed (the module's own text and data, its history ring when
- *   large) and Percpu: at most @cycles / 2 pages, likewise.  Percpu
- *   only grows by whole chunks, so it catches a large percpu leak only.
+ *   large) and Percpu, a page per cycle likewise.  Percpu only grows by
+ *   whole chunks, so it catches a large percpu leak only.
+ *
+ * These are the whole kernel's counters, not the module's: anything else
+ * that allocates meanwhile is noise.  On 7.3, 200 cycles once grew
+ * maple_node by 53 objects, and 400 cycles dmaengine-unmap-2 (a merged
+ * cache of small objects) by 189: far from one object per load.  Noise
+ * of that kind comes in one burst, or at well under an object per cycle;
+ * a per-load leak is steady.  So a counter fails the check only if it
+ * grew by three quarters of an object (or page) per cycle in each half:
+ * a leak of one object per load fails it, a burst in one half or a slow
+ * drift does not.  What it cannot see, a leak on fewer than three loads
+ * in four, kmemleak sees in make stress, which names each leaked object.
+ * Below LEAK_MIN_CYCLES the figures are only reported.
  *
  * Not counted: the debug kernel's checkers' own bookkeeping (the debug
  * objects pool, kmemleak's metadata), which follows what they track and
  * refills in batches (debug_objects_cache grew by 5996 objects in 200
  * cycles there); kmemleak reports a leak itself, exactly.
- *
- * These are the whole kernel's counters, not the module's: anything else
- * that allocates meanwhile is noise, which the tolerance absorbs and a
- * per-load leak exceeds once there are enough cycles (LEAK_MIN_CYCLES);
- * below that the figures are only reported.  It cannot see a leak of
- * fewer than one object per two loads; kmemleak, in make stress, names
- * each leaked object.
  */
 static bool checker_cache(const char *name)
 {
@@ -620,19 +626,26 @@ static bool checker_cache(const char *name)
 	       !strncmp(name, "kmemleak_", 9);
 }
 
+/* Did a counter grow by 3/4 per cycle in each half?  See above. */
+static bool steady_growth(long d1, long d2, int n1, int n2)
+{
+	return 4 * d1 >= 3L * n1 && 4 * d2 >= 3L * n2;
+}
+
 static void leak_check(struct __test_metadata *_metadata,
-		       const struct snapshot *a, const struct snapshot *b,
-		       int cycles)
+		       const struct snapshot *a, const struct snapshot *m,
+		       const struct snapshot *b, int n1, int n2)
 {
 	const struct slab_count *top[3] = { NULL };
-	long limit = cycles / 2, d, dtop[3] = { 0 };
-	bool judge = cycles >= LEAK_MIN_CYCLES;
+	long d, d1, dtop[3] = { 0 }, d1top[3] = { 0 };
+	bool judge = n1 + n2 >= LEAK_MIN_CYCLES;
 	int i, j;
 
 	for (i = 0; i < b->n; i++) {
 		if (checker_cache(b->c[i].name))
 			continue;
 		d = b->c[i].objs - slab_objs(a, b->c[i].name);
+		d1 = slab_objs(m, b->c[i].name) - slab_objs(a, b->c[i].name);
 		for (j = 0; j < 3; j++) {
 			if (top[j] && d <= dtop[j])
 				continue;
@@ -640,28 +653,36 @@ static void leak_check(struct __test_metadata *_metadata,
 				(2 - j) * sizeof(top[0]));
 			memmove(&dtop[j + 1], &dtop[j],
 				(2 - j) * sizeof(dtop[0]));
+			memmove(&d1top[j + 1], &d1top[j],
+				(2 - j) * sizeof(d1top[0]));
 			top[j] = &b->c[i];
 			dtop[j] = d;
+			d1top[j] = d1;
 			break;
 		}
 		if (judge)
-			EXPECT_LT(d, limit)
-				TH_LOG("%s: %ld -> %ld objects after %d cycles",
+			EXPECT_FALSE(steady_growth(d1, d - d1, n1, n2))
+				TH_LOG("%s: %ld -> %ld -> %ld objects after %d + %d cycles",
 				       b->c[i].name, slab_objs(a, b->c[i].name),
-				       b->c[i].objs, cycles);
+				       slab_objs(m, b->c[i].name),
+				       b->c[i].objs, n1, n2);
 	}
 	for (j = 0; j < 3 && top[j]; j++)
-		TH_LOG("slab grew most: %s %+ld objects (%ld)", top[j]->name,
-		       dtop[j], top[j]->objs);
-	TH_LOG("SUnreclaim %ld -> %ld kB, VmallocUsed %ld -> %ld kB, Percpu %ld -> %ld kB",
-	       a->sunreclaim_kb, b->sunreclaim_kb, a->vmalloc_kb,
-	       b->vmalloc_kb, a->percpu_kb, b->percpu_kb);
-	TH_LOG("%d cycles: %s (limit %ld objects per cache, %ld kB)", cycles,
-	       judge ? "judged" : "too few to judge", limit, limit * 4);
+		TH_LOG("slab grew most: %s %+ld objects (%+ld, %+ld; %ld)",
+		       top[j]->name, dtop[j], d1top[j], dtop[j] - d1top[j],
+		       top[j]->objs);
+	TH_LOG("SUnreclaim %ld -> %ld -> %ld kB, VmallocUsed %ld -> %ld -> %ld kB, Percpu %ld -> %ld -> %ld kB",
+	       a->sunreclaim_kb, m->sunreclaim_kb, b->sunreclaim_kb,
+	       a->vmalloc_kb, m->vmalloc_kb, b->vmalloc_kb,
+	       a->percpu_kb, m->percpu_kb, b->percpu_kb);
+	TH_LOG("%d + %d cycles: %s (a leak: 3/4 object or page per cycle in each half)",
+	       n1, n2, judge ? "judged" : "too few to judge");
 	if (!judge)
 		return;
-	EXPECT_LT(b->vmalloc_kb - a->vmalloc_kb, limit * 4);
-	EXPECT_LT(b->percpu_kb - a->percpu_kb, limit * 4);
+	EXPECT_FALSE(steady_growth((m->vmalloc_kb - a->vmalloc_kb) / 4,
+				   (b->vmalloc_kb - m->vmalloc_kb) / 4, n1, n2));
+	EXPECT_FALSE(steady_growth((m->percpu_kb - a->percpu_kb) / 4,
+				   (b->percpu_kb - m->percpu_kb) / 4, n1, n2));
 }
 
 /* Unload, retrying while a dump holds the module; tries counted. */
@@ -747,7 +768,7 @@ static int run_cycles(struct __test_metadata *_metadata,
 	return 0;
 }
 
-static struct snapshot snap_before, snap_after;
+static struct snapshot snap_before, snap_mid, snap_after;
 
 TEST_F_TIMEOUT(unload, cycles, 14400)
 {
@@ -755,7 +776,7 @@ TEST_F_TIMEOUT(unload, cycles, 14400)
 	struct cycle_load *l;
 	struct mb_state st;
 	int64_t start, wall;
-	int i, n, k, err;
+	int i, n, n1, k, err;
 
 	n = cycles_wanted();
 	ASSERT_LT(0, n) TH_LOG("MB_CYCLES must be a number of cycles");
@@ -812,11 +833,21 @@ TEST_F_TIMEOUT(unload, cycles, 14400)
 	EXPECT_EQ(0, snapshot_take(&snap_before))
 		TH_LOG("no /sys/kernel/slab: counts include per-CPU slabs");
 
+	/* In two halves, the load stopped for a snapshot in between */
+	n1 = n / 2;
 	ASSERT_EQ(0, load_start(l));
 	start = mono_us();
-	err = run_cycles(_metadata, l, n, &t);
+	err = run_cycles(_metadata, l, n1, &t);
 	wall = mono_us() - start;
 	EXPECT_EQ(0, load_stop(l)) TH_LOG("the hog died");
+	if (!err) {
+		EXPECT_EQ(0, snapshot_take(&snap_mid));
+		ASSERT_EQ(0, load_start(l));
+		start = mono_us();
+		err = run_cycles(_metadata, l, n - n1, &t);
+		wall += mono_us() - start;
+		EXPECT_EQ(0, load_stop(l)) TH_LOG("the hog died");
+	}
 	EXPECT_EQ(0, err);
 
 	TH_LOG("%d cycles in %.1f s: %.0f ms each: unload %.0f ms (%.2f tries), load %.0f ms, every thread served %.0f ms; hog moved memory %lu times",
@@ -833,7 +864,8 @@ TEST_F_TIMEOUT(unload, cycles, 14400)
 	}
 	if (!err) {
 		EXPECT_EQ(0, snapshot_take(&snap_after));
-		leak_check(_metadata, &snap_before, &snap_after, n);
+		leak_check(_metadata, &snap_before, &snap_mid, &snap_after,
+			   n1, n - n1);
 	}
 
 	/* Every socket, in every namespace, works with the last load. */
