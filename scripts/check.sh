@@ -78,8 +78,9 @@ run_phase() {
 			tail -n 20 "$RESULTS/$name.log" >&2
 		fi
 	elif [ "$rc" != 0 ] && [ "$V" != 1 ]; then
-		grep -E '^(FAIL|KERNEL|not ok)|FAIL' "$RESULTS/$name.log" |
-			head -n 40 >&2
+		# with parse-log.sh's "    # ..." lines: why each case failed
+		grep -E '^(FAIL|KERNEL|not ok)|FAIL|^    # ' "$RESULTS/$name.log" |
+			head -n 80 >&2
 	fi
 	phase_line "$name" $((SECONDS - start))
 }
