@@ -4,8 +4,10 @@
  * shrinking by a broker returns what was freed (never more than asked,
  * so the pool's minimum holds, and entries larger than a step still go
  * under lasting pressure), puts honour the target, two caches stay within
- * their pool's maximum, -E2BIG, statistics, growth of the table, and
- * concurrent use while a broker shrinks it.
+ * their pool's maximum, -E2BIG, statistics, growth of the table, the
+ * order of evictions after many hits and against a reference LRU list
+ * over thousands of random operations, and concurrent use while a broker
+ * shrinks it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -433,6 +435,332 @@ static void test_shrink_across_shards(void)
 	mb_cache_free(c);
 }
 
+/*
+ * Many hits, then evictions: the entries go in the order of their last
+ * use, however many hits reordered them since they were put.  1000 equal
+ * entries are put, all hit in one random order, half of them hit again
+ * in another; a shrink of 300 entries' bytes must take exactly the 300
+ * least recently used, and 500 more puts into the full cache (bounded at
+ * 1000 entries) the next 200.
+ */
+static void test_lru_hits(void)
+{
+	uint64_t one = cost_of_one() + 5 + 1;
+	struct mb_cache_opts o = { .sz = sizeof(o), .max_bytes = 1000 * one };
+	static int p1[1000], p2[1000], order[1000], pos[1000];
+	uint64_t seed = 0xfeedface;
+	int i, j, t, n, bad = 0, hitbad = 0;
+	struct mb_cache_stats st;
+	bool again[1000] = { false };
+	struct mb_cache *c;
+	mb_shrink_fn fn;
+	char key[8];
+	void *arg;
+	int64_t freed;
+
+	for (i = 0; i < 1000; i++)
+		p1[i] = p2[i] = i;
+	for (i = 999; i > 0; i--) {
+		j = (int)(rnd(&seed) % (uint64_t)(i + 1));
+		t = p1[i];
+		p1[i] = p1[j];
+		p1[j] = t;
+		j = (int)(rnd(&seed) % (uint64_t)(i + 1));
+		t = p2[i];
+		p2[i] = p2[j];
+		p2[j] = t;
+	}
+	mb_cache_new(&c, "lru-hits", &o);
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "h%04d", i);
+		mb_cache_put(c, key, 5, "v", 1);
+	}
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "h%04d", p1[i]);
+		if (mb_cache_get(c, key, 5, NULL, 0) != 1)
+			hitbad++;
+	}
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "h%04d", p2[i]);
+		if (mb_cache_get(c, key, 5, NULL, 0) != 1)
+			hitbad++;
+		again[p2[i]] = true;
+	}
+	/* oldest first: those hit once, in p1's order, then p2's first half */
+	for (i = 0, n = 0; i < 1000; i++)
+		if (!again[p1[i]])
+			order[n++] = p1[i];
+	for (i = 0; i < 500; i++)
+		order[n++] = p2[i];
+	for (i = 0; i < 1000; i++)
+		pos[order[i]] = i;
+
+	fn = mb_clerk_shrinker(mb_cache_clerk(c), &arg);
+	freed = fn(mb_cache_clerk(c), 300 * one, arg);
+	mb_cache_stats(c, &st);
+	ok(hitbad == 0 && freed == (int64_t)(300 * one) &&
+	   st.entries == 700 && st.evictions == 300,
+	   "1500 hits, then a shrink of 300 entries' bytes: 300 went "
+	   "(freed %lld)", (long long)freed);
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "n%04d", i);
+		mb_cache_put(c, key, 5, "v", 1);
+	}
+	mb_cache_stats(c, &st);
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "h%04d", i);
+		/* the 500 least recently used went, the others stayed */
+		if ((mb_cache_del(c, key, 5) == 0) != (pos[i] >= 500))
+			bad++;
+	}
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "n%04d", i);
+		if (mb_cache_del(c, key, 5))
+			bad++;
+	}
+	ok(bad == 0 && st.evictions == 500 && st.entries == 1000,
+	   "... and 500 puts into the full cache the next 200: exactly the "
+	   "500 least recently used of all went (%d wrong)", bad);
+	mb_cache_free(c);
+}
+
+/*
+ * The reference: one LRU list, most recently used first, with the
+ * cache's rules written plainly.  Keys are "r%04d"; an entry costs
+ * ov + 5 + its value's length.
+ */
+#define RK		600	/* keys */
+#define REF_SKIP	64	/* MB_CACHE_SKIP: too large, passed over */
+
+struct ref_entry {
+	int key;
+	size_t vlen;
+	unsigned char fill;
+};
+
+struct ref {
+	struct ref_entry e[RK];	/* [0] is the newest */
+	int n;
+	uint64_t ov, bytes, bound, evictions;
+};
+
+static uint64_t ref_cost(const struct ref *r, const struct ref_entry *e)
+{
+	return r->ov + 5 + e->vlen;
+}
+
+static int ref_find(const struct ref *r, int key)
+{
+	int i;
+
+	for (i = 0; i < r->n; i++)
+		if (r->e[i].key == key)
+			return i;
+	return -1;
+}
+
+static struct ref_entry ref_take(struct ref *r, int i)
+{
+	struct ref_entry e = r->e[i];
+
+	memmove(&r->e[i], &r->e[i + 1], (size_t)(r->n - i - 1) * sizeof(e));
+	r->n--;
+	r->bytes -= ref_cost(r, &e);
+	return e;
+}
+
+static void ref_front(struct ref *r, struct ref_entry e)
+{
+	memmove(&r->e[1], &r->e[0], (size_t)r->n * sizeof(e));
+	r->e[0] = e;
+	r->n++;
+	r->bytes += ref_cost(r, &e);
+}
+
+static void ref_put(struct ref *r, struct ref_entry e)
+{
+	int i = ref_find(r, e.key);
+
+	if (i >= 0)
+		ref_take(r, i);		/* replaced, not evicted */
+	ref_front(r, e);
+	while (r->bytes > r->bound) {
+		ref_take(r, r->n - 1);
+		r->evictions++;
+	}
+}
+
+static uint64_t ref_evict(struct ref *r, int i)
+{
+	uint64_t cost = ref_cost(r, &r->e[i]);
+
+	ref_take(r, i);
+	r->evictions++;
+	return cost;
+}
+
+/*
+ * mb_cache_shrink_floor(): at most @bytes, passing over what is too
+ * large, then whole entries, oldest first, until @at_least
+ */
+static uint64_t ref_shrink_floor(struct ref *r, uint64_t bytes,
+				 uint64_t at_least)
+{
+	uint64_t freed = 0;
+	int i = r->n - 1, skipped = 0;
+
+	while (freed < bytes && skipped <= REF_SKIP && i >= 0) {
+		if (ref_cost(r, &r->e[i]) > bytes - freed)
+			skipped++;
+		else
+			freed += ref_evict(r, i);
+		i--;
+	}
+	while (freed < at_least && r->n)
+		freed += ref_evict(r, r->n - 1);
+	return freed;
+}
+
+/* mb_cache_shrink_range(): until @at_least, never beyond @at_most */
+static uint64_t ref_shrink_range(struct ref *r, uint64_t at_least,
+				 uint64_t at_most)
+{
+	uint64_t freed = 0;
+	int i = r->n - 1, skipped = 0;
+
+	while (freed < at_least && skipped <= REF_SKIP && i >= 0) {
+		if (ref_cost(r, &r->e[i]) > at_most - freed)
+			skipped++;
+		else
+			freed += ref_evict(r, i);
+		i--;
+	}
+	return freed;
+}
+
+/*
+ * 20000 random puts (of values from 0 to 600 bytes), gets, deletes and
+ * shrinks of every kind (by bytes, with a floor, by a range) on a cache
+ * of 16 shards, bounded at about 300 entries, against the reference.
+ * After every operation the cache holds what the reference holds: every
+ * get hits exactly when the reference has the key, with its value; every
+ * shrink frees the same bytes; entries, bytes, evictions and the clerk's
+ * charge are equal.  Phases where nearly every value is large make the
+ * shrinks pass over more than 64 entries too large for what they still
+ * have to free.
+ */
+static void test_lru_reference(void)
+{
+	struct mb_cache_opts o = { .sz = sizeof(o) };
+	struct mb_cache_stats st;
+	static struct ref r;
+	mb_shrink_floor_fn floor_fn;
+	mb_shrink_range_fn range_fn;
+	mb_shrink_fn shrink_fn;
+	uint64_t seed = 0x5eed1234, a, b, want, avg;
+	int op, i, k, x, bad = 0, first = -1, nshrink = 0, small_pct;
+	struct mb_clerk *clerk;
+	struct ref_entry e;
+	unsigned char val[600], buf[600];
+	struct mb_cache *c;
+	int64_t got;
+	char key[8];
+	void *arg;
+
+	memset(&r, 0, sizeof(r));
+	r.ov = cost_of_one();
+	avg = r.ov + 5 + 150;
+	r.bound = 300 * avg;
+	o.max_bytes = r.bound;
+	mb_cache_new(&c, "lru-reference", &o);
+	clerk = mb_cache_clerk(c);
+	shrink_fn = mb_clerk_shrinker(clerk, &arg);
+	floor_fn = mb_clerk_shrinker_floor(clerk);
+	range_fn = mb_clerk_shrinker_range(clerk);
+	for (op = 0; op < 20000 && !bad; op++) {
+		small_pct = (op / 2000) % 2 ? 1 : 50;
+		k = (int)(rnd(&seed) % RK);
+		snprintf(key, sizeof(key), "r%04d", k);
+		x = (int)(rnd(&seed) % 100);
+		if (x < 40) {
+			got = mb_cache_get(c, key, 5, buf, sizeof(buf));
+			i = ref_find(&r, k);
+			if (i < 0) {
+				if (got != -ENOENT)
+					bad = 1;
+				continue;
+			}
+			e = ref_take(&r, i);
+			ref_front(&r, e);
+			memset(val, e.fill, e.vlen);
+			if (got != (int64_t)e.vlen || memcmp(buf, val, e.vlen))
+				bad = 2;
+		} else if (x < 75) {
+			e.key = k;
+			e.vlen = (size_t)(rnd(&seed) % 100 < (uint64_t)small_pct ?
+					  rnd(&seed) % 21 :
+					  rnd(&seed) % sizeof(val));
+			e.fill = (unsigned char)op;
+			memset(val, e.fill, e.vlen);
+			if (mb_cache_put(c, key, 5, val, e.vlen))
+				bad = 3;
+			ref_put(&r, e);
+		} else if (x < 80) {
+			i = ref_find(&r, k);
+			if (i >= 0)
+				ref_take(&r, i);
+			if ((mb_cache_del(c, key, 5) == 0) != (i >= 0))
+				bad = 4;
+		} else {
+			/*
+			 * what only a small entry fits, or up to a few
+			 * entries, or now and then many
+			 */
+			x = (int)(rnd(&seed) % 100);
+			if (x < 50)
+				a = r.ov + 5 + rnd(&seed) % 21;
+			else
+				a = rnd(&seed) % (x < 95 ? 2 * avg : 20 * avg);
+			b = rnd(&seed) % (a + 1);
+			nshrink++;
+			switch (rnd(&seed) % 3) {
+			case 0:
+				got = shrink_fn(clerk, a, arg);
+				want = ref_shrink_floor(&r, a, 0);
+				break;
+			case 1:
+				got = floor_fn(clerk, a, b, arg);
+				want = ref_shrink_floor(&r, a, b);
+				break;
+			default:
+				got = range_fn(clerk, b, a, arg);
+				want = ref_shrink_range(&r, b, a);
+				break;
+			}
+			if (got != (int64_t)want)
+				bad = 5;
+		}
+		mb_cache_stats(c, &st);
+		if (!bad && (st.entries != (uint64_t)r.n || st.bytes != r.bytes ||
+		    st.evictions != r.evictions ||
+		    mb_clerk_bytes(clerk) != r.bytes))
+			bad = 6;
+	}
+	if (bad)
+		first = op - 1;
+	/* what is held now: exactly the reference's entries */
+	for (k = 0; k < RK && !bad; k++) {
+		snprintf(key, sizeof(key), "r%04d", k);
+		if ((mb_cache_del(c, key, 5) == 0) != (ref_find(&r, k) >= 0))
+			bad = 7;
+	}
+	ok(!bad && nshrink > 3000,
+	   "20000 random puts, gets, deletes and %d shrinks against one "
+	   "exact LRU list: the same entries kept, the same bytes freed "
+	   "(first difference: kind %d at op %d)", nshrink, bad, first);
+	mb_cache_free(c);
+}
+
 struct blocked {
 	struct mb_cache *c;
 	const char *key;
@@ -586,6 +914,8 @@ int main(void)
 	test_excess_below_entry();
 	test_lru_across_shards();
 	test_shrink_across_shards();
+	test_lru_hits();
+	test_lru_reference();
 	test_shards_independent();
 	test_concurrent();
 	return done_testing();
