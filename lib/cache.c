@@ -4,10 +4,11 @@
  * its own clerk, so a broker can size it and take memory back from it.
  *
  * An entry costs its key, its value and MB_CACHE_OVERHEAD (the entry
- * header and its share of the bucket array); that is what is charged to
- * the clerk.  The bound is min(max_bytes, the clerk's target): a put
- * evicts least recently used entries until the cache fits it again, and
- * an entry that could not fit in an empty cache is refused with -E2BIG.
+ * header and its share of the bucket array and of its shard's heap, 96
+ * bytes on 64-bit systems); that is what is charged to the clerk.  The
+ * bound is min(max_bytes, the clerk's target): a put evicts least
+ * recently used entries until the cache fits it again, and an entry that
+ * could not fit in an empty cache is refused with -E2BIG.
  * The clerk's shrink callback evicts least recently used entries first,
  * but frees no more than it was asked for (the broker relies on that to
  * keep its pool at min_bytes): an entry larger than what is still to be
@@ -17,31 +18,42 @@
  * pool's excess over its max_bytes goes in any case, in whole entries.
  *
  * Shards.  One lock for the whole cache made every get of every thread
- * wait for the others (a hit moves the entry in the LRU list, so even
- * lookups write).  The cache is MB_CACHE_SHARDS independent hash tables
- * and LRU lists, each under its own lock, chosen by the key's hash: gets
- * and puts of different shards never wait for each other, as in
- * memcached's or RocksDB's sharded LRU caches.  What stays exact:
+ * wait for the others.  The cache is MB_CACHE_SHARDS independent hash
+ * tables, each under its own lock, chosen by the key's hash: gets and
+ * puts of different shards never wait for each other, as in memcached's
+ * or RocksDB's sharded caches.  And a hit writes nothing but the entry's
+ * time of use: an LRU list, which a hit would have to relink (writing
+ * two neighbours and the list head, lines other threads' hits write
+ * too), orders the entries of a shard only for evictions, and they can
+ * pay for that order.  What stays exact:
  *
  *  - LRU order.  Every entry carries the CLOCK_MONOTONIC time of its last
- *    use (put or hit; one thread never uses the same nanosecond twice),
- *    taken under its shard's lock, so each shard's list is in the order
- *    of those times, and its tail is its oldest entry.
+ *    use (put or hit; one thread never uses the same nanosecond twice,
+ *    and a hit never moves it back).  Each shard keeps its entries in a
+ *    4-ary min-heap keyed by the time each was placed by, which is never
+ *    later than its time of use: a put places it by its time, a hit
+ *    leaves the heap alone.  A shard's oldest entry is found by lazy
+ *    re-keying: while the top's key is older than its entry's time, the
+ *    top is placed again by that time; once they agree, no entry of the
+ *    shard is older (mb_heap_oldest()).  Each hit costs at most one such
+ *    step later, paid by an eviction, O(log n).
  *    An eviction takes the entry with the oldest time of all shards: the
  *    one a single LRU list would evict, for operations that do not
  *    overlap in time; overlapping ones are ordered by their times (two
  *    uses in one nanosecond, in different shards, in either order).  To
- *    find it without taking every lock, each shard publishes its tail's
- *    time (tail_ns); a put reads them, locks the shard with the oldest
- *    and evicts its tail if it is still the one published, else looks
- *    again.  A published time only grows (a tail leaves, is used again,
- *    or an empty shard gets an entry used now), so the oldest seen is
- *    still the oldest when it goes.
+ *    find it without taking every lock, each shard publishes its heap
+ *    top's key (oldest_ns), never later than its oldest entry's time.  A
+ *    put that must evict locks the shard that publishes the oldest, finds
+ *    that shard's oldest exactly, and evicts it if no other shard
+ *    publishes an older time; else the shard now publishes its exact
+ *    time and the put looks again (mb_cache_evict_oldest()).
  *  - Shrinking.  The shrink callback takes every shard's lock (in the
  *    order fork's prepare handler does, as mb_cache_stats() does) and
- *    walks all the lists at once from their tails, oldest time first:
- *    exactly the entries, and the bytes, a single LRU list would give.  Shrinking is rare; meanwhile
- *    gets wait, as they did for any put before.
+ *    walks all the heaps at once, oldest entry of all first, taking each
+ *    shard's next exact oldest as above; the entries it passes over
+ *    (too large) leave their heap until it is done: exactly the entries,
+ *    and the bytes, a single LRU list would give.  Shrinking is rare;
+ *    meanwhile gets wait, as they did for any put before.
  *  - Accounting.  Each entry is charged to the clerk when it is inserted
  *    and uncharged when it goes, and the cache's byte count (summed over
  *    the shards, and kept in one atomic for the bound) always equals what
@@ -67,33 +79,56 @@
 #define MB_CACHE_SHARDS		16	/* power of two */
 #define MB_CACHE_SHARD_SHIFT	60	/* 64 - log2(MB_CACHE_SHARDS) */
 #define MB_CACHE_MIN_BUCKETS	16
+#define MB_CACHE_MIN_HEAP	16
 #define MB_CACHE_SKIP		64	/* entries too large to pass over */
+/* a heap node's children share a cache line: 4 nodes of 16 bytes */
+#define MB_HEAP_ARITY		4
+#define MB_HEAP_PAD		(MB_HEAP_ARITY - 1)
 
 struct mb_cache_entry {
 	struct mb_cache_entry *hnext;		/* hash chain */
-	struct mb_cache_entry *prev, *next;	/* LRU, head is newest */
 	uint64_t hash;
 	uint64_t used_ns;			/* its last put or hit */
+	size_t hidx;				/* its node in the heap */
 	size_t klen, vlen;
 	unsigned char data[];			/* key, then value */
 };
 
+/* A node of a shard's heap: the entry and the time it was placed by */
+struct mb_heap_node {
+	uint64_t key_ns;			/* <= e->used_ns */
+	struct mb_cache_entry *e;
+};
+
+/*
+ * What an entry costs besides its key and value: its header, its share
+ * of the bucket array and of the heap, both of which double when full,
+ * so up to two pointers and two nodes per entry.
+ */
 #define MB_CACHE_OVERHEAD \
-	(sizeof(struct mb_cache_entry) + 2 * sizeof(struct mb_cache_entry *))
+	(sizeof(struct mb_cache_entry) + \
+	 2 * sizeof(struct mb_cache_entry *) + 2 * sizeof(struct mb_heap_node))
 
 struct mb_cache_shard {
 	struct mb_lock lock;
 	struct mb_cache_entry **buckets;
 	size_t nbuckets;			/* power of two */
-	struct mb_cache_entry *lru_head, *lru_tail;
-	/* lru_tail->used_ns, UINT64_MAX when empty; read without the lock */
-	_Atomic uint64_t tail_ns;
-	uint64_t last_ns;			/* the latest time given */
+	/* 4-ary min-heap by key_ns, every entry of the shard once */
+	struct mb_heap_node *heap;
+	size_t heap_n, heap_cap;
 	struct mb_cache_stats st;
 } __attribute__((aligned(64)));
 
 struct mb_cache {
 	struct mb_cache_shard shard[MB_CACHE_SHARDS];
+	/*
+	 * Each shard's heap top key, UINT64_MAX when it is empty: never
+	 * later than the shard's oldest entry's time.  Written under the
+	 * shard's lock, read without it.  Kept apart from the shards, whose
+	 * lines every get writes: a put looking for the oldest reads two
+	 * lines that gets never touch.
+	 */
+	_Alignas(64) _Atomic uint64_t oldest_ns[MB_CACHE_SHARDS];
 	struct mb_clerk *clerk;
 	uint64_t max_bytes;
 	_Alignas(64) _Atomic uint64_t bytes;	/* of all shards */
@@ -115,35 +150,19 @@ static uint64_t mb_hash(const void *key, size_t len)
 	return h;
 }
 
+static int mb_shard_index(uint64_t h)
+{
+	return (int)(h >> MB_CACHE_SHARD_SHIFT);
+}
+
 static struct mb_cache_shard *mb_shard(struct mb_cache *c, uint64_t h)
 {
-	return &c->shard[h >> MB_CACHE_SHARD_SHIFT];
+	return &c->shard[mb_shard_index(h)];
 }
 
 static uint64_t mb_entry_cost(size_t klen, size_t vlen)
 {
 	return (uint64_t)klen + vlen + MB_CACHE_OVERHEAD;
-}
-
-static void mb_shard_publish(struct mb_cache_shard *s)
-{
-	atomic_store_explicit(&s->tail_ns, s->lru_tail ?
-			      s->lru_tail->used_ns : UINT64_MAX,
-			      memory_order_relaxed);
-}
-
-static void mb_lru_unlink(struct mb_cache_shard *s, struct mb_cache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		s->lru_head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		s->lru_tail = e->prev;
-	e->prev = NULL;
-	e->next = NULL;
 }
 
 /*
@@ -160,21 +179,142 @@ static uint64_t mb_cache_now(void)
 	return last;
 }
 
-/* Make @e the newest, used now; called with the shard's lock held. */
-static void mb_lru_push(struct mb_cache_shard *s, struct mb_cache_entry *e)
-{
-	uint64_t now = mb_cache_now();
+/* ---- a shard's heap; all with the shard's lock held ---- */
 
-	/* after everything in the list, whatever another thread's clock */
-	e->used_ns = now > s->last_ns ? now : s->last_ns + 1;
-	s->last_ns = e->used_ns;
-	e->prev = NULL;
-	e->next = s->lru_head;
-	if (s->lru_head)
-		s->lru_head->prev = e;
-	s->lru_head = e;
-	if (!s->lru_tail)
-		s->lru_tail = e;
+static void mb_heap_set(struct mb_cache_shard *s, size_t i,
+			struct mb_heap_node n)
+{
+	s->heap[i] = n;
+	n.e->hidx = i;
+}
+
+static void mb_heap_up(struct mb_cache_shard *s, size_t i)
+{
+	struct mb_heap_node n = s->heap[i];
+	size_t p;
+
+	while (i > 0) {
+		p = (i - 1) / MB_HEAP_ARITY;
+		if (s->heap[p].key_ns <= n.key_ns)
+			break;
+		mb_heap_set(s, i, s->heap[p]);
+		i = p;
+	}
+	mb_heap_set(s, i, n);
+}
+
+static void mb_heap_down(struct mb_cache_shard *s, size_t i)
+{
+	struct mb_heap_node n = s->heap[i];
+	size_t c, m, end;
+
+	for (;;) {
+		c = i * MB_HEAP_ARITY + 1;
+		if (c >= s->heap_n)
+			break;
+		end = MB_MIN(c + MB_HEAP_ARITY, s->heap_n);
+		for (m = c++; c < end; c++)
+			if (s->heap[c].key_ns < s->heap[m].key_ns)
+				m = c;
+		if (s->heap[m].key_ns >= n.key_ns)
+			break;
+		mb_heap_set(s, i, s->heap[m]);
+		i = m;
+	}
+	mb_heap_set(s, i, n);
+}
+
+/*
+ * The node array starts MB_HEAP_PAD nodes into a 64-byte aligned block,
+ * so that the 4 children of a node, 4i+1..4i+4, are one cache line.
+ */
+static struct mb_heap_node *mb_heap_alloc(size_t cap)
+{
+	size_t sz = (cap + MB_HEAP_PAD) * sizeof(struct mb_heap_node);
+	struct mb_heap_node *h;
+
+	if (cap > SIZE_MAX / sizeof(*h) - MB_HEAP_PAD - 4)
+		return NULL;
+	h = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	return h ? h + MB_HEAP_PAD : NULL;
+}
+
+static void mb_heap_free(struct mb_heap_node *h)
+{
+	if (h)
+		free(h - MB_HEAP_PAD);
+}
+
+/* Room for one more node; false (and the heap as it was) on ENOMEM. */
+static bool mb_heap_reserve(struct mb_cache_shard *s)
+{
+	struct mb_heap_node *h;
+
+	if (s->heap_n < s->heap_cap)
+		return true;
+	h = mb_heap_alloc(s->heap_cap * 2);
+	if (!h)
+		return false;
+	memcpy(h, s->heap, s->heap_n * sizeof(*h));
+	mb_heap_free(s->heap);
+	s->heap = h;
+	s->heap_cap *= 2;
+	return true;
+}
+
+/* Add @e, placed by its time of use; mb_heap_reserve() made room. */
+static void mb_heap_insert(struct mb_cache_shard *s, struct mb_cache_entry *e)
+{
+	s->heap[s->heap_n] = (struct mb_heap_node){ e->used_ns, e };
+	mb_heap_up(s, s->heap_n++);
+}
+
+static void mb_heap_remove(struct mb_cache_shard *s, struct mb_cache_entry *e)
+{
+	size_t i = e->hidx;
+
+	if (i != --s->heap_n) {
+		mb_heap_set(s, i, s->heap[s->heap_n]);
+		if (i > 0 &&
+		    s->heap[(i - 1) / MB_HEAP_ARITY].key_ns > s->heap[i].key_ns)
+			mb_heap_up(s, i);
+		else
+			mb_heap_down(s, i);
+	}
+}
+
+/*
+ * The shard's least recently used entry, NULL when it is empty.  A hit
+ * only moves an entry's used_ns, not its node: while the top's key is
+ * older than its entry's use, the top is placed again by that time, until
+ * the top's key is its entry's time.  Every key is at most its entry's
+ * time, so that entry is then the oldest.  An entry is placed again at
+ * most once per call and once per hit overall: the hits' share of the
+ * heap's work is paid here, by evictions.
+ */
+static struct mb_cache_entry *mb_heap_oldest(struct mb_cache_shard *s)
+{
+	struct mb_heap_node *top = &s->heap[0];
+
+	if (!s->heap_n)
+		return NULL;
+	while (top->key_ns < top->e->used_ns) {
+		top->key_ns = top->e->used_ns;
+		mb_heap_down(s, 0);
+	}
+	return top->e;
+}
+
+/* Publish shard @i's heap top key for puts looking for the oldest. */
+static void mb_shard_publish(struct mb_cache *c, int i)
+{
+	struct mb_cache_shard *s = &c->shard[i];
+	uint64_t t = s->heap_n ? s->heap[0].key_ns : UINT64_MAX;
+
+	/* stores only when it moved: a put of a newer entry seldom does */
+	if (atomic_load_explicit(&c->oldest_ns[i], memory_order_relaxed) != t)
+		atomic_store_explicit(&c->oldest_ns[i], t,
+				      memory_order_relaxed);
 }
 
 static struct mb_cache_entry **mb_cache_slot(struct mb_cache_shard *s,
@@ -190,7 +330,7 @@ static struct mb_cache_entry **mb_cache_slot(struct mb_cache_shard *s,
 	return pp;
 }
 
-/* Unlink *pp from its chain and the LRU, uncharge and free it. */
+/* Unlink *pp from its chain and the heap, uncharge and free it. */
 static uint64_t mb_cache_drop(struct mb_cache *c, struct mb_cache_shard *s,
 			      struct mb_cache_entry **pp)
 {
@@ -198,7 +338,7 @@ static uint64_t mb_cache_drop(struct mb_cache *c, struct mb_cache_shard *s,
 	uint64_t cost = mb_entry_cost(e->klen, e->vlen);
 
 	*pp = e->hnext;
-	mb_lru_unlink(s, e);
+	mb_heap_remove(s, e);
 	mb_clerk_uncharge(c->clerk, cost);
 	s->st.bytes -= cost;
 	s->st.entries--;
@@ -216,37 +356,64 @@ static uint64_t mb_cache_evict(struct mb_cache *c, struct mb_cache_shard *s,
 }
 
 /*
+ * The shard whose published time is the oldest (ties to the lowest
+ * index), -1 when all are empty; *@next receives the oldest time that
+ * the other shards publish.
+ */
+static int mb_published_oldest(struct mb_cache *c, uint64_t *next)
+{
+	uint64_t v, oldest = UINT64_MAX, second = UINT64_MAX;
+	int i, pick = -1;
+
+	for (i = 0; i < MB_CACHE_SHARDS; i++) {
+		v = atomic_load_explicit(&c->oldest_ns[i],
+					 memory_order_relaxed);
+		if (v < oldest) {
+			second = oldest;
+			oldest = v;
+			pick = i;
+		} else if (v < second) {
+			second = v;
+		}
+	}
+	*next = second;
+	return pick;
+}
+
+/*
  * Evict the least recently used entry of the whole cache, taking one
  * shard lock at a time; returns its cost, 0 when the cache is empty.
+ *
+ * The shard with the oldest published time is locked and its oldest
+ * entry found exactly; if no other shard published an older time, no
+ * entry anywhere is older (a published time is never later than its
+ * shard's oldest, and grows only, but for entries of puts that overlap
+ * this one), and it goes.  Otherwise that shard's time is now exact and
+ * published, and the search starts again: while nothing else happens it
+ * ends after one pass per shard at most, since published times are only
+ * ever made exact.
  */
 static uint64_t mb_cache_evict_oldest(struct mb_cache *c)
 {
+	struct mb_cache_entry *e;
 	struct mb_cache_shard *s;
-	uint64_t t, oldest, cost;
-	int i, pick;
+	uint64_t next, cost;
+	int pick;
 
 	for (;;) {
-		oldest = UINT64_MAX;
-		pick = -1;
-		for (i = 0; i < MB_CACHE_SHARDS; i++) {
-			t = atomic_load_explicit(&c->shard[i].tail_ns,
-						 memory_order_relaxed);
-			if (t < oldest) {
-				oldest = t;
-				pick = i;
-			}
-		}
+		pick = mb_published_oldest(c, &next);
 		if (pick < 0)
 			return 0;
 		s = &c->shard[pick];
 		mb_lock(&s->lock);
-		/* still its tail: nothing anywhere is older */
-		if (s->lru_tail && s->lru_tail->used_ns == oldest) {
-			cost = mb_cache_evict(c, s, s->lru_tail);
-			mb_shard_publish(s);
+		e = mb_heap_oldest(s);
+		if (e && e->used_ns <= next) {
+			cost = mb_cache_evict(c, s, e);
+			mb_shard_publish(c, pick);
 			mb_unlock(&s->lock);
 			return cost;
 		}
+		mb_shard_publish(c, pick);
 		mb_unlock(&s->lock);
 	}
 }
@@ -292,19 +459,80 @@ static void mb_cache_unlock_all(struct mb_cache *c)
 		mb_unlock(&c->shard[i].lock);
 }
 
-/* The shard whose *cursor is the oldest, -1 when all are NULL. */
-static int mb_cursor_oldest(struct mb_cache_entry **cur)
+/*
+ * With every shard's lock held: the cache's entries, least recently used
+ * first, one at a time.  Each shard's oldest is kept exact (old[]); the
+ * oldest of those is the next (ties to the lowest shard).  An entry can
+ * be evicted or passed over; those passed over leave their heaps until
+ * mb_walk_end() puts them back, at most MB_CACHE_SKIP + 1 of them.
+ */
+struct mb_walk {
+	struct mb_cache *c;
+	struct mb_cache_entry *old[MB_CACHE_SHARDS];
+	struct mb_cache_entry *passed[MB_CACHE_SKIP + 1];
+	int npassed;
+};
+
+static void mb_walk_start(struct mb_walk *w, struct mb_cache *c)
 {
-	uint64_t oldest = UINT64_MAX;
+	int i;
+
+	w->c = c;
+	w->npassed = 0;
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		w->old[i] = mb_heap_oldest(&c->shard[i]);
+}
+
+/* The shard of the next entry, -1 when no entry is left. */
+static int mb_walk_next(struct mb_walk *w)
+{
 	int i, pick = -1;
 
-	for (i = 0; i < MB_CACHE_SHARDS; i++) {
-		if (cur[i] && (pick < 0 || cur[i]->used_ns < oldest)) {
-			oldest = cur[i]->used_ns;
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		if (w->old[i] && (pick < 0 ||
+				  w->old[i]->used_ns < w->old[pick]->used_ns))
 			pick = i;
-		}
-	}
 	return pick;
+}
+
+static uint64_t mb_walk_evict(struct mb_walk *w, int i)
+{
+	uint64_t cost = mb_cache_evict(w->c, &w->c->shard[i], w->old[i]);
+
+	w->old[i] = mb_heap_oldest(&w->c->shard[i]);
+	return cost;
+}
+
+static void mb_walk_pass(struct mb_walk *w, int i)
+{
+	struct mb_cache_shard *s = &w->c->shard[i];
+
+	mb_heap_remove(s, w->old[i]);
+	w->passed[w->npassed++] = w->old[i];
+	w->old[i] = mb_heap_oldest(s);
+}
+
+/* Those passed over back in their heaps, where they were. */
+static void mb_walk_restore(struct mb_walk *w)
+{
+	struct mb_cache_entry *e;
+	int i;
+
+	while (w->npassed > 0) {
+		e = w->passed[--w->npassed];
+		i = mb_shard_index(e->hash);
+		mb_heap_insert(&w->c->shard[i], e);
+		w->old[i] = mb_heap_oldest(&w->c->shard[i]);
+	}
+}
+
+static void mb_walk_end(struct mb_walk *w)
+{
+	int i;
+
+	mb_walk_restore(w);
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		mb_shard_publish(w->c, i);
 }
 
 /*
@@ -316,35 +544,29 @@ static int mb_cursor_oldest(struct mb_cache_entry **cur)
 static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
 				     uint64_t at_least, void *arg)
 {
-	struct mb_cache_entry *cur[MB_CACHE_SHARDS], *e;
 	struct mb_cache *c = arg;
+	struct mb_cache_entry *e;
+	struct mb_walk w;
 	uint64_t freed = 0;
 	int i, skipped = 0;
 
 	(void)clerk;
 	mb_cache_lock_all(c);
-	for (i = 0; i < MB_CACHE_SHARDS; i++)
-		cur[i] = c->shard[i].lru_tail;
+	mb_walk_start(&w, c);
 	while (freed < bytes && skipped <= MB_CACHE_SKIP &&
-	       (i = mb_cursor_oldest(cur)) >= 0) {
-		e = cur[i];
-		cur[i] = e->prev;
+	       (i = mb_walk_next(&w)) >= 0) {
+		e = w.old[i];
 		if (mb_entry_cost(e->klen, e->vlen) > bytes - freed) {
 			skipped++;
+			mb_walk_pass(&w, i);
 			continue;
 		}
-		freed += mb_cache_evict(c, &c->shard[i], e);
+		freed += mb_walk_evict(&w, i);
 	}
-	while (freed < at_least) {
-		for (i = 0; i < MB_CACHE_SHARDS; i++)
-			cur[i] = c->shard[i].lru_tail;
-		i = mb_cursor_oldest(cur);
-		if (i < 0)
-			break;
-		freed += mb_cache_evict(c, &c->shard[i], cur[i]);
-	}
-	for (i = 0; i < MB_CACHE_SHARDS; i++)
-		mb_shard_publish(&c->shard[i]);
+	mb_walk_restore(&w);
+	while (freed < at_least && (i = mb_walk_next(&w)) >= 0)
+		freed += mb_walk_evict(&w, i);
+	mb_walk_end(&w);
 	mb_cache_unlock_all(c);
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }
@@ -360,28 +582,26 @@ static int64_t mb_cache_shrink_range(struct mb_clerk *clerk,
 				     uint64_t at_least, uint64_t at_most,
 				     void *arg)
 {
-	struct mb_cache_entry *cur[MB_CACHE_SHARDS], *e;
 	struct mb_cache *c = arg;
-	uint64_t freed = 0, cost;
+	struct mb_cache_entry *e;
+	struct mb_walk w;
+	uint64_t freed = 0;
 	int i, skipped = 0;
 
 	(void)clerk;
 	mb_cache_lock_all(c);
-	for (i = 0; i < MB_CACHE_SHARDS; i++)
-		cur[i] = c->shard[i].lru_tail;
+	mb_walk_start(&w, c);
 	while (freed < at_least && skipped <= MB_CACHE_SKIP &&
-	       (i = mb_cursor_oldest(cur)) >= 0) {
-		e = cur[i];
-		cur[i] = e->prev;
-		cost = mb_entry_cost(e->klen, e->vlen);
-		if (cost > at_most - freed) {
+	       (i = mb_walk_next(&w)) >= 0) {
+		e = w.old[i];
+		if (mb_entry_cost(e->klen, e->vlen) > at_most - freed) {
 			skipped++;
+			mb_walk_pass(&w, i);
 			continue;
 		}
-		freed += mb_cache_evict(c, &c->shard[i], e);
+		freed += mb_walk_evict(&w, i);
 	}
-	for (i = 0; i < MB_CACHE_SHARDS; i++)
-		mb_shard_publish(&c->shard[i]);
+	mb_walk_end(&w);
 	mb_cache_unlock_all(c);
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }
@@ -394,18 +614,17 @@ static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 
 static void mb_cache_destroy(struct mb_cache *c, int shards)
 {
-	struct mb_cache_entry *e, *next;
 	struct mb_cache_shard *s;
+	size_t j;
 	int i;
 
 	for (i = 0; i < shards; i++) {
 		s = &c->shard[i];
-		for (e = s->lru_head; e; e = next) {
-			next = e->next;
-			free(e);
-		}
+		for (j = 0; j < s->heap_n; j++)
+			free(s->heap[j].e);
 		mb_lock_destroy(&s->lock);
 		free(s->buckets);
+		mb_heap_free(s->heap);
 	}
 	free(c);
 }
@@ -435,11 +654,15 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 		s = &c->shard[i];
 		s->nbuckets = MB_CACHE_MIN_BUCKETS;
 		s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-		if (!s->buckets) {
+		s->heap_cap = MB_CACHE_MIN_HEAP;
+		s->heap = mb_heap_alloc(s->heap_cap);
+		if (!s->buckets || !s->heap) {
+			free(s->buckets);
+			mb_heap_free(s->heap);
 			mb_cache_destroy(c, i);
 			return -ENOMEM;
 		}
-		atomic_init(&s->tail_ns, UINT64_MAX);
+		atomic_init(&c->oldest_ns[i], UINT64_MAX);
 		mb_lock_init(&s->lock, MB_LOCK_INNER);
 	}
 	atomic_init(&c->bytes, 0);
@@ -499,9 +722,15 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	e->vlen = vlen;
 	h = mb_hash(key, klen);
 	e->hash = h;
+	e->used_ns = mb_cache_now();	/* the newest, placed by that */
 
 	s = mb_shard(cache, h);
 	mb_lock(&s->lock);
+	if (!mb_heap_reserve(s)) {
+		mb_unlock(&s->lock);
+		free(e);
+		return -ENOMEM;
+	}
 	pp = mb_cache_slot(s, key, klen, h);
 	if (*pp)
 		mb_cache_drop(cache, s, pp);	/* replaced, not evicted */
@@ -510,8 +739,8 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	pp = &s->buckets[h & (s->nbuckets - 1)];
 	e->hnext = *pp;
 	*pp = e;
-	mb_lru_push(s, e);
-	mb_shard_publish(s);
+	mb_heap_insert(s, e);
+	mb_shard_publish(cache, mb_shard_index(h));
 	mb_clerk_charge(cache->clerk, cost);
 	atomic_fetch_add_explicit(&cache->bytes, cost, memory_order_relaxed);
 	s->st.bytes += cost;
@@ -531,12 +760,13 @@ int64_t mb_cache_get(struct mb_cache *cache, const void *key, size_t klen,
 {
 	struct mb_cache_entry *e;
 	struct mb_cache_shard *s;
+	uint64_t h, now;
 	int64_t len;
-	uint64_t h;
 
 	if (!cache || !key || !klen || (!buf && buflen))
 		return -EINVAL;
 	h = mb_hash(key, klen);
+	now = mb_cache_now();		/* before the lock: less time held */
 	s = mb_shard(cache, h);
 	mb_lock(&s->lock);
 	e = *mb_cache_slot(s, key, klen, h);
@@ -546,9 +776,14 @@ int64_t mb_cache_get(struct mb_cache *cache, const void *key, size_t klen,
 		return -ENOENT;
 	}
 	s->st.hits++;
-	mb_lru_unlink(s, e);
-	mb_lru_push(s, e);
-	mb_shard_publish(s);
+	/*
+	 * The entry is now the most recently used: its time is all that
+	 * changes (its heap node is placed again by an eviction that meets
+	 * it, mb_heap_oldest()).  Never back in time, should another
+	 * thread's later hit have come first.
+	 */
+	if (now > e->used_ns)
+		e->used_ns = now;
 	if (buflen)
 		memcpy(buf, e->data + e->klen, MB_MIN(buflen, e->vlen));
 	len = e->vlen > INT64_MAX ? INT64_MAX : (int64_t)e->vlen;
@@ -571,7 +806,7 @@ int mb_cache_del(struct mb_cache *cache, const void *key, size_t klen)
 	pp = mb_cache_slot(s, key, klen, h);
 	if (*pp) {
 		mb_cache_drop(cache, s, pp);
-		mb_shard_publish(s);
+		mb_shard_publish(cache, mb_shard_index(h));
 	} else {
 		err = -ENOENT;
 	}
@@ -604,7 +839,7 @@ int mb_cache_stats(struct mb_cache *cache, struct mb_cache_stats *out)
 int mb_cache_shard_of(struct mb_cache *cache, const void *key, size_t klen)
 {
 	(void)cache;
-	return (int)(mb_hash(key, klen) >> MB_CACHE_SHARD_SHIFT);
+	return mb_shard_index(mb_hash(key, klen));
 }
 
 void mb_cache_shard_lock(struct mb_cache *cache, int shard, bool lock)
