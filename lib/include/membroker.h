@@ -1159,15 +1159,18 @@ struct mb_cache_stats {
  * clerk's shrink callback evicts entries when its broker asks for
  * memory.  Add the clerk (mb_cache_clerk()) to a broker to size it.
  *
- * It is 16 shards, each a hash table and an LRU list under its own lock,
- * chosen by the key's hash, so that threads using different keys seldom
- * wait for each other.  The LRU order is still the whole cache's: every
- * entry carries the monotonic time of its last use, and an eviction (by
- * a put or by the shrink callback) takes the least recently used entry
- * of all the shards, the one a single list would take for operations
- * that do not overlap in time.  The shrink callback frees exactly what
- * one list would, and the bytes charged to the clerk are always those of
- * the entries held.  Documentation/libmembroker.rst has the details.
+ * It is 16 shards, each a hash table under its own lock, chosen by the
+ * key's hash, so that threads using different keys seldom wait for each
+ * other; and a hit writes only its entry's time of use, not an LRU list.
+ * The LRU order is still the whole cache's, and exact: every entry
+ * carries the monotonic time of its last use, each shard orders its
+ * entries in a heap that an eviction brings up to date, and an eviction
+ * (by a put or by the shrink callback) takes the least recently used
+ * entry of all the shards, the one a single list would take for
+ * operations that do not overlap in time.  The shrink callback frees
+ * exactly what one list would, and the bytes charged to the clerk are
+ * always those of the entries held, 96 bytes of overhead per entry
+ * included.  Documentation/libmembroker.rst ("Shards") has the details.
  *
  * Context: Any thread.
  * Return: 0, -EINVAL (@out or @name NULL, empty name, bad @opts or a
@@ -1206,7 +1209,8 @@ MB_API struct mb_clerk *mb_cache_clerk(struct mb_cache *cache);
  *
  * An entry with the same key is replaced (not counted as an eviction).
  * The new entry is the most recently used.  The entry costs @klen + @vlen
- * plus a fixed overhead, charged to the cache's clerk.
+ * plus a fixed overhead (96 bytes on 64-bit systems), charged to the
+ * cache's clerk.
  *
  * Context: Any thread; takes the lock of the key's shard, then one
  * shard's at a time to evict.  Once it returns, the cache is within its
@@ -1227,7 +1231,8 @@ MB_API int mb_cache_put(struct mb_cache *cache, const void *key,
  *	value; may be NULL when @buflen is 0
  * @buflen: the size of @buf
  *
- * A hit makes the entry the most recently used.  A return value above
+ * A hit makes the entry the most recently used (it stamps the entry
+ * with the time; evictions put it in its place).  A return value above
  * @buflen means the copy was cut short: call again with more room.
  *
  * Context: Any thread; takes the lock of the key's shard only.
