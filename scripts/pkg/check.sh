@@ -39,16 +39,6 @@ ARCHIVES=$PKGDIR/archives
 DEBDIR=$BUILD/deb
 mkdir -p "$RESULTS" "$ARCHIVES/partial"
 
-# The security archive this machine uses, as debian_mirror() finds the
-# main one.
-security_mirror() {
-	local uri
-
-	uri=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
-		2>/dev/null | grep -o 'http[^ ]*debian-security/\?' | head -n1)
-	echo "${uri:-http://deb.debian.org/debian-security}"
-}
-
 # ---- make deb, unless build/deb/ is newer than the tree ----
 debs_step() {
 	rm -f "$RESULTS/pkg-deb.counts"

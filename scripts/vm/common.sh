@@ -72,16 +72,47 @@ vm_abi() {
 VM_KERNEL=${VM_KERNEL:-6.1}
 KERNEL_DIR=$VMDIR/kernel-$VM_KERNEL
 
-# The Debian mirror this machine uses (the first deb URI of its apt
-# sources), for suites we add and for the Debian 13 build root.
+# The URI of the archive whose path ends in /$1 (debian, debian-security)
+# in this machine's apt sources: the first URIs: field of a deb822 source
+# or the first `deb` line naming it.  Comments are skipped: a source may
+# keep another URI in one (Debian's images note the snapshot of their
+# date as "# http://snapshot.debian.org/archive/debian/2025...").
+apt_source_uri() {
+	cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
+		2>/dev/null | awk -v archive="$1" '
+		function want(u) {
+			return u ~ "^(https?|ftp)://" && u ~ "/" archive "/?$"
+		}
+		/^[ \t]*#/ { next }
+		$1 == "URIs:" {
+			for (i = 2; i <= NF; i++)
+				if (want($i)) { print $i; exit }
+		}
+		$1 == "deb" {
+			i = 2
+			if ($2 ~ /^\[/) {
+				while (i <= NF && $i !~ /\]$/)
+					i++
+				i++
+			}
+			if (want($i)) { print $i; exit }
+		}'
+}
+
+# The Debian mirror this machine uses, for suites we add and for the
+# Debian 13 build root; and its security archive.
 debian_mirror() {
 	local uri
 
-	uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		awk '/^URIs:/ && $2 ~ /debian\/?$/ { print $2; exit }')
-	[ -n "$uri" ] || uri=$(cat /etc/apt/sources.list 2>/dev/null |
-		awk '$1 == "deb" && $2 ~ /debian\/?$/ { print $2; exit }')
+	uri=$(apt_source_uri debian)
 	echo "${uri:-http://deb.debian.org/debian}"
+}
+
+security_mirror() {
+	local uri
+
+	uri=$(apt_source_uri debian-security)
+	echo "${uri:-http://deb.debian.org/debian-security}"
 }
 
 # The virtio modules the guest loads, in dependency order (from
