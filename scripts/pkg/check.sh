@@ -62,12 +62,18 @@ make_base() {
 	sec=$(security_mirror)
 	say "pkg: mmdebstrap bookworm from $mirror"
 	mkdir -p "$PKGDIR"
-	mmdebstrap --variant=apt --mode=root bookworm "$BASE.tmp" \
+	# Written under another name and renamed when complete, so that an
+	# interrupted run never leaves a truncated base to be reused.  The
+	# format is explicit: from a name not ending in .tar mmdebstrap
+	# would make a directory.  rm -rf: an older run's may be one.
+	rm -rf "$BASE.tmp"
+	mmdebstrap --variant=apt --mode=root --format=tar bookworm \
+		"$BASE.tmp" \
 		"deb $mirror bookworm main" \
 		"deb $mirror bookworm-updates main" \
 		"deb $sec bookworm-security main" >"$PKGDIR/base.log" 2>&1 || {
 		tail -n 20 "$PKGDIR/base.log" >&2
-		rm -f "$BASE.tmp"
+		rm -rf "$BASE.tmp"
 		return 1
 	}
 	mv "$BASE.tmp" "$BASE"
