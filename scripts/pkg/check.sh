@@ -7,16 +7,22 @@
 #   scripts/pkg/check.sh debs      build/deb/*.deb (deb.sh --reuse: make
 #                                  deb unless they are newer than every
 #                                  file of the tree); pkg-deb.counts
-#   scripts/pkg/check.sh KERNEL    6.1 or 6.12: the packages the way a
-#                                  user meets them, below
+#   scripts/pkg/check.sh KERNEL    6.1, 6.12 or 7.3: the packages the
+#                                  way a user meets them, below
 #
-# For KERNEL, a fresh Debian 12 root (a copy of a cached mmdebstrap base,
-# build/pkg/base-bookworm.tar; remove it to start over) in which
+# For KERNEL, a fresh root of the Debian release that ships it (a copy of
+# a cached mmdebstrap base, build/pkg/base-SUITE.tar; remove it to start
+# over): Debian 12 (bookworm) for 6.1 and for 6.12 from
+# bookworm-backports, Debian 13 (trixie) for 7.3 from trixie-backports,
+# whose headers need trixie's gcc-14.  The packages are the ones built on
+# Debian 12, installed unchanged on both.  In that root
 #   - `apt-get install` of the four packages' .deb files together with
-#     linux-headers-ABI-amd64 (from bookworm-backports for 6.12) succeeds;
+#     linux-headers-ABI-amd64 (from the backports suite for 6.12 and 7.3)
+#     succeeds;
 #   - DKMS built and installed membroker.ko for that kernel: `dkms status`
-#     says so and the module is in /lib/modules/ABI-amd64/updates/dkms,
-#     for that kernel's vermagic;
+#     says so and the module is in /lib/modules/ABI-amd64/updates/dkms
+#     (membroker.ko, or membroker.ko.xz where DKMS compresses it as for
+#     6.12), for that kernel's vermagic;
 #   - selftests/pkg/client.c, a program that knows only the installed
 #     header and `pkg-config membroker`, builds (shared and static) and
 #     its meminfo checks pass in the root;
@@ -27,17 +33,15 @@
 # selftests (PKG_TESTS="MB_TESTS=a,b" picks some), counted by
 # parse-log.sh in build/results/pkg-KERNEL-vm.counts.
 #
-# Packages are downloaded once into build/pkg/archives/ (bound to the
-# root's apt cache); nothing is installed on the host but mmdebstrap.
+# Packages are downloaded once into build/pkg/archives/SUITE/ (bound to
+# the root's apt cache); nothing is installed on the host but mmdebstrap.
 set -uo pipefail
 . "$(dirname "$0")/../vm/common.sh"
 
 RESULTS=${RESULTS:-$BUILD/results}
 PKGDIR=$BUILD/pkg
-BASE=$PKGDIR/base-bookworm.tar
-ARCHIVES=$PKGDIR/archives
 DEBDIR=$BUILD/deb
-mkdir -p "$RESULTS" "$ARCHIVES/partial"
+mkdir -p "$RESULTS"
 
 # ---- make deb, unless build/deb/ is newer than the tree ----
 debs_step() {
@@ -51,6 +55,16 @@ debs_step() {
 }
 
 # ---- the root ----
+# The Debian release whose root tests kernel $1.
+suite_of() {
+	case "$1" in
+	6.1 | 6.12) echo bookworm ;;
+	7.3) echo trixie ;;
+	*) return 1 ;;
+	esac
+}
+
+# build/pkg/base-$SUITE.tar, from this machine's mirrors.
 make_base() {
 	local mirror sec
 
@@ -60,19 +74,20 @@ make_base() {
 	}
 	mirror=$(debian_mirror)
 	sec=$(security_mirror)
-	say "pkg: mmdebstrap bookworm from $mirror"
+	say "pkg: mmdebstrap $SUITE from $mirror"
 	mkdir -p "$PKGDIR"
 	# Written under another name and renamed when complete, so that an
 	# interrupted run never leaves a truncated base to be reused.  The
 	# format is explicit: from a name not ending in .tar mmdebstrap
 	# would make a directory.  rm -rf: an older run's may be one.
 	rm -rf "$BASE.tmp"
-	mmdebstrap --variant=apt --mode=root --format=tar bookworm \
+	mmdebstrap --variant=apt --mode=root --format=tar "$SUITE" \
 		"$BASE.tmp" \
-		"deb $mirror bookworm main" \
-		"deb $mirror bookworm-updates main" \
-		"deb $sec bookworm-security main" >"$PKGDIR/base.log" 2>&1 || {
-		tail -n 20 "$PKGDIR/base.log" >&2
+		"deb $mirror $SUITE main" \
+		"deb $mirror $SUITE-updates main" \
+		"deb $sec $SUITE-security main" \
+		>"$PKGDIR/base-$SUITE.log" 2>&1 || {
+		tail -n 20 "$PKGDIR/base-$SUITE.log" >&2
 		rm -rf "$BASE.tmp"
 		return 1
 	}
@@ -126,7 +141,7 @@ count_tap() {
 }
 
 kernel_step() {
-	local k=$1 abi version out ko pkgs suite_file extra
+	local k=$1 abi version out ko pkgs extra release
 
 	rm -f "$RESULTS/pkg-$k.counts" "$RESULTS/pkg-$k-vm.counts"
 	VM_KERNEL=$k "$ROOT/scripts/vm/kernel.sh" || return 1
@@ -135,21 +150,30 @@ kernel_step() {
 	root=$PKGDIR/root-$k
 	out=$PKGDIR/$k
 	log=$out/root.log
+	SUITE=$(suite_of "$k")
+	BASE=$PKGDIR/base-$SUITE.tar
+	ARCHIVES=$PKGDIR/archives/$SUITE
+	case "$SUITE" in
+	bookworm) release="Debian 12" ;;
+	trixie) release="Debian 13" ;;
+	esac
 	rm -rf "$root" "$out"
-	mkdir -p "$root" "$out/vm/pkg"
+	mkdir -p "$root" "$out/vm/pkg" "$ARCHIVES/partial"
 
 	[ -f "$BASE" ] || make_base || return 1
 	tar -C "$root" -xf "$BASE" || return 1
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+	# 6.12's and 7.3's headers come from the release's backports.
+	if [ "$k" != 6.1 ]; then
+		echo "deb $(debian_mirror) $SUITE-backports main" \
+			>"$root/etc/apt/sources.list.d/$SUITE-backports.list"
+	fi
 	# 6.12's headers depend on its image, whose initramfs-tools would
 	# spend ten minutes on an initramfs nobody boots: tiny-initramfs is
 	# the other linux-initramfs-tool it accepts, and takes seconds.
+	# (7.x's headers no longer depend on the image.)
 	extra=
-	if [ "$k" = 6.12 ]; then
-		suite_file=$root/etc/apt/sources.list.d/bookworm-backports.list
-		echo "deb $(debian_mirror) bookworm-backports main" >"$suite_file"
-		extra=tiny-initramfs
-	fi
+	[ "$k" != 6.12 ] || extra=tiny-initramfs
 	mkdir -p "$root/root/debs" "$root/root/client"
 	pkgs=
 	for p in membroker-dkms libmembroker0 libmembroker-dev \
@@ -162,9 +186,9 @@ kernel_step() {
 	cp "$ROOT/selftests/pkg/client.c" "$root/root/client/"
 
 	echo "pkg: $k ($abi): apt-get install$pkgs linux-headers-$abi"
-	check "apt-get update in a fresh Debian 12 root" \
+	check "apt-get update in a fresh $release root ($SUITE)" \
 		in_root apt-get update || return 1
-	# Recommends left out: dkms's would add the headers of Debian 12's
+	# Recommends left out: dkms's would add the headers of the release's
 	# default kernel to every kernel's test.  The compiler and pkg-config
 	# are what a user writing a client installs.
 	# shellcheck disable=SC2086
@@ -231,10 +255,10 @@ case "${1:-}" in
 debs)
 	debs_step
 	;;
-6.1 | 6.12)
+6.1 | 6.12 | 7.3)
 	kernel_step "$1"
 	;;
 *)
-	die "usage: $0 debs|6.1|6.12"
+	die "usage: $0 debs|6.1|6.12|7.3"
 	;;
 esac
