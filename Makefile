@@ -28,9 +28,10 @@
 #                   modules-load.d/modprobe.d examples (below)
 #   make uninstall  the same variables: removes what install put there
 #   make deb        Debian packages into build/deb/ (dpkg-buildpackage)
-#   make check-packages  install them into a fresh Debian 12 root, DKMS,
-#                   pkg-config, then boot the DKMS-built module
-#                   (scripts/pkg/; PKG_KERNELS="6.1 6.12" picks kernels)
+#   make check-packages  install them into a fresh Debian root (12 for
+#                   6.1 and 6.12, 13 for 7.3), DKMS, pkg-config, then
+#                   boot the DKMS-built module (scripts/pkg/;
+#                   PKG_KERNELS, default "6.1 6.12 7.3", picks kernels)
 #   make clean
 #
 # The repository is also a Kbuild project: `make -C KDIR M=$PWD` builds

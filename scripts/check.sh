@@ -14,9 +14,10 @@
 #                               the summary covers both
 #   scripts/check.sh packages   make check-packages: the Debian packages
 #                               built (phase pkg-deb), then for each of
-#                               PKG_KERNELS (default "6.1 6.12") installed
-#                               into a fresh Debian 12 root and booted
-#                               with the DKMS-built module (phases
+#                               PKG_KERNELS (default "6.1 6.12 7.3")
+#                               installed into a fresh Debian root (12,
+#                               13 for 7.3) and booted with the
+#                               DKMS-built module (phases
 #                               pkg-K and pkg-K-vm, scripts/pkg/check.sh);
 #                               the summary covers these phases only
 #
@@ -163,7 +164,7 @@ if [ "$what" = kernels ]; then
 fi
 if [ "$what" = packages ]; then
 	run_phase pkg-deb "$ROOT/scripts/pkg/check.sh" debs
-	for k in ${PKG_KERNELS:-6.1 6.12}; do
+	for k in ${PKG_KERNELS:-6.1 6.12 7.3}; do
 		run_phase "pkg-$k" "$ROOT/scripts/pkg/check.sh" "$k"
 	done
 	exec "$ROOT/scripts/summary.sh" pkg-
