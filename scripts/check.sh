@@ -9,7 +9,9 @@
 #   scripts/check.sh            make check: every phase below, on 6.1
 #   scripts/check.sh kernels    make check-kernels: the module selftests
 #                               on the other kernels (KERNELS, default
-#                               "6.12 7.3"), phases vm-6.12 and vm-7.3;
+#                               "6.12 7.3"), phases vm-6.12 and vm-7.3,
+#                               and the ynl client on each, phases
+#                               ynl-6.12 and ynl-7.3;
 #                               the counts of make check are kept, so
 #                               the summary covers both
 #   scripts/check.sh packages   make check-packages: the Debian packages
@@ -40,7 +42,7 @@ export RESULTS
 mkdir -p "$RESULTS"
 if [ "$what" = kernels ]; then
 	for k in $KERNELS; do
-		rm -f "$RESULTS/vm-$k.counts"
+		rm -f "$RESULTS/vm-$k.counts" "$RESULTS/ynl-$k.counts"
 	done
 elif [ "$what" = packages ]; then
 	rm -f "$RESULTS"/pkg-*.counts
@@ -159,6 +161,9 @@ st=$BUILD/selftests
 if [ "$what" = kernels ]; then
 	for k in $KERNELS; do
 		run_phase "vm-$k" kernel_phase "$k"
+		# the netlink spec on this kernel (its module, built above)
+		run_phase "ynl-$k" env VM_KERNEL="$k" \
+			"$ROOT/scripts/netlink/ynl-vm.sh"
 	done
 	exec "$ROOT/scripts/summary.sh"
 fi
