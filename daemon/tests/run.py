@@ -641,6 +641,29 @@ def test_meminfo(tmp):
     d.stop()
 
 
+def test_nobody_copy(tmp):
+    """What the tests run as nobody comes from a place nobody can use,
+    even from a clone nobody cannot enter (under /root, mode 0700)."""
+    hidden = os.path.join(tmp, "hidden")
+    os.mkdir(hidden, 0o700)
+    prog = os.path.join(hidden, "prog")
+    with open(prog, "w") as f:
+        f.write("#!/bin/sh\necho ran\n")
+    os.chmod(prog, 0o755)
+    ok(not h.nobody_can(prog),
+       "nobody cannot run a program in a directory of mode 0700")
+    copy = h.for_nobody(prog)
+    out = subprocess.run(h.NOBODY + [copy], capture_output=True, text=True)
+    ok(copy != prog and out.stdout == "ran\n",
+       "for_nobody(): a copy of it that nobody runs", copy, out.stderr)
+    ok(h.for_nobody(h.MEMBROKERD) and h.nobody_can(h.for_nobody(h.MEMBROKERD)),
+       "for_nobody(): membrokerd, as is or copied, nobody can run",
+       h.for_nobody(h.MEMBROKERD))
+    h.nobody_cleanup()
+    ok(not os.path.exists(copy), "nobody_cleanup() removes the copies",
+       copy)
+
+
 def test_install(tmp):
     dest = os.path.join(tmp, "dest")
     out = subprocess.run(["make", "-s", "-C", h.DAEMON_DIR, "install",
@@ -678,7 +701,8 @@ def test_install(tmp):
 
 
 def main():
-    tests = [("unit", lambda tmp: test_unit()), ("install", test_install),
+    tests = [("unit", lambda tmp: test_unit()),
+             ("nobody-copy", test_nobody_copy), ("install", test_install),
              ("levels", test_levels),
              ("repeat", test_repeat_and_slow_clients),
              ("max-clients", test_max_clients), ("control", test_control),
