@@ -8,13 +8,16 @@
 # Every wait has a guard (GUARD seconds) that only stops a hung test: no
 # test passes or fails by how long something took.
 
+import atexit
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -85,6 +88,66 @@ def reap():
             p.wait()
             n += 1
     return n
+
+
+# The tests that check what another user may do run commands as nobody.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+_nobody_dir = None
+_nobody_copies = {}
+_nobody_atexit = False
+
+
+def nobody_can(path):
+    """Whether user nobody can use PATH and the directory it is in: read
+    (and run, when it is a program) and import from there."""
+    cond = ["-r", path, "-a", "-r", os.path.dirname(path),
+            "-a", "-x", os.path.dirname(path)]
+    if os.access(path, os.X_OK):
+        cond += ["-a", "-x", path]
+    return subprocess.run(NOBODY + ["test"] + cond).returncode == 0
+
+
+def for_nobody(path):
+    """PATH if nobody can use it, else a copy that nobody can, in a
+    directory of its own under the temporary directory, removed at exit
+    (or by nobody_cleanup()).  From a clone nobody cannot enter (under
+    /root, mode 0700) the tests would otherwise fail for want of their own
+    files, not for anything the daemon does."""
+    global _nobody_dir, _nobody_atexit
+
+    if path in _nobody_copies:
+        return _nobody_copies[path]
+    if not path or nobody_can(path):
+        return path
+    if _nobody_dir is None:
+        _nobody_dir = tempfile.mkdtemp(prefix="mbd-nobody-")
+        os.chmod(_nobody_dir, 0o755)
+        if not _nobody_atexit:
+            atexit.register(nobody_cleanup)
+            _nobody_atexit = True
+    # one directory per copy: two files of one name never collide
+    d = tempfile.mkdtemp(dir=_nobody_dir)
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, os.path.basename(path))
+    shutil.copyfile(path, copy)
+    os.chmod(copy, 0o755 if os.access(path, os.X_OK) else 0o644)
+    _nobody_copies[path] = copy
+    return copy
+
+
+def nobody_cleanup():
+    """Remove what for_nobody() copied."""
+    global _nobody_dir
+
+    if _nobody_dir is not None:
+        shutil.rmtree(_nobody_dir, ignore_errors=True)
+    _nobody_dir = None
+    _nobody_copies.clear()
+
+
+def nobody_harness():
+    """A directory nobody can import this module from."""
+    return os.path.dirname(for_nobody(os.path.join(HERE, "harness.py")))
 
 
 def mono_ns():

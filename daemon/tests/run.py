@@ -387,8 +387,7 @@ def test_refusals(tmp, s):
     d = h.Daemon(tmp, ["--source=fake", "--pressure-socket=",
                        "--control-socket="], s.bus.env())
     d.binary = "setpriv"
-    d.args = ["--reuid=65534", "--regid=65534", "--clear-groups",
-              h.MEMBROKERD] + d.args
+    d.args = h.NOBODY[1:] + [h.for_nobody(h.MEMBROKERD)] + d.args
     d.start()
     rc = d.wait()
     err = d.stderr().strip()
@@ -529,9 +528,8 @@ def test_control(tmp):
     # a FAKE_PUSH from another user is refused
     code = ("import sys; sys.path.insert(0, %r); import harness as h; "
             "c = h.Control(%r); print(c.push(1, 0))"
-            % (os.path.dirname(os.path.abspath(__file__)), s.csock))
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
-                          "--clear-groups", "/usr/bin/python3", "-c", code],
+            % (h.nobody_harness(), s.csock))
+    out = subprocess.run(h.NOBODY + ["/usr/bin/python3", "-c", code],
                          capture_output=True, text=True)
     ok(out.stdout.strip() == str(-errno.EPERM),
        "FAKE_PUSH from another uid: -EPERM", out.stdout, out.stderr)

@@ -61,7 +61,11 @@ class Sys:
                registered=True):
         """A sys-client with caches (name, priority, entries); waits until
         it is registered (unless told not to)."""
-        argv = list(pre) + [os.path.join(h.TESTBIN, "sys-client"),
+        prog = os.path.join(h.TESTBIN, "sys-client")
+        if pre:
+            # another user (NOBODY): from where it can run it
+            prog = h.for_nobody(prog)
+        argv = list(pre) + [prog,
                             "--pool", pool, "--min", str(lo),
                             "--max", str(hi)]
         for name, prio, entries in caches:
@@ -732,8 +736,7 @@ def visible_as(uid, csock):
     """CLERKS and DECISIONS as another user sees them."""
     code = ("import sys, json; sys.path.insert(0, %r); import harness as h;"
             " c = h.Control(%r); print(json.dumps([c.clerks(), "
-            "c.decisions()]))" % (os.path.dirname(os.path.abspath(__file__)),
-                                  csock))
+            "c.decisions()]))" % (h.nobody_harness(), csock))
     out = subprocess.run(["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid,
                           "--clear-groups", "/usr/bin/python3", "-c", code],
                          capture_output=True, text=True)
@@ -746,8 +749,7 @@ def test_visibility(tmp, ok):
     s = Sys(tmp, ok)
     s.client([("rootcache", 10, 20)], pool="rootpool")
     nb = s.client([("nobodycache", 20, 20)], pool="nobodypool",
-                  pre=["setpriv", "--reuid=65534", "--regid=65534",
-                       "--clear-groups"])
+                  pre=h.NOBODY)
     s.push(STATE_LOW, END - MIB)
     s.step_done(1)
     rows = s.c.clerks()
@@ -772,9 +774,9 @@ def test_visibility(tmp, ok):
        all(r["name"] == "" for r in rows) and len(rows) == 2,
        "a third user sees no names at all", rows)
     if MEMBROKERCTL:
-        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
-                              "--clear-groups", MEMBROKERCTL, "clerks", "-S",
-                              s.csock], capture_output=True, text=True)
+        out = subprocess.run(h.NOBODY + [h.for_nobody(MEMBROKERCTL),
+                                         "clerks", "-S", s.csock],
+                             capture_output=True, text=True)
         ok(out.returncode == 0 and "nobodycache" in out.stdout and
            "rootcache" not in out.stdout and "rootpool" not in out.stdout,
            "membrokerctl clerks as nobody: own names only", out.stdout,
