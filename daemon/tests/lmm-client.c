@@ -15,10 +15,14 @@
  * GLib gives no sign that its proxy to the daemon is set up: it watches
  * the name, and when the name appears builds the proxy asynchronously
  * (AddMatch, GetNameOwner, GetAll, each waiting for the one before), and
- * only then connects its signal handler.  One connection delivers in
- * order, so each round of "Ping the daemon, then run what GLib has
- * queued" takes GLib's setup one step further; after a few rounds it is
- * done, and READY says so.
+ * only then connects its signal handler.  Its watch is not ours: it
+ * connects to the bus in a thread of its own and asks StartServiceByName
+ * first, so no number of our rounds is sure to cover it (six were not, on
+ * a loaded machine: the first warning went unseen).  What it does on the
+ * bus is seen, though: a filter on the connection (GLib shares it) notes
+ * the answer to the proxy's GetAll, its last call.  One connection
+ * delivers in order, so once that answer is in, a round of "Ping the
+ * daemon, then run what GLib has queued" lets GLib finish; READY says so.
  */
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -32,6 +36,9 @@
 static GDBusConnection *bus;
 static GMainLoop *loop;
 static unsigned int syncs;
+/* the serial of GLib's GetAll to the daemon, then whether it was answered */
+static gint getall_serial;
+static gint getall_answered;
 
 static unsigned long long mono_ns(void)
 {
@@ -72,18 +79,57 @@ static gboolean round_trip(void)
 	return TRUE;
 }
 
+/*
+ * In GDBus's worker thread, for every message in and out: the proxy's
+ * GetAll of the daemon's properties, and its answer (or error).
+ */
+static GDBusMessage *on_message(GDBusConnection *c, GDBusMessage *msg,
+				gboolean incoming, gpointer data)
+{
+	guint32 serial = (guint32)g_atomic_int_get(&getall_serial);
+	const gchar *iface = NULL;
+	GVariant *body;
+
+	(void)c;
+	(void)data;
+	if (!incoming && !serial &&
+	    g_dbus_message_get_message_type(msg) ==
+	    G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+	    !g_strcmp0(g_dbus_message_get_member(msg), "GetAll") &&
+	    !g_strcmp0(g_dbus_message_get_path(msg), LMM_PATH)) {
+		body = g_dbus_message_get_body(msg);
+		if (body && g_variant_is_of_type(body, G_VARIANT_TYPE("(s)")))
+			g_variant_get(body, "(&s)", &iface);
+		if (!g_strcmp0(iface, LMM_NAME))
+			g_atomic_int_set(&getall_serial,
+					 (gint)g_dbus_message_get_serial(msg));
+	} else if (incoming && serial &&
+		   g_dbus_message_get_reply_serial(msg) == serial) {
+		g_atomic_int_set(&getall_answered, 1);
+	}
+	return msg;
+}
+
 static void on_appeared(GDBusConnection *c, const gchar *name,
 			const gchar *owner, gpointer data)
 {
-	int i;
-
 	(void)c;
 	(void)name;
 	(void)owner;
 	(void)data;
-	for (i = 0; i < 6; i++)
+	/*
+	 * Until GLib's GetAll is answered: a round, then wait for whatever
+	 * GLib has coming next (its watch, its proxy's steps) to wake us.
+	 */
+	while (!g_atomic_int_get(&getall_answered)) {
 		if (!round_trip())
 			return;
+		if (!g_atomic_int_get(&getall_answered))
+			g_main_context_iteration(NULL, TRUE);
+	}
+	/* the answer is ahead of our Ping's: GLib has run it after this */
+	if (!round_trip())
+		return;
 	printf("READY\n");
 	fflush(stdout);
 }
@@ -130,7 +176,7 @@ int main(void)
 		printf("ERROR bus: %s\n", err->message);
 		return 1;
 	}
-	/* after GMemoryMonitor's own watch: its callback runs first */
+	g_dbus_connection_add_filter(bus, on_message, NULL, NULL);
 	watch = g_bus_watch_name_on_connection(bus, LMM_NAME,
 					       G_BUS_NAME_WATCHER_FLAGS_NONE,
 					       on_appeared, NULL, NULL, NULL);
