@@ -526,6 +526,32 @@ static void mb_walk_restore(struct mb_walk *w)
 	}
 }
 
+/*
+ * Evict least recently used first until @want is freed, passing over
+ * entries that would take what is freed beyond @limit, at most
+ * MB_CACHE_SKIP + 1 of them (they stay passed over until
+ * mb_walk_restore()).  Returns the bytes freed.
+ */
+static uint64_t mb_walk_free(struct mb_walk *w, uint64_t want,
+			     uint64_t limit)
+{
+	struct mb_cache_entry *e;
+	uint64_t freed = 0;
+	int i, skipped = 0;
+
+	while (freed < want && skipped <= MB_CACHE_SKIP &&
+	       (i = mb_walk_next(w)) >= 0) {
+		e = w->old[i];
+		if (mb_entry_cost(e->klen, e->vlen) > limit - freed) {
+			skipped++;
+			mb_walk_pass(w, i);
+			continue;
+		}
+		freed += mb_walk_evict(w, i);
+	}
+	return freed;
+}
+
 static void mb_walk_end(struct mb_walk *w)
 {
 	int i;
@@ -545,24 +571,14 @@ static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
 				     uint64_t at_least, void *arg)
 {
 	struct mb_cache *c = arg;
-	struct mb_cache_entry *e;
 	struct mb_walk w;
-	uint64_t freed = 0;
-	int i, skipped = 0;
+	uint64_t freed;
+	int i;
 
 	(void)clerk;
 	mb_cache_lock_all(c);
 	mb_walk_start(&w, c);
-	while (freed < bytes && skipped <= MB_CACHE_SKIP &&
-	       (i = mb_walk_next(&w)) >= 0) {
-		e = w.old[i];
-		if (mb_entry_cost(e->klen, e->vlen) > bytes - freed) {
-			skipped++;
-			mb_walk_pass(&w, i);
-			continue;
-		}
-		freed += mb_walk_evict(&w, i);
-	}
+	freed = mb_walk_free(&w, bytes, bytes);
 	mb_walk_restore(&w);
 	while (freed < at_least && (i = mb_walk_next(&w)) >= 0)
 		freed += mb_walk_evict(&w, i);
@@ -583,24 +599,13 @@ static int64_t mb_cache_shrink_range(struct mb_clerk *clerk,
 				     void *arg)
 {
 	struct mb_cache *c = arg;
-	struct mb_cache_entry *e;
 	struct mb_walk w;
-	uint64_t freed = 0;
-	int i, skipped = 0;
+	uint64_t freed;
 
 	(void)clerk;
 	mb_cache_lock_all(c);
 	mb_walk_start(&w, c);
-	while (freed < at_least && skipped <= MB_CACHE_SKIP &&
-	       (i = mb_walk_next(&w)) >= 0) {
-		e = w.old[i];
-		if (mb_entry_cost(e->klen, e->vlen) > at_most - freed) {
-			skipped++;
-			mb_walk_pass(&w, i);
-			continue;
-		}
-		freed += mb_walk_evict(&w, i);
-	}
+	freed = mb_walk_free(&w, at_least, at_most);
 	mb_walk_end(&w);
 	mb_cache_unlock_all(c);
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;

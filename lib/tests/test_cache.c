@@ -600,22 +600,33 @@ static uint64_t ref_evict(struct ref *r, int i)
 }
 
 /*
+ * The caches' walk: oldest first until @want, passing over what would go
+ * beyond @limit, at most REF_SKIP + 1 of them
+ */
+static uint64_t ref_walk(struct ref *r, uint64_t want, uint64_t limit)
+{
+	uint64_t freed = 0;
+	int i = r->n - 1, skipped = 0;
+
+	while (freed < want && skipped <= REF_SKIP && i >= 0) {
+		if (ref_cost(r, &r->e[i]) > limit - freed)
+			skipped++;
+		else
+			freed += ref_evict(r, i);
+		i--;
+	}
+	return freed;
+}
+
+/*
  * mb_cache_shrink_floor(): at most @bytes, passing over what is too
  * large, then whole entries, oldest first, until @at_least
  */
 static uint64_t ref_shrink_floor(struct ref *r, uint64_t bytes,
 				 uint64_t at_least)
 {
-	uint64_t freed = 0;
-	int i = r->n - 1, skipped = 0;
+	uint64_t freed = ref_walk(r, bytes, bytes);
 
-	while (freed < bytes && skipped <= REF_SKIP && i >= 0) {
-		if (ref_cost(r, &r->e[i]) > bytes - freed)
-			skipped++;
-		else
-			freed += ref_evict(r, i);
-		i--;
-	}
 	while (freed < at_least && r->n)
 		freed += ref_evict(r, r->n - 1);
 	return freed;
@@ -625,17 +636,7 @@ static uint64_t ref_shrink_floor(struct ref *r, uint64_t bytes,
 static uint64_t ref_shrink_range(struct ref *r, uint64_t at_least,
 				 uint64_t at_most)
 {
-	uint64_t freed = 0;
-	int i = r->n - 1, skipped = 0;
-
-	while (freed < at_least && skipped <= REF_SKIP && i >= 0) {
-		if (ref_cost(r, &r->e[i]) > at_most - freed)
-			skipped++;
-		else
-			freed += ref_evict(r, i);
-		i--;
-	}
-	return freed;
+	return ref_walk(r, at_least, at_most);
 }
 
 /*
