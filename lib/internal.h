@@ -126,6 +126,30 @@ void mb_broker_after_fork_child(void);
 void mb_monitor_after_fork_child(void);
 
 /* ---------------------------------------------------------------- */
+/* epoch.c: freeing what readers without a lock may still be reading */
+/* ---------------------------------------------------------------- */
+
+/*
+ *   r = mb_epoch_enter()      a read begins; NULL on ENOMEM (take a lock)
+ *   mb_epoch_leave(r)         it ends; what it found may go
+ *   mb_epoch_now()            the stamp of what was unlinked before
+ *   mb_epoch_advance()        move the epoch on if every reader is at it;
+ *                             the epoch after
+ *   mb_epoch_wait(stamp)      until what was stamped @stamp may be freed:
+ *                             the epoch is stamp + 2 (never while inside)
+ *   mb_epoch_slot(r)          the record's number, to spread counters
+ */
+struct mb_epoch_rec;
+
+struct mb_epoch_rec *mb_epoch_enter(void);
+void mb_epoch_leave(struct mb_epoch_rec *r);
+uint64_t mb_epoch_now(void);
+uint64_t mb_epoch_advance(void);
+void mb_epoch_wait(uint64_t stamp);
+unsigned int mb_epoch_slot(const struct mb_epoch_rec *r);
+void mb_epoch_after_fork_child(void);
+
+/* ---------------------------------------------------------------- */
 /* clerk.c / broker.c                                                */
 /* ---------------------------------------------------------------- */
 

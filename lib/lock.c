@@ -64,6 +64,7 @@ static void mb_fork_child(void)
 	/* with every inner lock held: forget what other threads were doing */
 	mb_broker_after_fork_child();
 	mb_monitor_after_fork_child();
+	mb_epoch_after_fork_child();
 	mb_fork_release();
 }
 
