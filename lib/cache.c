@@ -19,13 +19,33 @@
  *
  * Shards.  One lock for the whole cache made every get of every thread
  * wait for the others.  The cache is MB_CACHE_SHARDS independent hash
- * tables, each under its own lock, chosen by the key's hash: gets and
- * puts of different shards never wait for each other, as in memcached's
- * or RocksDB's sharded caches.  And a hit writes nothing but the entry's
- * time of use: an LRU list, which a hit would have to relink (writing
- * two neighbours and the list head, lines other threads' hits write
- * too), orders the entries of a shard only for evictions, and they can
- * pay for that order.  What stays exact:
+ * tables, each under its own lock, chosen by the key's hash: puts of
+ * different shards never wait for each other, as in memcached's or
+ * RocksDB's sharded caches.
+ *
+ * Gets take no lock at all.  Even an uncontended lock is a write to a
+ * line that every other get of the shard writes too, so with shard locks
+ * two threads' gets together were no faster than one thread's.  A get
+ * walks the chain inside an epoch (epoch.c) and writes only the entry's
+ * time of use (a hit) and a counter in its own thread's line:
+ *
+ *  - Entries do not change once published (a put that replaces a key
+ *    puts a new entry where the old one stood), so what a get finds is
+ *    whole.  A dropped entry keeps its link, so a get standing on it
+ *    goes on along the chain, and it is freed only when no get can be
+ *    reading it any more: on a later drop's reclaim, or at the end of a
+ *    shrink, which waits for the gets in progress (short: they neither
+ *    block nor call out), so that what the broker is told is freed is.
+ *  - Misses are exact too: chains change only at their head (inserts) or
+ *    by unlinking, which keeps the order of what stays; only a table's
+ *    growth moves entries between chains, and a get that missed while
+ *    one ran (the shard's seq) looks again under the lock.
+ *  - An LRU list, which a hit would have to relink (writing two
+ *    neighbours and the list head, lines other threads' hits write too),
+ *    orders the entries of a shard only for evictions, and they pay for
+ *    that order.
+ *
+ * What stays exact:
  *
  *  - LRU order.  Every entry carries the CLOCK_MONOTONIC time of its last
  *    use (put or hit; one thread never uses the same nanosecond twice,
@@ -58,7 +78,12 @@
  *    and uncharged when it goes, and the cache's byte count (summed over
  *    the shards, and kept in one atomic for the bound) always equals what
  *    the clerk was charged for it.  mb_cache_stats() holds every shard's
- *    lock while it sums, so its counters are of one moment.
+ *    lock while it sums, so its sizes and counts of puts and evictions
+ *    are of one moment; gets count without a lock, and it adds those
+ *    that returned before it.  Dropped entries waiting for gets to move
+ *    on are not charged: at most a few hundred per shard, beside those
+ *    dropped while a get was in progress, and none once a shrink has
+ *    returned.
  *  - The bound.  A put inserts, then evicts the oldest entries until the
  *    cache is within its bound: exact once it returns, as long as no
  *    other put overlaps it; overlapping puts can see the cache above its
@@ -81,17 +106,36 @@
 #define MB_CACHE_MIN_BUCKETS	16
 #define MB_CACHE_MIN_HEAP	16
 #define MB_CACHE_SKIP		64	/* entries too large to pass over */
+#define MB_CACHE_WALK		64	/* a get's steps without the lock */
+#define MB_CACHE_STRIPES	16	/* hit counters, power of two */
+#define MB_CACHE_RECLAIM	64	/* drops between tries to free */
 /* a heap node's children share a cache line: 4 nodes of 16 bytes */
 #define MB_HEAP_ARITY		4
 #define MB_HEAP_PAD		(MB_HEAP_ARITY - 1)
 
+/*
+ * Written once, before it is published in a chain, but for hnext (the
+ * chain changes around it) and used_ns; what readers never read (hidx,
+ * rnext) is the writers'.
+ */
 struct mb_cache_entry {
-	struct mb_cache_entry *hnext;		/* hash chain */
+	_Atomic(struct mb_cache_entry *) hnext;	/* hash chain */
 	uint64_t hash;
-	uint64_t used_ns;			/* its last put or hit */
-	size_t hidx;				/* its node in the heap */
+	_Atomic uint64_t used_ns;		/* its last put or hit */
+	union {
+		size_t hidx;			/* its node in the heap */
+		struct mb_cache_entry *rnext;	/* dropped: next in limbo */
+	};
 	size_t klen, vlen;
 	unsigned char data[];			/* key, then value */
+};
+
+/* A shard's buckets; a table that was replaced waits in old_tables */
+struct mb_cache_table {
+	size_t n;				/* power of two */
+	uint64_t stamp;				/* retired in that epoch */
+	struct mb_cache_table *rnext;
+	_Atomic(struct mb_cache_entry *) b[];
 };
 
 /* A node of a shard's heap: the entry and the time it was placed by */
@@ -110,13 +154,29 @@ struct mb_heap_node {
 	 2 * sizeof(struct mb_cache_entry *) + 2 * sizeof(struct mb_heap_node))
 
 struct mb_cache_shard {
-	struct mb_lock lock;
-	struct mb_cache_entry **buckets;
-	size_t nbuckets;			/* power of two */
+	/* what gets read: a line that only a table's growth writes */
+	_Atomic(struct mb_cache_table *) table;
+	_Atomic uint64_t seq;			/* odd while it grows */
+	/* the writers', under the lock */
+	_Alignas(64) struct mb_lock lock;
 	/* 4-ary min-heap by key_ns, every entry of the shard once */
 	struct mb_heap_node *heap;
 	size_t heap_n, heap_cap;
-	struct mb_cache_stats st;
+	/*
+	 * Dropped entries that gets may still be reading, by the epoch they
+	 * were dropped in, modulo 3: a list's epoch is the current one or
+	 * one of the two before (mb_cache_retire()); and replaced tables.
+	 */
+	struct mb_cache_entry *limbo[3];
+	uint64_t limbo_epoch[3];
+	size_t limbo_n;
+	struct mb_cache_table *old_tables;
+	struct mb_cache_stats st;		/* but hits and misses */
+} __attribute__((aligned(64)));
+
+/* Gets' counters, spread over lines by reader */
+struct mb_cache_hits {
+	_Atomic uint64_t hits, misses;
 } __attribute__((aligned(64)));
 
 struct mb_cache {
@@ -129,6 +189,7 @@ struct mb_cache {
 	 * lines that gets never touch.
 	 */
 	_Alignas(64) _Atomic uint64_t oldest_ns[MB_CACHE_SHARDS];
+	struct mb_cache_hits hits[MB_CACHE_STRIPES];
 	struct mb_clerk *clerk;
 	uint64_t max_bytes;
 	_Alignas(64) _Atomic uint64_t bytes;	/* of all shards */
@@ -163,6 +224,11 @@ static struct mb_cache_shard *mb_shard(struct mb_cache *c, uint64_t h)
 static uint64_t mb_entry_cost(size_t klen, size_t vlen)
 {
 	return (uint64_t)klen + vlen + MB_CACHE_OVERHEAD;
+}
+
+static uint64_t mb_used(struct mb_cache_entry *e)
+{
+	return atomic_load_explicit(&e->used_ns, memory_order_relaxed);
 }
 
 /*
@@ -265,7 +331,7 @@ static bool mb_heap_reserve(struct mb_cache_shard *s)
 /* Add @e, placed by its time of use; mb_heap_reserve() made room. */
 static void mb_heap_insert(struct mb_cache_shard *s, struct mb_cache_entry *e)
 {
-	s->heap[s->heap_n] = (struct mb_heap_node){ e->used_ns, e };
+	s->heap[s->heap_n] = (struct mb_heap_node){ mb_used(e), e };
 	mb_heap_up(s, s->heap_n++);
 }
 
@@ -298,8 +364,8 @@ static struct mb_cache_entry *mb_heap_oldest(struct mb_cache_shard *s)
 
 	if (!s->heap_n)
 		return NULL;
-	while (top->key_ns < top->e->used_ns) {
-		top->key_ns = top->e->used_ns;
+	while (top->key_ns < mb_used(top->e)) {
+		top->key_ns = mb_used(top->e);
 		mb_heap_down(s, 0);
 	}
 	return top->e;
@@ -317,34 +383,170 @@ static void mb_shard_publish(struct mb_cache *c, int i)
 				      memory_order_relaxed);
 }
 
-static struct mb_cache_entry **mb_cache_slot(struct mb_cache_shard *s,
-					     const void *key, size_t klen,
-					     uint64_t h)
-{
-	struct mb_cache_entry **pp = &s->buckets[h & (s->nbuckets - 1)];
+typedef _Atomic(struct mb_cache_entry *) mb_link;
 
-	for (; *pp; pp = &(*pp)->hnext)
-		if ((*pp)->hash == h && (*pp)->klen == klen &&
-		    !memcmp((*pp)->data, key, klen))
-			break;
-	return pp;
+static struct mb_cache_entry *mb_next(mb_link *l)
+{
+	return atomic_load_explicit(l, memory_order_relaxed);
 }
 
-/* Unlink *pp from its chain and the heap, uncharge and free it. */
-static uint64_t mb_cache_drop(struct mb_cache *c, struct mb_cache_shard *s,
-			      struct mb_cache_entry **pp)
+static struct mb_cache_table *mb_table(struct mb_cache_shard *s)
 {
-	struct mb_cache_entry *e = *pp;
+	return atomic_load_explicit(&s->table, memory_order_relaxed);
+}
+
+static bool mb_entry_is(const struct mb_cache_entry *e, const void *key,
+			size_t klen, uint64_t h)
+{
+	return e->hash == h && e->klen == klen && !memcmp(e->data, key, klen);
+}
+
+/* With the shard's lock: the link that points to @key's entry, or the
+ * chain's last (NULL) link */
+static mb_link *mb_cache_slot(struct mb_cache_shard *s, const void *key,
+			      size_t klen, uint64_t h)
+{
+	struct mb_cache_table *t = mb_table(s);
+	mb_link *l = &t->b[h & (t->n - 1)];
+	struct mb_cache_entry *e;
+
+	while ((e = mb_next(l)) && !mb_entry_is(e, key, klen, h))
+		l = &e->hnext;
+	return l;
+}
+
+static struct mb_cache_table *mb_table_new(size_t n)
+{
+	struct mb_cache_table *t;
+	size_t i;
+
+	t = malloc(sizeof(*t) + n * sizeof(t->b[0]));
+	if (!t)
+		return NULL;
+	t->n = n;
+	t->rnext = NULL;
+	for (i = 0; i < n; i++)
+		atomic_init(&t->b[i], NULL);
+	return t;
+}
+
+static void mb_entries_free(struct mb_cache_entry *e)
+{
+	struct mb_cache_entry *next;
+
+	for (; e; e = next) {
+		next = e->rnext;
+		free(e);
+	}
+}
+
+/*
+ * Entries no get can read any more, taken from limbo under a shard's
+ * lock and freed by the same thread once it holds no lock: free() can
+ * take a while, and other threads' puts would wait for it.
+ */
+static _Thread_local struct mb_cache_entry *mb_garbage;
+
+static void mb_garbage_free(void)
+{
+	mb_entries_free(mb_garbage);
+	mb_garbage = NULL;
+}
+
+/*
+ * Give to mb_garbage what no get can be reading any more: the limbo lists
+ * of epochs at least two before @epoch; free such tables.
+ */
+static void mb_shard_reclaim(struct mb_cache_shard *s, uint64_t epoch)
+{
+	struct mb_cache_table **tp = &s->old_tables, *t;
+	struct mb_cache_entry *e;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (!s->limbo[i] || s->limbo_epoch[i] + 2 > epoch)
+			continue;
+		for (e = s->limbo[i];; e = e->rnext) {
+			s->limbo_n--;
+			if (!e->rnext)
+				break;
+		}
+		e->rnext = mb_garbage;
+		mb_garbage = s->limbo[i];
+		s->limbo[i] = NULL;
+	}
+	while ((t = *tp)) {
+		if (t->stamp + 2 <= epoch) {
+			*tp = t->rnext;
+			free(t);
+		} else {
+			tp = &t->rnext;
+		}
+	}
+}
+
+/*
+ * @e is out of its chain: it goes when no get can be reading it; at once
+ * (after the shard's lock) if no get is in progress, and so does all
+ * that waits in the shard's limbo.  Else its list is
+ * the one of the epoch now; what that list held is from an epoch
+ * three or more before (epochs only grow), so it goes first.  Every
+ * MB_CACHE_RECLAIM drops, the epoch is moved on if it can be and what is
+ * old enough goes, without waiting for anyone.
+ */
+static void mb_cache_retire(struct mb_cache_shard *s,
+			    struct mb_cache_entry *e)
+{
+	uint64_t epoch;
+	int i;
+
+	if (mb_epoch_quiet()) {
+		/* no get can have it, nor what waits in limbo */
+		if (s->limbo_n || s->old_tables)
+			mb_shard_reclaim(s, UINT64_MAX);
+		e->rnext = mb_garbage;
+		mb_garbage = e;
+		return;
+	}
+	epoch = mb_epoch_now();
+	i = (int)(epoch % 3);
+	if (s->limbo_epoch[i] != epoch) {
+		mb_shard_reclaim(s, epoch);
+		s->limbo_epoch[i] = epoch;
+	}
+	e->rnext = s->limbo[i];
+	s->limbo[i] = e;
+	if (++s->limbo_n % MB_CACHE_RECLAIM == 0)
+		mb_shard_reclaim(s, mb_epoch_advance());
+}
+
+/* @e is out of its chain: out of the heap and the accounts too. */
+static uint64_t mb_cache_unlinked(struct mb_cache *c,
+				  struct mb_cache_shard *s,
+				  struct mb_cache_entry *e)
+{
 	uint64_t cost = mb_entry_cost(e->klen, e->vlen);
 
-	*pp = e->hnext;
 	mb_heap_remove(s, e);
 	mb_clerk_uncharge(c->clerk, cost);
 	s->st.bytes -= cost;
 	s->st.entries--;
 	atomic_fetch_sub_explicit(&c->bytes, cost, memory_order_relaxed);
-	free(e);
+	mb_cache_retire(s, e);
 	return cost;
+}
+
+/*
+ * Unlink the entry @l points to.  Its own link is left as it was: a get
+ * standing on it goes on along the rest of the chain.
+ */
+static uint64_t mb_cache_drop(struct mb_cache *c, struct mb_cache_shard *s,
+			      mb_link *l)
+{
+	struct mb_cache_entry *e = mb_next(l);
+
+	atomic_store(l, mb_next(&e->hnext));
+	return mb_cache_unlinked(c, s, e);
 }
 
 static uint64_t mb_cache_evict(struct mb_cache *c, struct mb_cache_shard *s,
@@ -407,7 +609,7 @@ static uint64_t mb_cache_evict_oldest(struct mb_cache *c)
 		s = &c->shard[pick];
 		mb_lock(&s->lock);
 		e = mb_heap_oldest(s);
-		if (e && e->used_ns <= next) {
+		if (e && mb_used(e) <= next) {
 			cost = mb_cache_evict(c, s, e);
 			mb_shard_publish(c, pick);
 			mb_unlock(&s->lock);
@@ -418,24 +620,39 @@ static uint64_t mb_cache_evict_oldest(struct mb_cache *c)
 	}
 }
 
+/*
+ * Twice the buckets.  The entries move to the new table's chains in
+ * place, while gets may be walking the old ones: a get can be led from
+ * one chain into another and miss its key, so the shard's seq is odd
+ * meanwhile and changed after, and a get that missed looks again under
+ * the lock (mb_cache_get()).  What a get finds is always right: entries
+ * do not change.  The old table goes when no get can be reading it.
+ */
 static void mb_shard_grow(struct mb_cache_shard *s)
 {
-	struct mb_cache_entry **nb, *e, *next;
-	size_t n = s->nbuckets * 2, i;
+	struct mb_cache_table *t = mb_table(s), *nt;
+	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	struct mb_cache_entry *e, *next;
+	mb_link *l;
+	size_t i;
 
-	nb = calloc(n, sizeof(*nb));
-	if (!nb)
+	nt = mb_table_new(t->n * 2);
+	if (!nt)
 		return;		/* longer chains, still correct */
-	for (i = 0; i < s->nbuckets; i++) {
-		for (e = s->buckets[i]; e; e = next) {
-			next = e->hnext;
-			e->hnext = nb[e->hash & (n - 1)];
-			nb[e->hash & (n - 1)] = e;
+	atomic_store(&s->seq, seq + 1);
+	for (i = 0; i < t->n; i++) {
+		for (e = mb_next(&t->b[i]); e; e = next) {
+			next = mb_next(&e->hnext);
+			l = &nt->b[e->hash & (nt->n - 1)];
+			atomic_store(&e->hnext, mb_next(l));
+			atomic_store(l, e);
 		}
 	}
-	free(s->buckets);
-	s->buckets = nb;
-	s->nbuckets = n;
+	atomic_store(&s->table, nt);
+	atomic_store(&s->seq, seq + 2);
+	t->stamp = mb_epoch_now();
+	t->rnext = s->old_tables;
+	s->old_tables = t;
 }
 
 /*
@@ -490,7 +707,7 @@ static int mb_walk_next(struct mb_walk *w)
 
 	for (i = 0; i < MB_CACHE_SHARDS; i++)
 		if (w->old[i] && (pick < 0 ||
-				  w->old[i]->used_ns < w->old[pick]->used_ns))
+				  mb_used(w->old[i]) < mb_used(w->old[pick])))
 			pick = i;
 	return pick;
 }
@@ -562,6 +779,27 @@ static void mb_walk_end(struct mb_walk *w)
 }
 
 /*
+ * After a shrink: what it dropped is given back to the allocator before
+ * the broker is told it is freed, once the gets that may be reading it
+ * have returned (they neither block nor call out: a short wait).
+ */
+static void mb_cache_reclaim(struct mb_cache *c)
+{
+	struct mb_cache_shard *s;
+	uint64_t epoch;
+	int i;
+
+	mb_epoch_wait(mb_epoch_now());
+	epoch = mb_epoch_now();
+	for (i = 0; i < MB_CACHE_SHARDS; i++) {
+		s = &c->shard[i];
+		mb_lock(&s->lock);
+		mb_shard_reclaim(s, epoch);
+		mb_unlock(&s->lock);
+	}
+}
+
+/*
  * Free at most @bytes, least recently used first over all shards, passing
  * over entries too large; then, if that is less than @at_least (the
  * pool's excess over max_bytes), whole entries oldest first until it is
@@ -584,6 +822,9 @@ static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
 		freed += mb_walk_evict(&w, i);
 	mb_walk_end(&w);
 	mb_cache_unlock_all(c);
+	if (freed)
+		mb_cache_reclaim(c);
+	mb_garbage_free();
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }
 
@@ -608,6 +849,9 @@ static int64_t mb_cache_shrink_range(struct mb_clerk *clerk,
 	freed = mb_walk_free(&w, at_least, at_most);
 	mb_walk_end(&w);
 	mb_cache_unlock_all(c);
+	if (freed)
+		mb_cache_reclaim(c);
+	mb_garbage_free();
 	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
 }
 
@@ -619,16 +863,24 @@ static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 
 static void mb_cache_destroy(struct mb_cache *c, int shards)
 {
+	struct mb_cache_table *t, *next;
 	struct mb_cache_shard *s;
 	size_t j;
 	int i;
 
+	/* no get is running: the caller's promise */
 	for (i = 0; i < shards; i++) {
 		s = &c->shard[i];
 		for (j = 0; j < s->heap_n; j++)
 			free(s->heap[j].e);
+		for (j = 0; j < 3; j++)
+			mb_entries_free(s->limbo[j]);
+		for (t = s->old_tables; t; t = next) {
+			next = t->rnext;
+			free(t);
+		}
 		mb_lock_destroy(&s->lock);
-		free(s->buckets);
+		free(mb_table(s));
 		mb_heap_free(s->heap);
 	}
 	free(c);
@@ -638,6 +890,7 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 		 const struct mb_cache_opts *opts)
 {
 	struct mb_clerk_opts co = { .sz = sizeof(co) };
+	struct mb_cache_table *t;
 	struct mb_cache_shard *s;
 	struct mb_cache_opts o;
 	struct mb_cache *c;
@@ -657,18 +910,23 @@ int mb_cache_new(struct mb_cache **out, const char *name,
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < MB_CACHE_SHARDS; i++) {
 		s = &c->shard[i];
-		s->nbuckets = MB_CACHE_MIN_BUCKETS;
-		s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+		t = mb_table_new(MB_CACHE_MIN_BUCKETS);
 		s->heap_cap = MB_CACHE_MIN_HEAP;
 		s->heap = mb_heap_alloc(s->heap_cap);
-		if (!s->buckets || !s->heap) {
-			free(s->buckets);
+		if (!t || !s->heap) {
+			free(t);
 			mb_heap_free(s->heap);
 			mb_cache_destroy(c, i);
 			return -ENOMEM;
 		}
+		atomic_init(&s->table, t);
+		atomic_init(&s->seq, 0);
 		atomic_init(&c->oldest_ns[i], UINT64_MAX);
 		mb_lock_init(&s->lock, MB_LOCK_INNER);
+	}
+	for (i = 0; i < MB_CACHE_STRIPES; i++) {
+		atomic_init(&c->hits[i].hits, 0);
+		atomic_init(&c->hits[i].misses, 0);
 	}
 	atomic_init(&c->bytes, 0);
 	c->max_bytes = o.max_bytes ? o.max_bytes : UINT64_MAX;
@@ -703,10 +961,12 @@ struct mb_clerk *mb_cache_clerk(struct mb_cache *cache)
 int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 		 const void *val, size_t vlen)
 {
-	struct mb_cache_entry **pp, *e;
+	struct mb_cache_entry *e, *old;
 	struct mb_cache_shard *s;
+	struct mb_cache_table *t;
 	uint64_t cost, bound;
 	uint64_t h;
+	mb_link *l;
 
 	if (!cache || !key || !klen || (!val && vlen))
 		return -EINVAL;
@@ -727,7 +987,8 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	e->vlen = vlen;
 	h = mb_hash(key, klen);
 	e->hash = h;
-	e->used_ns = mb_cache_now();	/* the newest, placed by that */
+	/* the newest, placed by that */
+	atomic_init(&e->used_ns, mb_cache_now());
 
 	s = mb_shard(cache, h);
 	mb_lock(&s->lock);
@@ -736,14 +997,25 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 		free(e);
 		return -ENOMEM;
 	}
-	pp = mb_cache_slot(s, key, klen, h);
-	if (*pp)
-		mb_cache_drop(cache, s, pp);	/* replaced, not evicted */
-	if (s->st.entries >= s->nbuckets)
-		mb_shard_grow(s);
-	pp = &s->buckets[h & (s->nbuckets - 1)];
-	e->hnext = *pp;
-	*pp = e;
+	l = mb_cache_slot(s, key, klen, h);
+	old = mb_next(l);
+	if (old) {
+		/*
+		 * Replaced where it stands, not evicted: a get finds the
+		 * old entry or the new one, never neither.
+		 */
+		atomic_init(&e->hnext, mb_next(&old->hnext));
+		atomic_store(l, e);
+		mb_cache_unlinked(cache, s, old);
+	} else {
+		if (s->st.entries >= mb_table(s)->n)
+			mb_shard_grow(s);
+		t = mb_table(s);
+		l = &t->b[h & (t->n - 1)];
+		atomic_init(&e->hnext, mb_next(l));
+		/* published whole; unlinks nothing, so needs no more order */
+		atomic_store_explicit(l, e, memory_order_release);
+	}
 	mb_heap_insert(s, e);
 	mb_shard_publish(cache, mb_shard_index(h));
 	mb_clerk_charge(cache->clerk, cost);
@@ -757,65 +1029,121 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	while (atomic_load_explicit(&cache->bytes, memory_order_relaxed) >
 	       bound && mb_cache_evict_oldest(cache))
 		;
+	mb_garbage_free();
 	return 0;
 }
 
+/*
+ * Without the lock: @key's entry, or NULL.  *@sure is false when a miss
+ * proves nothing: the table grew meanwhile, or the chain was longer than
+ * a table that has grown as it should has.
+ */
+static struct mb_cache_entry *mb_cache_find(struct mb_cache_shard *s,
+					    const void *key, size_t klen,
+					    uint64_t h, bool *sure)
+{
+	uint64_t seq = atomic_load(&s->seq);
+	struct mb_cache_table *t = atomic_load(&s->table);
+	struct mb_cache_entry *e;
+	int steps = 0;
+
+	*sure = false;
+	if (seq & 1)
+		return NULL;
+	for (e = atomic_load(&t->b[h & (t->n - 1)]); e;
+	     e = atomic_load(&e->hnext)) {
+		if (mb_entry_is(e, key, klen, h))
+			return e;
+		if (++steps == MB_CACHE_WALK)
+			return NULL;
+	}
+	*sure = atomic_load(&s->seq) == seq;
+	return NULL;
+}
+
+/* A hit: @e is now the most recently used, and its value is copied. */
+static int64_t mb_cache_hit(struct mb_cache_entry *e, uint64_t now,
+			    void *buf, size_t buflen)
+{
+	uint64_t used = mb_used(e);
+
+	/*
+	 * Its time is all that changes (its heap node is placed again by an
+	 * eviction that meets it, mb_heap_oldest()).  Never back in time,
+	 * should another thread's later hit have come first.
+	 */
+	while (now > used &&
+	       !atomic_compare_exchange_weak_explicit(&e->used_ns, &used, now,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+	if (buflen)
+		memcpy(buf, e->data + e->klen, MB_MIN(buflen, e->vlen));
+	return e->vlen > INT64_MAX ? INT64_MAX : (int64_t)e->vlen;
+}
+
+/*
+ * A get takes no lock and writes nothing that another thread's gets of
+ * other keys write: it finds the entry inside an epoch (epoch.c), so
+ * that the entry is not freed under it, and counts in its own thread's
+ * line.  Only a miss that proves nothing looks again under the lock.
+ */
 int64_t mb_cache_get(struct mb_cache *cache, const void *key, size_t klen,
 		     void *buf, size_t buflen)
 {
 	struct mb_cache_entry *e;
 	struct mb_cache_shard *s;
+	struct mb_cache_hits *ctr;
+	struct mb_epoch_rec *r;
 	uint64_t h, now;
 	int64_t len;
+	bool sure;
 
 	if (!cache || !key || !klen || (!buf && buflen))
 		return -EINVAL;
 	h = mb_hash(key, klen);
-	now = mb_cache_now();		/* before the lock: less time held */
+	now = mb_cache_now();
 	s = mb_shard(cache, h);
-	mb_lock(&s->lock);
-	e = *mb_cache_slot(s, key, klen, h);
-	if (!e) {
-		s->st.misses++;
-		mb_unlock(&s->lock);
-		return -ENOENT;
+	r = mb_epoch_enter();
+	ctr = &cache->hits[r ? mb_epoch_slot(r) % MB_CACHE_STRIPES : 0];
+	if (r) {
+		e = mb_cache_find(s, key, klen, h, &sure);
+		len = e ? mb_cache_hit(e, now, buf, buflen) : -ENOENT;
+		mb_epoch_leave(r);
+		if (e || sure)
+			goto out;
 	}
-	s->st.hits++;
-	/*
-	 * The entry is now the most recently used: its time is all that
-	 * changes (its heap node is placed again by an eviction that meets
-	 * it, mb_heap_oldest()).  Never back in time, should another
-	 * thread's later hit have come first.
-	 */
-	if (now > e->used_ns)
-		e->used_ns = now;
-	if (buflen)
-		memcpy(buf, e->data + e->klen, MB_MIN(buflen, e->vlen));
-	len = e->vlen > INT64_MAX ? INT64_MAX : (int64_t)e->vlen;
+	mb_lock(&s->lock);
+	e = mb_next(mb_cache_slot(s, key, klen, h));
+	len = e ? mb_cache_hit(e, now, buf, buflen) : -ENOENT;
 	mb_unlock(&s->lock);
+out:
+	atomic_fetch_add_explicit(len >= 0 ? &ctr->hits : &ctr->misses, 1,
+				  memory_order_relaxed);
 	return len;
 }
 
 int mb_cache_del(struct mb_cache *cache, const void *key, size_t klen)
 {
-	struct mb_cache_entry **pp;
 	struct mb_cache_shard *s;
 	int err = 0;
 	uint64_t h;
+	mb_link *l;
 
 	if (!cache || !key || !klen)
 		return -EINVAL;
 	h = mb_hash(key, klen);
 	s = mb_shard(cache, h);
 	mb_lock(&s->lock);
-	pp = mb_cache_slot(s, key, klen, h);
-	if (*pp) {
-		mb_cache_drop(cache, s, pp);
+	l = mb_cache_slot(s, key, klen, h);
+	if (mb_next(l)) {
+		mb_cache_drop(cache, s, l);
 		mb_shard_publish(cache, mb_shard_index(h));
 	} else {
 		err = -ENOENT;
 	}
 	mb_unlock(&s->lock);
+	mb_garbage_free();
 	return err;
 }
 
@@ -832,12 +1160,17 @@ int mb_cache_stats(struct mb_cache *cache, struct mb_cache_stats *out)
 		st = &cache->shard[i].st;
 		out->bytes += st->bytes;
 		out->entries += st->entries;
-		out->hits += st->hits;
-		out->misses += st->misses;
 		out->evictions += st->evictions;
 		out->inserts += st->inserts;
 	}
 	mb_cache_unlock_all(cache);
+	/* gets count without the locks: those that returned before this */
+	for (i = 0; i < MB_CACHE_STRIPES; i++) {
+		out->hits += atomic_load_explicit(&cache->hits[i].hits,
+						  memory_order_relaxed);
+		out->misses += atomic_load_explicit(&cache->hits[i].misses,
+						    memory_order_relaxed);
+	}
 	return 0;
 }
 
@@ -853,4 +1186,16 @@ void mb_cache_shard_lock(struct mb_cache *cache, int shard, bool lock)
 		mb_lock(&cache->shard[shard].lock);
 	else
 		mb_unlock(&cache->shard[shard].lock);
+}
+
+size_t mb_cache_limbo(struct mb_cache *cache)
+{
+	size_t n = 0;
+	int i;
+
+	mb_cache_lock_all(cache);
+	for (i = 0; i < MB_CACHE_SHARDS; i++)
+		n += cache->shard[i].limbo_n;
+	mb_cache_unlock_all(cache);
+	return n;
 }

@@ -33,6 +33,11 @@
  * library is linked -z nodelete, as the destructor of a thread's record
  * lives in it.
  *
+ * What is unlinked while no reader is inside at all can go at once
+ * (mb_epoch_quiet()): a reader that found it would have announced itself
+ * before the unlink, and would be seen.  That saves the wait where few
+ * threads read, or none does just then.
+ *
  * A wait for the epoch (mb_epoch_wait()) waits for readers' gets, which
  * neither block nor call out; it must not be called by a thread that is
  * itself between enter and leave.
@@ -53,6 +58,9 @@ struct mb_epoch_rec {
 	unsigned int slot;			/* its number, from 0 */
 	struct mb_epoch_rec *next;		/* fixed once on the list */
 } __attribute__((aligned(64)));
+
+/* records mb_epoch_quiet() looks at before it gives up */
+#define MB_EPOCH_QUIET_SCAN	16
 
 static _Alignas(64) _Atomic uint64_t mb_epoch = 1;
 static _Alignas(64) _Atomic(struct mb_epoch_rec *) mb_epoch_recs;
@@ -163,6 +171,17 @@ uint64_t mb_epoch_advance(void)
 	if (atomic_compare_exchange_strong(&mb_epoch, &e, e + 1))
 		e++;
 	return e;
+}
+
+bool mb_epoch_quiet(void)
+{
+	struct mb_epoch_rec *r;
+	int n = 0;
+
+	for (r = atomic_load(&mb_epoch_recs); r; r = r->next)
+		if (++n > MB_EPOCH_QUIET_SCAN || (atomic_load(&r->state) & 1))
+			return false;
+	return true;
 }
 
 void mb_epoch_wait(uint64_t stamp)

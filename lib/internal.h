@@ -135,6 +135,9 @@ void mb_monitor_after_fork_child(void);
  *   mb_epoch_now()            the stamp of what was unlinked before
  *   mb_epoch_advance()        move the epoch on if every reader is at it;
  *                             the epoch after
+ *   mb_epoch_quiet()          no reader is inside: what was unlinked
+ *                             before may be freed at once (false too
+ *                             when there are many records to look at)
  *   mb_epoch_wait(stamp)      until what was stamped @stamp may be freed:
  *                             the epoch is stamp + 2 (never while inside)
  *   mb_epoch_slot(r)          the record's number, to spread counters
@@ -145,6 +148,7 @@ struct mb_epoch_rec *mb_epoch_enter(void);
 void mb_epoch_leave(struct mb_epoch_rec *r);
 uint64_t mb_epoch_now(void);
 uint64_t mb_epoch_advance(void);
+bool mb_epoch_quiet(void);
 void mb_epoch_wait(uint64_t stamp);
 unsigned int mb_epoch_slot(const struct mb_epoch_rec *r);
 void mb_epoch_after_fork_child(void);
@@ -379,6 +383,8 @@ void mb_monitor_unref(struct mb_monitor *mon);
 /* cache.c, for tests: the shard a key is in, and holding its lock */
 int mb_cache_shard_of(struct mb_cache *cache, const void *key, size_t klen);
 void mb_cache_shard_lock(struct mb_cache *cache, int shard, bool lock);
+/* dropped entries not yet freed: gets may have been reading them */
+size_t mb_cache_limbo(struct mb_cache *cache);
 
 /* monitor.c, for tests */
 /* make every source due now */

@@ -1233,9 +1233,14 @@ MB_API int mb_cache_put(struct mb_cache *cache, const void *key,
  *
  * A hit makes the entry the most recently used (it stamps the entry
  * with the time; evictions put it in its place).  A return value above
- * @buflen means the copy was cut short: call again with more room.
+ * @buflen means the copy was cut short: call again with more room.  The
+ * value is the one of a put that completed before the get returned and
+ * was not replaced or deleted before it began, copied whole.
  *
- * Context: Any thread; takes the lock of the key's shard only.
+ * Context: Any thread; takes no lock (but for a miss while the key's
+ * shard grows its table, which looks again under the shard's lock) and
+ * writes nothing other threads' gets of other keys write.  Not
+ * async-signal-safe.
  * Return: the value's full length, -ENOENT on a miss, -EINVAL (NULL
  * @cache or @key, @klen 0, @buf NULL with @buflen > 0).
  */
@@ -1259,10 +1264,12 @@ MB_API int mb_cache_del(struct mb_cache *cache, const void *key,
 /**
  * mb_cache_stats() - a consistent copy of the counters
  * @cache: the cache
- * @out: receives the counters, all taken at one moment
+ * @out: receives the counters
  *
- * Context: Any thread; takes every shard's lock, so that the counters
- * are of one moment.
+ * Context: Any thread; takes every shard's lock, so that bytes, entries,
+ * evictions and inserts are of one moment.  Gets count without a lock:
+ * hits and misses include every get that returned before the call, and
+ * may include gets that overlap it.
  * Return: 0, or -EINVAL when @cache or @out is NULL.
  */
 MB_API int mb_cache_stats(struct mb_cache *cache,

@@ -823,6 +823,221 @@ static void test_shards_independent(void)
 	mb_cache_free(x.c);
 }
 
+static void *get_same(void *arg)
+{
+	struct blocked *x = arg;
+	char v[8] = { 0 };
+	bool right;
+
+	right = mb_cache_get(x->c, x->key, strlen(x->key), v, sizeof(v)) ==
+		5 && !memcmp(v, "value", 5) &&
+		mb_cache_get(x->c, "absent", 6, v, sizeof(v)) == -ENOENT;
+	pthread_mutex_lock(&x->m);
+	x->done = right;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->m);
+	return NULL;
+}
+
+/*
+ * Gets take no lock: with the lock of a key's own shard held by another
+ * thread (as a put or a shrink holds it), a get of that key still
+ * returns its value, and a get of an absent key of that shard its miss.
+ * (The wait is a hang detector.)
+ */
+static void test_gets_take_no_lock(void)
+{
+	struct blocked x = { .m = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER,
+			     .key = "present" };
+	struct timespec dl;
+	int a, err = 0;
+	pthread_t t;
+
+	mb_cache_new(&x.c, "no-lock", NULL);
+	mb_cache_put(x.c, x.key, strlen(x.key), "value", 5);
+	a = mb_cache_shard_of(x.c, x.key, strlen(x.key));
+	mb_cache_shard_lock(x.c, a, true);
+	if (mb_cache_shard_of(x.c, "absent", 6) != a)
+		mb_cache_shard_lock(x.c, mb_cache_shard_of(x.c, "absent", 6),
+				    true);
+	pthread_create(&t, NULL, get_same, &x);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	pthread_mutex_lock(&x.m);
+	while (!x.done && !err)
+		err = pthread_cond_timedwait(&x.cv, &x.m, &dl);
+	pthread_mutex_unlock(&x.m);
+	if (mb_cache_shard_of(x.c, "absent", 6) != a)
+		mb_cache_shard_lock(x.c, mb_cache_shard_of(x.c, "absent", 6),
+				    false);
+	mb_cache_shard_lock(x.c, a, false);
+	pthread_join(t, NULL);
+	ok(x.done && !err, "with its shard's lock held elsewhere, a get "
+	   "returns the value, and a miss its -ENOENT");
+	mb_cache_free(x.c);
+}
+
+/*
+ * Readers without a lock against writers that replace, delete, grow the
+ * tables, evict and shrink: every hit gives a value that was put for
+ * that key, whole (its length and every byte say which version), and
+ * nothing read was freed under it (ASan, TSan).
+ */
+#define RW_KEYS		1000	/* key_of()'s 4 characters */
+#define RW_OPS		200000
+
+static struct {
+	struct mb_cache *c;
+	atomic_bool stop;
+	atomic_int bad;
+	atomic_ullong hits;
+} rw;
+
+static size_t rw_value(char *v, int key, unsigned int ver)
+{
+	size_t len = 8 + ver % 200;
+
+	memset(v, (int)('a' + ver % 26), len);
+	memcpy(v, &key, sizeof(key));
+	memcpy(v + 4, &ver, sizeof(ver));
+	return len;
+}
+
+static void *rw_reader(void *arg)
+{
+	char key[8], v[256], want[256];
+	uint64_t seed = (uintptr_t)arg;
+	unsigned int ver;
+	int64_t len;
+	int k;
+
+	while (!atomic_load(&rw.stop)) {
+		k = (int)(rnd(&seed) % RW_KEYS);
+		key_of(key, k);
+		len = mb_cache_get(rw.c, key, 4, v, sizeof(v));
+		if (len == -ENOENT)
+			continue;
+		memcpy(&ver, v + 4, sizeof(ver));
+		if (len < 8 || (size_t)len != rw_value(want, k, ver) ||
+		    memcmp(v, want, (size_t)len))
+			atomic_store(&rw.bad, 1);
+		atomic_fetch_add(&rw.hits, 1);
+	}
+	return NULL;
+}
+
+/* What the cache's clerk does when its broker asks for @bytes */
+static int64_t shrink_by(struct mb_cache *c, uint64_t bytes)
+{
+	struct mb_clerk *clerk = mb_cache_clerk(c);
+	void *arg;
+
+	return mb_clerk_shrinker(clerk, &arg)(clerk, bytes, arg);
+}
+
+static void test_gets_under_writers(void)
+{
+	struct mb_cache_opts o = { .sz = sizeof(o),
+				   .max_bytes = RW_KEYS / 2 * 300 };
+	uint64_t seed = 7;
+	char key[8], v[256];
+	unsigned int ver;
+	pthread_t t[2];
+	int i, k;
+
+	mb_cache_new(&rw.c, "readers-writers", &o);
+	for (i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, rw_reader, (void *)(uintptr_t)(i + 1));
+	for (i = 0; i < RW_OPS; i++) {
+		k = (int)(rnd(&seed) % RW_KEYS);
+		key_of(key, k);
+		ver = (unsigned int)i;
+		if (i % 10 == 0)
+			mb_cache_del(rw.c, key, 4);
+		else
+			mb_cache_put(rw.c, key, 4, v, rw_value(v, k, ver));
+		if (i % 20000 == 0)
+			shrink_by(rw.c, 50000);
+	}
+	atomic_store(&rw.stop, true);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	ok(!atomic_load(&rw.bad) && atomic_load(&rw.hits) > 0,
+	   "gets without a lock beside %d puts, deletes, evictions and "
+	   "shrinks: every one of %llu hits whole and right", RW_OPS,
+	   (unsigned long long)atomic_load(&rw.hits));
+	mb_cache_free(rw.c);
+}
+
+static void *enter_and_park(void *arg)
+{
+	struct blocked *x = arg;
+	struct mb_epoch_rec *r = mb_epoch_enter();
+
+	pthread_mutex_lock(&x->m);
+	x->key = r ? "in" : NULL;
+	pthread_cond_broadcast(&x->cv);
+	while (!x->done)
+		pthread_cond_wait(&x->cv, &x->m);
+	pthread_mutex_unlock(&x->m);
+	if (r)
+		mb_epoch_leave(r);
+	return NULL;
+}
+
+/*
+ * What a put or a delete drops is freed once no get can be reading it,
+ * without waiting for gets: while a reader is inside, evictions keep
+ * what they drop; then the next drops free it, and so does a shrink,
+ * which waits for the gets of the moment.  Without readers, what waits
+ * stays a few entries per shard, however many go.
+ */
+static void test_dropped_freed(void)
+{
+	struct mb_cache_opts o = { .sz = sizeof(o), .max_bytes = 20000 };
+	struct blocked x = { .m = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER };
+	size_t held, after, idle, shrunk;
+	char key[8];
+	pthread_t t;
+	int i;
+
+	mb_cache_new(&x.c, "dropped", &o);
+	pthread_create(&t, NULL, enter_and_park, &x);
+	pthread_mutex_lock(&x.m);
+	while (!x.key)
+		pthread_cond_wait(&x.cv, &x.m);
+	pthread_mutex_unlock(&x.m);
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "%07d", i);
+		mb_cache_put(x.c, key, 7, "value", 5);
+	}
+	held = mb_cache_limbo(x.c);
+	pthread_mutex_lock(&x.m);
+	x.done = true;
+	pthread_cond_broadcast(&x.cv);
+	pthread_mutex_unlock(&x.m);
+	pthread_join(t, NULL);
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "%07d", 5000 + i);
+		mb_cache_put(x.c, key, 7, "value", 5);
+	}
+	after = mb_cache_limbo(x.c);
+	for (i = 0; i < 50000; i++) {
+		snprintf(key, sizeof(key), "%07d", 10000 + i);
+		mb_cache_put(x.c, key, 7, "value", 5);
+	}
+	idle = mb_cache_limbo(x.c);
+	shrink_by(x.c, 10000);
+	shrunk = mb_cache_limbo(x.c);
+	ok(held >= 4500 && after < held && idle <= 16 * 3 * 64 && !shrunk,
+	   "dropped entries: %zu kept while a get was inside, %zu after, "
+	   "%zu after 50000 more, %zu after a shrink", held, after, idle,
+	   shrunk);
+	mb_cache_free(x.c);
+}
+
 static struct {
 	struct mb_cache *c;
 	struct mb_broker *b;
@@ -918,6 +1133,9 @@ int main(void)
 	test_lru_hits();
 	test_lru_reference();
 	test_shards_independent();
+	test_gets_take_no_lock();
+	test_gets_under_writers();
+	test_dropped_freed();
 	test_concurrent();
 	return done_testing();
 }

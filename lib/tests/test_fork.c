@@ -178,6 +178,60 @@ static int child_new_monitor(void)
 	return bad;
 }
 
+static void *read_park(void *arg)
+{
+	struct mb_epoch_rec *r = mb_epoch_enter();
+
+	(void)arg;
+	park_here();
+	if (r)
+		mb_epoch_leave(r);
+	return NULL;
+}
+
+/*
+ * A thread in the middle of a cache get at fork time (inside its epoch):
+ * in the child that get never ends, and a shrink, which waits for the
+ * gets that may be reading what it drops, must not wait for it.
+ */
+static void test_fork_in_get(void)
+{
+	struct mb_cache *c;
+	char key[8];
+	pthread_t t;
+	pid_t pid;
+	int i;
+
+	park_reset();
+	mb_cache_new(&c, "fork-get", NULL);
+	pthread_create(&t, NULL, read_park, NULL);
+	park_wait();
+	pid = fork();
+	if (pid == 0) {
+		struct mb_clerk *clerk = mb_cache_clerk(c);
+		struct mb_cache_stats st;
+		void *arg;
+
+		alarm(GUARD_S);
+		for (i = 0; i < 100; i++) {
+			snprintf(key, sizeof(key), "%d", i);
+			if (mb_cache_put(c, key, strlen(key), "v", 1))
+				_exit(1);
+		}
+		if (mb_clerk_shrinker(clerk, &arg)(clerk, UINT64_MAX / 2,
+						   arg) <= 0 ||
+		    mb_cache_stats(c, &st) || st.entries || mb_cache_limbo(c))
+			_exit(2);
+		mb_cache_free(c);
+		_exit(0);
+	}
+	ok(child_ok(pid), "fork while a get runs elsewhere: the child's "
+	   "shrink frees all it dropped");
+	park_release();
+	pthread_join(t, NULL);
+	mb_cache_free(c);
+}
+
 /* A monitor delivering to a subscriber in another thread at fork time */
 static void test_fork_in_delivery(void)
 {
@@ -500,6 +554,7 @@ int main(void)
 {
 	plan(0);
 	test_fork_busy_clerk();
+	test_fork_in_get();
 	test_fork_in_delivery();
 	test_fork_from_subscriber();
 	test_fork_monitor_waiter();
