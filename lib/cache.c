@@ -4,8 +4,9 @@
  * its own clerk, so a broker can size it and take memory back from it.
  *
  * An entry costs its key, its value and MB_CACHE_OVERHEAD (the entry
- * header and its share of the bucket array and of its shard's heap, 96
- * bytes on 64-bit systems); that is what is charged to the clerk.  The
+ * header, its share of the bucket array and of its shard's heap, and its
+ * column of use times: 136 bytes on 64-bit systems); that is what is
+ * charged to the clerk.  The
  * bound is min(max_bytes, the clerk's target): a put evicts least
  * recently used entries until the cache fits it again, and an entry that
  * could not fit in an empty cache is refused with -E2BIG.
@@ -27,8 +28,15 @@
  * line that every other get of the shard writes too, so with shard locks
  * two threads' gets together were no faster than one thread's.  A get
  * walks the chain inside an epoch (epoch.c) and writes only the entry's
- * time of use (a hit) and a counter in its own thread's line:
+ * time of use (a hit), in its thread's row of use times, and a counter
+ * in its own thread's line:
  *
+ *  - The time of use is not in the entry: there, every hit wrote a line
+ *    the other threads' gets of the entry read, and two threads' random
+ *    hits kept moving entry lines between their CPUs, lock or no lock.
+ *    Each shard keeps the times in chunks of 64 entries (struct
+ *    mb_uses), a row per group of threads; an entry's time of use is the
+ *    latest of its column.
  *  - Entries do not change once published (a put that replaces a key
  *    puts a new entry where the old one stood), so what a get finds is
  *    whole.  A dropped entry keeps its link, so a get standing on it
@@ -47,9 +55,9 @@
  *
  * What stays exact:
  *
- *  - LRU order.  Every entry carries the CLOCK_MONOTONIC time of its last
- *    use (put or hit; one thread never uses the same nanosecond twice,
- *    and a hit never moves it back).  Each shard keeps its entries in a
+ *  - LRU order.  Every entry has the CLOCK_MONOTONIC time of its last use
+ *    (put or hit, mb_used(); one thread never uses the same nanosecond
+ *    twice, and a hit never moves it back).  Each shard keeps its entries in a
  *    4-ary min-heap keyed by the time each was placed by, which is never
  *    later than its time of use: a put places it by its time, a hit
  *    leaves the heap alone.  A shard's oldest entry is found by lazy
@@ -109,6 +117,8 @@
 #define MB_CACHE_WALK		64	/* a get's steps without the lock */
 #define MB_CACHE_STRIPES	16	/* hit counters, power of two */
 #define MB_CACHE_RECLAIM	64	/* drops between tries to free */
+#define MB_CACHE_USES		4	/* rows of use times, power of two */
+#define MB_USES_PER_CHUNK	64	/* entries a chunk of times serves */
 /* a heap node's children share a cache line: 4 nodes of 16 bytes */
 #define MB_HEAP_ARITY		4
 #define MB_HEAP_PAD		(MB_HEAP_ARITY - 1)
@@ -121,7 +131,8 @@
 struct mb_cache_entry {
 	_Atomic(struct mb_cache_entry *) hnext;	/* hash chain */
 	uint64_t hash;
-	_Atomic uint64_t used_ns;		/* its last put or hit */
+	struct mb_uses *uses;			/* its times of use, */
+	unsigned int uidx;			/* ... in this column */
 	union {
 		size_t hidx;			/* its node in the heap */
 		struct mb_cache_entry *rnext;	/* dropped: next in limbo */
@@ -138,20 +149,39 @@ struct mb_cache_table {
 	_Atomic(struct mb_cache_entry *) b[];
 };
 
+/*
+ * The times of use of up to 64 entries of a shard, one row per group of
+ * threads (their epoch record's number, modulo MB_CACHE_USES): a hit
+ * stamps the row of its thread, 8 bytes in a line that only the threads
+ * of that row write, and an entry's time of use is the latest of its
+ * column.  With the time in the entry itself, two threads' hits made
+ * every entry line they touched go back and forth between their CPUs.
+ * A chunk is freed when none of its columns is used; a column is taken
+ * again only once its entry is freed, when no get can still stamp it.
+ */
+struct mb_uses {
+	_Atomic uint64_t t[MB_CACHE_USES][MB_USES_PER_CHUNK];
+	/* the writers', under the shard lock */
+	uint64_t free;				/* a bit per free column */
+	struct mb_uses *next, *prev;		/* with a free column */
+} __attribute__((aligned(64)));
+
 /* A node of a shard's heap: the entry and the time it was placed by */
 struct mb_heap_node {
-	uint64_t key_ns;			/* <= e->used_ns */
+	uint64_t key_ns;			/* <= mb_used(e) */
 	struct mb_cache_entry *e;
 };
 
 /*
  * What an entry costs besides its key and value: its header, its share
  * of the bucket array and of the heap, both of which double when full,
- * so up to two pointers and two nodes per entry.
+ * so up to two pointers and two nodes per entry, and its column of use
+ * times.
  */
 #define MB_CACHE_OVERHEAD \
 	(sizeof(struct mb_cache_entry) + \
-	 2 * sizeof(struct mb_cache_entry *) + 2 * sizeof(struct mb_heap_node))
+	 2 * sizeof(struct mb_cache_entry *) + \
+	 2 * sizeof(struct mb_heap_node) + MB_CACHE_USES * sizeof(uint64_t))
 
 struct mb_cache_shard {
 	/* what gets read: a line that only a table's growth writes */
@@ -171,6 +201,7 @@ struct mb_cache_shard {
 	uint64_t limbo_epoch[3];
 	size_t limbo_n;
 	struct mb_cache_table *old_tables;
+	struct mb_uses *uses_free;		/* chunks with a free column */
 	struct mb_cache_stats st;		/* but hits and misses */
 } __attribute__((aligned(64)));
 
@@ -226,9 +257,85 @@ static uint64_t mb_entry_cost(size_t klen, size_t vlen)
 	return (uint64_t)klen + vlen + MB_CACHE_OVERHEAD;
 }
 
+static _Atomic uint64_t *mb_use(struct mb_cache_entry *e, unsigned int row)
+{
+	return &e->uses->t[row][e->uidx];
+}
+
+/* The entry's time of use: its put's, or its latest hit's */
 static uint64_t mb_used(struct mb_cache_entry *e)
 {
-	return atomic_load_explicit(&e->used_ns, memory_order_relaxed);
+	uint64_t t, used = 0;
+	unsigned int k;
+
+	for (k = 0; k < MB_CACHE_USES; k++) {
+		t = atomic_load_explicit(mb_use(e, k), memory_order_relaxed);
+		used = MB_MAX(used, t);
+	}
+	return used;
+}
+
+/* ---- columns of use times; all with the shard's lock held ---- */
+
+static void mb_uses_unlink(struct mb_cache_shard *s, struct mb_uses *u)
+{
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		s->uses_free = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+}
+
+/* A column for @e, which is used now (its put) by @now; -ENOMEM */
+static int mb_uses_take(struct mb_cache_shard *s, struct mb_cache_entry *e,
+			uint64_t now)
+{
+	struct mb_uses *u = s->uses_free;
+	unsigned int k, i;
+
+	if (!u) {
+		u = aligned_alloc(64, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		for (k = 0; k < MB_CACHE_USES; k++)
+			for (i = 0; i < MB_USES_PER_CHUNK; i++)
+				atomic_init(&u->t[k][i], 0);
+		u->free = ~0ULL;
+		u->prev = NULL;
+		u->next = NULL;
+		s->uses_free = u;
+	}
+	i = (unsigned int)__builtin_ctzll(u->free);
+	u->free &= ~(1ULL << i);
+	if (!u->free)
+		mb_uses_unlink(s, u);
+	e->uses = u;
+	e->uidx = i;
+	for (k = 0; k < MB_CACHE_USES; k++)
+		atomic_store_explicit(mb_use(e, k), k ? 0 : now,
+				      memory_order_relaxed);
+	return 0;
+}
+
+/* @e is freed, and no get can stamp its column any more */
+static void mb_uses_give(struct mb_cache_shard *s, struct mb_cache_entry *e)
+{
+	struct mb_uses *u = e->uses;
+
+	if (!u->free) {
+		u->prev = NULL;
+		u->next = s->uses_free;
+		if (u->next)
+			u->next->prev = u;
+		s->uses_free = u;
+	}
+	u->free |= 1ULL << e->uidx;
+	/* an empty chunk goes, but for the only one with room */
+	if (u->free == ~0ULL && (u->prev || u->next)) {
+		mb_uses_unlink(s, u);
+		free(u);
+	}
 }
 
 /*
@@ -468,6 +575,7 @@ static void mb_shard_reclaim(struct mb_cache_shard *s, uint64_t epoch)
 			continue;
 		for (e = s->limbo[i];; e = e->rnext) {
 			s->limbo_n--;
+			mb_uses_give(s, e);
 			if (!e->rnext)
 				break;
 		}
@@ -504,6 +612,7 @@ static void mb_cache_retire(struct mb_cache_shard *s,
 		/* no get can have it, nor what waits in limbo */
 		if (s->limbo_n || s->old_tables)
 			mb_shard_reclaim(s, UINT64_MAX);
+		mb_uses_give(s, e);
 		e->rnext = mb_garbage;
 		mb_garbage = e;
 		return;
@@ -863,21 +972,23 @@ static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
 
 static void mb_cache_destroy(struct mb_cache *c, int shards)
 {
-	struct mb_cache_table *t, *next;
 	struct mb_cache_shard *s;
+	struct mb_uses *u;
 	size_t j;
 	int i;
 
 	/* no get is running: the caller's promise */
 	for (i = 0; i < shards; i++) {
 		s = &c->shard[i];
-		for (j = 0; j < s->heap_n; j++)
+		for (j = 0; j < s->heap_n; j++) {
+			mb_uses_give(s, s->heap[j].e);
 			free(s->heap[j].e);
-		for (j = 0; j < 3; j++)
-			mb_entries_free(s->limbo[j]);
-		for (t = s->old_tables; t; t = next) {
-			next = t->rnext;
-			free(t);
+		}
+		mb_shard_reclaim(s, UINT64_MAX);	/* limbo, old tables */
+		mb_garbage_free();
+		while ((u = s->uses_free)) {
+			mb_uses_unlink(s, u);
+			free(u);
 		}
 		mb_lock_destroy(&s->lock);
 		free(mb_table(s));
@@ -965,7 +1076,7 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	struct mb_cache_shard *s;
 	struct mb_cache_table *t;
 	uint64_t cost, bound;
-	uint64_t h;
+	uint64_t h, now;
 	mb_link *l;
 
 	if (!cache || !key || !klen || (!val && vlen))
@@ -987,12 +1098,11 @@ int mb_cache_put(struct mb_cache *cache, const void *key, size_t klen,
 	e->vlen = vlen;
 	h = mb_hash(key, klen);
 	e->hash = h;
-	/* the newest, placed by that */
-	atomic_init(&e->used_ns, mb_cache_now());
+	now = mb_cache_now();		/* the newest, placed by that */
 
 	s = mb_shard(cache, h);
 	mb_lock(&s->lock);
-	if (!mb_heap_reserve(s)) {
+	if (!mb_heap_reserve(s) || mb_uses_take(s, e, now)) {
 		mb_unlock(&s->lock);
 		free(e);
 		return -ENOMEM;
@@ -1062,10 +1172,11 @@ static struct mb_cache_entry *mb_cache_find(struct mb_cache_shard *s,
 }
 
 /* A hit: @e is now the most recently used, and its value is copied. */
-static int64_t mb_cache_hit(struct mb_cache_entry *e, uint64_t now,
-			    void *buf, size_t buflen)
+static int64_t mb_cache_hit(struct mb_cache_entry *e, unsigned int row,
+			    uint64_t now, void *buf, size_t buflen)
 {
-	uint64_t used = mb_used(e);
+	_Atomic uint64_t *use = mb_use(e, row);
+	uint64_t used = atomic_load_explicit(use, memory_order_relaxed);
 
 	/*
 	 * Its time is all that changes (its heap node is placed again by an
@@ -1073,7 +1184,7 @@ static int64_t mb_cache_hit(struct mb_cache_entry *e, uint64_t now,
 	 * should another thread's later hit have come first.
 	 */
 	while (now > used &&
-	       !atomic_compare_exchange_weak_explicit(&e->used_ns, &used, now,
+	       !atomic_compare_exchange_weak_explicit(use, &used, now,
 						      memory_order_relaxed,
 						      memory_order_relaxed))
 		;
@@ -1095,6 +1206,7 @@ int64_t mb_cache_get(struct mb_cache *cache, const void *key, size_t klen,
 	struct mb_cache_shard *s;
 	struct mb_cache_hits *ctr;
 	struct mb_epoch_rec *r;
+	unsigned int row = 0;
 	uint64_t h, now;
 	int64_t len;
 	bool sure;
@@ -1105,17 +1217,20 @@ int64_t mb_cache_get(struct mb_cache *cache, const void *key, size_t klen,
 	now = mb_cache_now();
 	s = mb_shard(cache, h);
 	r = mb_epoch_enter();
-	ctr = &cache->hits[r ? mb_epoch_slot(r) % MB_CACHE_STRIPES : 0];
+	if (r)
+		row = mb_epoch_slot(r);
+	ctr = &cache->hits[row % MB_CACHE_STRIPES];
+	row %= MB_CACHE_USES;
 	if (r) {
 		e = mb_cache_find(s, key, klen, h, &sure);
-		len = e ? mb_cache_hit(e, now, buf, buflen) : -ENOENT;
+		len = e ? mb_cache_hit(e, row, now, buf, buflen) : -ENOENT;
 		mb_epoch_leave(r);
 		if (e || sure)
 			goto out;
 	}
 	mb_lock(&s->lock);
 	e = mb_next(mb_cache_slot(s, key, klen, h));
-	len = e ? mb_cache_hit(e, now, buf, buflen) : -ENOENT;
+	len = e ? mb_cache_hit(e, row, now, buf, buflen) : -ENOENT;
 	mb_unlock(&s->lock);
 out:
 	atomic_fetch_add_explicit(len >= 0 ? &ctr->hits : &ctr->misses, 1,

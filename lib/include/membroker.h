@@ -1169,7 +1169,7 @@ struct mb_cache_stats {
  * entry of all the shards, the one a single list would take for
  * operations that do not overlap in time.  The shrink callback frees
  * exactly what one list would, and the bytes charged to the clerk are
- * always those of the entries held, 96 bytes of overhead per entry
+ * always those of the entries held, 136 bytes of overhead per entry
  * included.  Documentation/libmembroker.rst ("Shards") has the details.
  *
  * Context: Any thread.
@@ -1209,7 +1209,7 @@ MB_API struct mb_clerk *mb_cache_clerk(struct mb_cache *cache);
  *
  * An entry with the same key is replaced (not counted as an eviction).
  * The new entry is the most recently used.  The entry costs @klen + @vlen
- * plus a fixed overhead (96 bytes on 64-bit systems), charged to the
+ * plus a fixed overhead (136 bytes on 64-bit systems), charged to the
  * cache's clerk.
  *
  * Context: Any thread; takes the lock of the key's shard, then one

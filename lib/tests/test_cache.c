@@ -1038,6 +1038,110 @@ static void test_dropped_freed(void)
 	mb_cache_free(x.c);
 }
 
+/* A thread that tells its row of use times, then hits keys on request */
+struct hitter {
+	pthread_t t;
+	pthread_mutex_t *m;
+	pthread_cond_t *cv;
+	struct mb_cache *c;
+	int row, key;		/* -1: none yet / nothing to do; -2: quit */
+};
+
+static void *hitter(void *arg)
+{
+	struct hitter *h = arg;
+	struct mb_epoch_rec *r = mb_epoch_enter();
+	char key[8];
+	int k;
+
+	pthread_mutex_lock(h->m);
+	h->row = r ? (int)(mb_epoch_slot(r) % 4) : 0;
+	if (r)
+		mb_epoch_leave(r);
+	pthread_cond_broadcast(h->cv);
+	for (;;) {
+		while (h->key == -1)
+			pthread_cond_wait(h->cv, h->m);
+		if (h->key == -2)
+			break;
+		k = h->key;
+		pthread_mutex_unlock(h->m);
+		key_of(key, k);
+		mb_cache_get(h->c, key, 4, NULL, 0);
+		pthread_mutex_lock(h->m);
+		h->key = -1;
+		pthread_cond_broadcast(h->cv);
+	}
+	pthread_mutex_unlock(h->m);
+	return NULL;
+}
+
+/*
+ * Threads stamp their hits in rows of their own (a row per group of
+ * threads): an entry's time of use is the latest hit of any row.  Five
+ * entries are put; four threads, one in each row, hit entries 0..3 in
+ * turn; the next puts must evict 4 (never hit), then 0, 1, 2, 3.
+ */
+static void test_lru_rows(void)
+{
+	struct mb_cache_opts o = { .sz = sizeof(o) };
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	struct hitter h[16], *in_row[4] = { NULL };
+	int i, k, n = 0, rows = 0, bad = 0;
+	struct mb_cache *c;
+	char key[8];
+
+	o.max_bytes = 5 * (cost_of_one() + 4 + 1);
+	mb_cache_new(&c, "rows", &o);
+	/* new threads until each row has one; record numbers are handed
+	 * out in turn once the free ones are taken */
+	while (rows < 4 && n < 16) {
+		h[n] = (struct hitter){ .m = &m, .cv = &cv, .c = c,
+					.row = -1, .key = -1 };
+		pthread_create(&h[n].t, NULL, hitter, &h[n]);
+		pthread_mutex_lock(&m);
+		while (h[n].row < 0)
+			pthread_cond_wait(&cv, &m);
+		pthread_mutex_unlock(&m);
+		if (!in_row[h[n].row]) {
+			in_row[h[n].row] = &h[n];
+			rows++;
+		}
+		n++;
+	}
+	for (i = 0; i < 5; i++) {
+		key_of(key, i);
+		mb_cache_put(c, key, 4, "v", 1);
+	}
+	for (k = 0; k < 4 && rows == 4; k++) {
+		pthread_mutex_lock(&m);
+		in_row[k]->key = k;
+		pthread_cond_broadcast(&cv);
+		while (in_row[k]->key != -1)
+			pthread_cond_wait(&cv, &m);
+		pthread_mutex_unlock(&m);
+	}
+	for (i = 0; i < 5 && rows == 4; i++) {
+		key_of(key, 10 + i);
+		mb_cache_put(c, key, 4, "v", 1);
+		key_of(key, i == 0 ? 4 : i - 1);
+		if (mb_cache_get(c, key, 4, NULL, 0) != -ENOENT)
+			bad++;
+	}
+	pthread_mutex_lock(&m);
+	for (i = 0; i < n; i++)
+		h[i].key = -2;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&m);
+	for (i = 0; i < n; i++)
+		pthread_join(h[i].t, NULL);
+	ok(rows == 4 && !bad, "hits stamped in 4 rows by 4 threads: "
+	   "evictions in the order of the latest of them (%d rows, %d "
+	   "wrong)", rows, bad);
+	mb_cache_free(c);
+}
+
 static struct {
 	struct mb_cache *c;
 	struct mb_broker *b;
@@ -1132,6 +1236,7 @@ int main(void)
 	test_shrink_across_shards();
 	test_lru_hits();
 	test_lru_reference();
+	test_lru_rows();
 	test_shards_independent();
 	test_gets_take_no_lock();
 	test_gets_under_writers();
