@@ -6,10 +6,10 @@
  * An entry costs its key, its value and MB_CACHE_OVERHEAD (the entry
  * header, its share of the bucket array and of its shard's heap, and its
  * column of use times: 136 bytes on 64-bit systems); that is what is
- * charged to the clerk.  The
- * bound is min(max_bytes, the clerk's target): a put evicts least
- * recently used entries until the cache fits it again, and an entry that
- * could not fit in an empty cache is refused with -E2BIG.
+ * charged to the clerk.  The bound is min(max_bytes, the clerk's
+ * target): a put evicts least recently used entries until the cache fits
+ * it again, and an entry that could not fit in an empty cache is refused
+ * with -E2BIG.
  * The clerk's shrink callback evicts least recently used entries first,
  * but frees no more than it was asked for (the broker relies on that to
  * keep its pool at min_bytes): an entry larger than what is still to be
@@ -57,8 +57,8 @@
  *
  *  - LRU order.  Every entry has the CLOCK_MONOTONIC time of its last use
  *    (put or hit, mb_used(); one thread never uses the same nanosecond
- *    twice, and a hit never moves it back).  Each shard keeps its entries in a
- *    4-ary min-heap keyed by the time each was placed by, which is never
+ *    twice, and a hit never moves it back).  Each shard keeps its entries
+ *    in a 4-ary min-heap keyed by the time each was placed by, which is never
  *    later than its time of use: a put places it by its time, a hit
  *    leaves the heap alone.  A shard's oldest entry is found by lazy
  *    re-keying: while the top's key is older than its entry's time, the
@@ -125,8 +125,8 @@
 
 /*
  * Written once, before it is published in a chain, but for hnext (the
- * chain changes around it) and used_ns; what readers never read (hidx,
- * rnext) is the writers'.
+ * chain changes around it); what gets never read (hidx, rnext) is the
+ * writers', under the shard's lock.  Its time of use is in @uses.
  */
 struct mb_cache_entry {
 	_Atomic(struct mb_cache_entry *) hnext;	/* hash chain */
@@ -508,8 +508,10 @@ static bool mb_entry_is(const struct mb_cache_entry *e, const void *key,
 	return e->hash == h && e->klen == klen && !memcmp(e->data, key, klen);
 }
 
-/* With the shard's lock: the link that points to @key's entry, or the
- * chain's last (NULL) link */
+/*
+ * With the shard's lock: the link that points to @key's entry, or the
+ * chain's last (NULL) link.
+ */
 static mb_link *mb_cache_slot(struct mb_cache_shard *s, const void *key,
 			      size_t klen, uint64_t h)
 {
@@ -596,11 +598,11 @@ static void mb_shard_reclaim(struct mb_cache_shard *s, uint64_t epoch)
 /*
  * @e is out of its chain: it goes when no get can be reading it; at once
  * (after the shard's lock) if no get is in progress, and so does all
- * that waits in the shard's limbo.  Else its list is
- * the one of the epoch now; what that list held is from an epoch
- * three or more before (epochs only grow), so it goes first.  Every
- * MB_CACHE_RECLAIM drops, the epoch is moved on if it can be and what is
- * old enough goes, without waiting for anyone.
+ * that waits in the shard's limbo.  Else its list is the one of the epoch
+ * now; what that list held is from an epoch three or more before (epochs
+ * only grow), so it goes first.  Every MB_CACHE_RECLAIM drops, the epoch
+ * is moved on if it can be and what is old enough goes, without waiting
+ * for anyone.
  */
 static void mb_cache_retire(struct mb_cache_shard *s,
 			    struct mb_cache_entry *e)

@@ -948,7 +948,8 @@ static void test_gets_under_writers(void)
 
 	mb_cache_new(&rw.c, "readers-writers", &o);
 	for (i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, rw_reader, (void *)(uintptr_t)(i + 1));
+		pthread_create(&t[i], NULL, rw_reader,
+			       (void *)(uintptr_t)(i + 1));
 	for (i = 0; i < RW_OPS; i++) {
 		k = (int)(rnd(&seed) % RW_KEYS);
 		key_of(key, k);
