@@ -767,8 +767,32 @@ struct blocked {
 	const char *key;
 	pthread_mutex_t m;
 	pthread_cond_t cv;
-	bool done;
+	bool done, right;
 };
+
+static void blocked_finish(struct blocked *x, bool right)
+{
+	pthread_mutex_lock(&x->m);
+	x->right = right;
+	x->done = true;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->m);
+}
+
+/* Until the thread is done: 0, or ETIMEDOUT after 30 s (a hang) */
+static int blocked_wait(struct blocked *x)
+{
+	struct timespec dl;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 30;
+	pthread_mutex_lock(&x->m);
+	while (!x->done && !err)
+		err = pthread_cond_timedwait(&x->cv, &x->m, &dl);
+	pthread_mutex_unlock(&x->m);
+	return err;
+}
 
 static void *get_other(void *arg)
 {
@@ -776,10 +800,7 @@ static void *get_other(void *arg)
 
 	mb_cache_get(x->c, x->key, strlen(x->key), NULL, 0);
 	mb_cache_put(x->c, x->key, strlen(x->key), "w", 1);
-	pthread_mutex_lock(&x->m);
-	x->done = true;
-	pthread_cond_broadcast(&x->cv);
-	pthread_mutex_unlock(&x->m);
+	blocked_finish(x, true);
 	return NULL;
 }
 
@@ -793,8 +814,7 @@ static void test_shards_independent(void)
 	struct blocked x = { .m = PTHREAD_MUTEX_INITIALIZER,
 			     .cv = PTHREAD_COND_INITIALIZER };
 	static char keys[2][8];
-	struct timespec dl;
-	int i, a, err = 0;
+	int i, a, err;
 	pthread_t t;
 
 	mb_cache_new(&x.c, "independent", NULL);
@@ -809,12 +829,7 @@ static void test_shards_independent(void)
 	x.key = keys[1];
 	mb_cache_shard_lock(x.c, a, true);
 	pthread_create(&t, NULL, get_other, &x);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 30;
-	pthread_mutex_lock(&x.m);
-	while (!x.done && !err)
-		err = pthread_cond_timedwait(&x.cv, &x.m, &dl);
-	pthread_mutex_unlock(&x.m);
+	err = blocked_wait(&x);
 	mb_cache_shard_lock(x.c, a, false);
 	pthread_join(t, NULL);
 	ok(i < NK && x.done && !err,
@@ -832,10 +847,7 @@ static void *get_same(void *arg)
 	right = mb_cache_get(x->c, x->key, strlen(x->key), v, sizeof(v)) ==
 		5 && !memcmp(v, "value", 5) &&
 		mb_cache_get(x->c, "absent", 6, v, sizeof(v)) == -ENOENT;
-	pthread_mutex_lock(&x->m);
-	x->done = right;
-	pthread_cond_broadcast(&x->cv);
-	pthread_mutex_unlock(&x->m);
+	blocked_finish(x, right);
 	return NULL;
 }
 
@@ -850,31 +862,24 @@ static void test_gets_take_no_lock(void)
 	struct blocked x = { .m = PTHREAD_MUTEX_INITIALIZER,
 			     .cv = PTHREAD_COND_INITIALIZER,
 			     .key = "present" };
-	struct timespec dl;
-	int a, err = 0;
+	int a, b, err;
 	pthread_t t;
 
 	mb_cache_new(&x.c, "no-lock", NULL);
 	mb_cache_put(x.c, x.key, strlen(x.key), "value", 5);
 	a = mb_cache_shard_of(x.c, x.key, strlen(x.key));
+	b = mb_cache_shard_of(x.c, "absent", 6);
 	mb_cache_shard_lock(x.c, a, true);
-	if (mb_cache_shard_of(x.c, "absent", 6) != a)
-		mb_cache_shard_lock(x.c, mb_cache_shard_of(x.c, "absent", 6),
-				    true);
+	if (b != a)
+		mb_cache_shard_lock(x.c, b, true);
 	pthread_create(&t, NULL, get_same, &x);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 30;
-	pthread_mutex_lock(&x.m);
-	while (!x.done && !err)
-		err = pthread_cond_timedwait(&x.cv, &x.m, &dl);
-	pthread_mutex_unlock(&x.m);
-	if (mb_cache_shard_of(x.c, "absent", 6) != a)
-		mb_cache_shard_lock(x.c, mb_cache_shard_of(x.c, "absent", 6),
-				    false);
+	err = blocked_wait(&x);
+	if (b != a)
+		mb_cache_shard_lock(x.c, b, false);
 	mb_cache_shard_lock(x.c, a, false);
 	pthread_join(t, NULL);
-	ok(x.done && !err, "with its shard's lock held elsewhere, a get "
-	   "returns the value, and a miss its -ENOENT");
+	ok(x.done && x.right && !err, "with its shard's lock held elsewhere, "
+	   "a get returns the value, and a miss its -ENOENT");
 	mb_cache_free(x.c);
 }
 
