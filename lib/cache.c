@@ -911,6 +911,20 @@ static void mb_cache_reclaim(struct mb_cache *c)
 }
 
 /*
+ * The end of a shrink that freed @freed in walk @w: the locks go, and the
+ * memory is back in the allocator before the broker hears of it.
+ */
+static int64_t mb_cache_shrunk(struct mb_walk *w, uint64_t freed)
+{
+	mb_walk_end(w);
+	mb_cache_unlock_all(w->c);
+	if (freed)
+		mb_cache_reclaim(w->c);
+	mb_garbage_free();
+	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
+}
+
+/*
  * Free at most @bytes, least recently used first over all shards, passing
  * over entries too large; then, if that is less than @at_least (the
  * pool's excess over max_bytes), whole entries oldest first until it is
@@ -931,12 +945,7 @@ static int64_t mb_cache_shrink_floor(struct mb_clerk *clerk, uint64_t bytes,
 	mb_walk_restore(&w);
 	while (freed < at_least && (i = mb_walk_next(&w)) >= 0)
 		freed += mb_walk_evict(&w, i);
-	mb_walk_end(&w);
-	mb_cache_unlock_all(c);
-	if (freed)
-		mb_cache_reclaim(c);
-	mb_garbage_free();
-	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
+	return mb_cache_shrunk(&w, freed);
 }
 
 /*
@@ -958,12 +967,7 @@ static int64_t mb_cache_shrink_range(struct mb_clerk *clerk,
 	mb_cache_lock_all(c);
 	mb_walk_start(&w, c);
 	freed = mb_walk_free(&w, at_least, at_most);
-	mb_walk_end(&w);
-	mb_cache_unlock_all(c);
-	if (freed)
-		mb_cache_reclaim(c);
-	mb_garbage_free();
-	return freed > INT64_MAX ? INT64_MAX : (int64_t)freed;
+	return mb_cache_shrunk(&w, freed);
 }
 
 static int64_t mb_cache_shrink(struct mb_clerk *clerk, uint64_t bytes,
